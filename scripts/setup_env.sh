@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what the plugin, its tests and its demo need on a Debian machine:
+#   QGIS 3.22+ from apt (when qgis_process.bin is absent) and a venv at .venv
+#   (system site-packages, so it sees qgis and osgeo) with torch, rasterio, pytest.
+# Idempotent: a second run installs nothing new.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${DEEPGU_VENV:-$here/.venv}"
+
+if ! command -v qgis_process.bin >/dev/null 2>&1 && [ ! -x /usr/bin/qgis_process.bin ]; then
+  echo "[setup] installing QGIS from apt (about 80 s)"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+    qgis python3-qgis qgis-providers xvfb xauth >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[setup] creating venv $venv"
+  /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+if ! "$venv/bin/python" -c "import torch, rasterio, pytest, matplotlib" >/dev/null 2>&1; then
+  echo "[setup] installing Python packages into $venv"
+  "$venv/bin/pip" install -q torch==2.13.0
+  "$venv/bin/pip" install -q -r "$here/requirements.txt"
+fi
+echo "[setup] ready: $venv"
