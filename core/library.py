@@ -1,0 +1,161 @@
+"""Spectral library files: endmember sets and bundles as CSV a person can open.
+
+One format serves both. The header's first cell is ``wavelength`` (nm) or
+``band`` (1-based index, when wavelengths are unknown); the other header cells
+name the material of each column. Two optional rows keyed ``row`` and ``col``
+follow with the pixel each spectrum came from. Then one row per band::
+
+    wavelength,soil,soil,tree        <- a bundle: several spectra per material
+    row,12,40,3
+    col,7,9,55
+    400.0,0.112,0.120,0.041
+    ...
+
+An endmember set is the same file with one column per material.
+"""
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DeepGUError
+
+
+@dataclass
+class SpectralSet:
+    """Spectra ``(bands, spectra)`` with the material of each column and, optionally, its pixel."""
+
+    spectra: np.ndarray
+    materials: list
+    wavelengths: np.ndarray = None
+    rows: np.ndarray = None
+    cols: np.ndarray = None
+
+    @property
+    def n_bands(self):
+        return self.spectra.shape[0]
+
+    def material_names(self):
+        """Distinct material names, in order of first appearance."""
+        return list(dict.fromkeys(self.materials))
+
+    def by_material(self):
+        """``[(name, spectra (bands, n_p), rows or None, cols or None), ...]`` per material."""
+        groups = []
+        materials = np.array(self.materials, dtype=object)
+        for name in self.material_names():
+            pick = materials == name
+            groups.append((
+                name,
+                self.spectra[:, pick],
+                None if self.rows is None else self.rows[pick],
+                None if self.cols is None else self.cols[pick],
+            ))
+        return groups
+
+    def as_endmembers(self):
+        """The ``(bands, P)`` matrix of an endmember set; each material must appear once."""
+        names = self.material_names()
+        if len(names) != len(self.materials):
+            raise DeepGUError("the endmember file repeats material names (%s): is it a bundle file?"
+                              % ", ".join(sorted({m for m in self.materials if self.materials.count(m) > 1})))
+        return self.spectra
+
+
+def write_spectra(path, spectra, materials, wavelengths=None, rows=None, cols=None):
+    """Write a :class:`SpectralSet`-shaped library to ``path`` (atomic: temp file, then rename)."""
+    spectra = np.asarray(spectra, dtype=np.float64)
+    if spectra.ndim != 2 or spectra.shape[1] != len(materials):
+        raise DeepGUError("spectra must be (bands, %d), got %s" % (len(materials), spectra.shape))
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK):
+        raise DeepGUError("output folder is not writable: %s" % folder)
+    fd, tmp = tempfile.mkstemp(prefix=".deepgu-", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["wavelength" if wavelengths is not None else "band"] + [str(m) for m in materials])
+            if rows is not None:
+                out.writerow(["row"] + [int(r) for r in rows])
+                out.writerow(["col"] + [int(c) for c in cols])
+            keys = wavelengths if wavelengths is not None else np.arange(1, spectra.shape[0] + 1)
+            for key, values in zip(keys, spectra):
+                out.writerow(["%g" % key] + ["%.9g" % v for v in values])
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _number(text, path, line):
+    try:
+        value = float(text)
+    except ValueError:
+        raise DeepGUError("%s line %d: '%s' is not a number" % (path, line, text)) from None
+    if not np.isfinite(value):
+        raise DeepGUError("%s line %d: value '%s' is not finite" % (path, line, text))
+    return value
+
+
+def read_spectra(path):
+    """Read a library or bundle CSV; raise :class:`DeepGUError` naming any problem."""
+    if not os.path.isfile(path):
+        raise DeepGUError("spectral library not found: %s" % path)
+    try:
+        with open(path, newline="") as f:
+            table = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DeepGUError("%s is not a readable CSV file (%s)" % (path, e)) from None
+    if len(table) < 2:
+        raise DeepGUError("%s has no spectra (expected a header and one row per band)" % path)
+    header = [cell.strip() for cell in table[0]]
+    key = header[0].lower()
+    if key not in ("wavelength", "band") or len(header) < 2:
+        raise DeepGUError("%s: the first header cell must be 'wavelength' or 'band', followed by material names"
+                          % path)
+    materials = header[1:]
+    if any(not m for m in materials):
+        raise DeepGUError("%s: a column has no material name in the header" % path)
+    body = table[1:]
+    positions = {}
+    while body and body[0][0].strip().lower() in ("row", "col"):
+        positions[body[0][0].strip().lower()] = body[0]
+        body = body[1:]
+    if positions and set(positions) != {"row", "col"}:
+        raise DeepGUError("%s: pixel positions need both a 'row' and a 'col' line" % path)
+    if not body:
+        raise DeepGUError("%s has no band rows" % path)
+    width = len(header)
+    for offset, row in enumerate(body):
+        if len(row) != width:
+            raise DeepGUError("%s line %d: %d values, expected %d (missing values?)"
+                              % (path, offset + 2 + len(positions), len(row), width))
+    first_line = 2 + len(positions)
+    values = np.array([[_number(cell, path, first_line + i) for cell in row] for i, row in enumerate(body)])
+    pixel = {}
+    for name, row in positions.items():
+        if len(row) != width:
+            raise DeepGUError("%s: the '%s' line has %d values, expected %d" % (path, name, len(row), width))
+        pixel[name] = np.array([int(_number(cell, path, 2)) for cell in row[1:]], dtype=np.int64)
+    wavelengths = values[:, 0] if key == "wavelength" else None
+    return SpectralSet(
+        spectra=values[:, 1:],
+        materials=materials,
+        wavelengths=wavelengths,
+        rows=pixel.get("row"),
+        cols=pixel.get("col"),
+    )
+
+
+def check_bands(spectral_set, n_bands, wavelengths, what, tolerance_nm=1.0):
+    """Raise :class:`DeepGUError` if ``spectral_set`` does not match the image's bands."""
+    if spectral_set.n_bands != n_bands:
+        raise DeepGUError("%s has %d bands but the image has %d" % (what, spectral_set.n_bands, n_bands))
+    if spectral_set.wavelengths is not None and wavelengths is not None:
+        gap = float(np.max(np.abs(spectral_set.wavelengths - wavelengths)))
+        if gap > tolerance_nm:
+            raise DeepGUError("%s wavelengths differ from the image's (by up to %.3g nm)" % (what, gap))
