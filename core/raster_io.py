@@ -174,6 +174,13 @@ def valid_pixels(data, valid):
     return data.reshape(data.shape[0], -1)[:, valid.ravel()]
 
 
+def scatter(values, valid):
+    """Place ``(k, n_valid)`` pixel values into a ``(k, rows, cols)`` block, NaN elsewhere."""
+    out = np.full((values.shape[0],) + valid.shape, np.nan, dtype=np.float32)
+    out[:, valid] = values
+    return out
+
+
 class RasterWriter:
     """Write a float32 GeoTIFF block by block; it appears at ``path`` only on :meth:`close`.
 
@@ -269,3 +276,56 @@ def georeference(rows, cols, crs_epsg=32633, origin=(500000.0, 4500000.0), pixel
         scales=[],
         offsets=[],
     )
+
+
+class OutputSet:
+    """Several rasters written together: all of them appear, or none (on error or cancel).
+
+    ::
+
+        with OutputSet() as outputs:
+            outputs.add("abundances", path, like=info, n_bands=P, band_names=names)
+            outputs.add("rmse", rmse_path_or_None, like=info, n_bands=1)   # None: not requested
+            outputs.write("rmse", block, row0)                             # no-op when not requested
+    """
+
+    def __init__(self):
+        self._writers = {}
+
+    def add(self, key, path, like, n_bands, band_names=None, wavelengths=None):
+        if path:
+            self._writers[key] = RasterWriter(path, like, n_bands, band_names, wavelengths)
+
+    def __contains__(self, key):
+        return key in self._writers
+
+    def write(self, key, block, row0, col0=0):
+        if key in self._writers:
+            self._writers[key].write(block, row0, col0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        for writer in self._writers.values():
+            if exc_type is None:
+                writer.close()
+            else:
+                writer.abort()
+        return False
+
+
+def pixel_centres(transform, rows, cols):
+    """Map coordinates ``(x, y)`` of the centres of pixels ``(rows, cols)`` under a GDAL geotransform."""
+    rows = np.asarray(rows, dtype=np.float64) + 0.5
+    cols = np.asarray(cols, dtype=np.float64) + 0.5
+    x = transform[0] + cols * transform[1] + rows * transform[2]
+    y = transform[3] + cols * transform[4] + rows * transform[5]
+    return x, y
+
+
+def endmember_band_names(names, wavelengths=None, n_bands=None):
+    """Band names of a per-pixel endmember raster (material-major): ``"soil @ 450 nm"`` or ``"soil band 3"``."""
+    if wavelengths is None:
+        return ["%s band %d" % (name, i + 1) for name in names for i in range(n_bands)]
+    return ["%s @ %g nm" % (name, w) for name in names for w in wavelengths]

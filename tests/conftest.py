@@ -8,3 +8,53 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+
+import shutil
+import subprocess
+
+import pytest
+
+
+def _qgis_available():
+    return shutil.which("qgis_process.bin") is not None
+
+
+def require_qgis():
+    """Skip without QGIS, except where the suite demands it (scripts/run_tests.sh, CI)."""
+    if not _qgis_available():
+        if os.environ.get("DEEPGU_REQUIRE_QGIS"):
+            pytest.fail("qgis_process.bin not found but DEEPGU_REQUIRE_QGIS is set")
+        pytest.skip("QGIS is not installed")
+
+
+def qgis_env(config_dir):
+    env = dict(os.environ)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env["QGIS_CUSTOM_CONFIG_PATH"] = str(config_dir)
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env["PYTHONPATH"] = os.pathsep.join(site + [env.get("PYTHONPATH", "")])
+    return env
+
+
+class QgisProcess:
+    """Runs ``qgis_process.bin`` against a private QGIS configuration with the plugin enabled."""
+
+    def __init__(self, config_dir):
+        self.env = qgis_env(config_dir)
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")], env=self.env,
+                       check=True, capture_output=True)
+
+    def __call__(self, *args, timeout=600):
+        return subprocess.run(["qgis_process.bin"] + [str(a) for a in args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def run(self, algorithm, timeout=600, **parameters):
+        """``qgis_process.bin run ALG -- KEY=VALUE ...``; returns the CompletedProcess."""
+        args = ["run", algorithm, "--"] + ["%s=%s" % kv for kv in parameters.items()]
+        return self(*args, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def qgis_process(tmp_path_factory):
+    require_qgis()
+    return QgisProcess(tmp_path_factory.mktemp("qgis-config"))

@@ -1,0 +1,1 @@
+"""One thin QgsProcessingAlgorithm per step; the work happens in ``core.jobs``."""

@@ -1,0 +1,117 @@
+"""What every DeepGU algorithm shares: group, error translation, feedback, torch check."""
+
+import importlib.util
+import os
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
+
+from ..core.errors import Canceled, DeepGUError
+from ..core.feedback import Feedback
+
+TORCH_MISSING = (
+    "This algorithm needs PyTorch, which QGIS's Python cannot import. Install it for the Python that "
+    "runs QGIS, e.g. 'python3 -m pip install --user torch' (on Debian/Ubuntu: '/usr/bin/python3 -m pip "
+    "install --user --break-system-packages torch'), then restart QGIS."
+)
+
+
+class QgisFeedback(Feedback):
+    """Adapts ``QgsProcessingFeedback`` to the core's feedback interface."""
+
+    def __init__(self, feedback):
+        self.feedback = feedback
+
+    def set_progress(self, percent):
+        self.feedback.setProgress(percent)
+
+    def is_canceled(self):
+        return self.feedback.isCanceled()
+
+    def info(self, message):
+        self.feedback.pushInfo(message)
+
+
+def advanced(parameter):
+    """Mark ``parameter`` as an expert setting (hidden under 'Advanced' in the dialog)."""
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+class DeepGUAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses define ``name``, ``displayName``, ``initAlgorithm``, ``shortHelpString``
+    and ``run(parameters, context, feedback)`` returning the outputs dict."""
+
+    needs_torch = False
+
+    def group(self):
+        return "DeepGU"
+
+    def groupId(self):  # noqa: N802 (QGIS's name)
+        return "deepgu"
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        if self.needs_torch and importlib.util.find_spec("torch") is None:
+            raise QgsProcessingException(TORCH_MISSING)
+        try:
+            return self.run(parameters, context, QgisFeedback(feedback))
+        except DeepGUError as error:
+            raise QgsProcessingException(str(error)) from None
+        except Canceled:
+            raise QgsProcessingException("Canceled: no output was written") from None
+        except MemoryError:
+            raise QgsProcessingException("out of memory: lower MEMORY_MB or the sample size") from None
+
+    def run(self, parameters, context, feedback):
+        raise NotImplementedError
+
+    def raster_path(self, parameters, name, context):
+        """File path of the raster parameter ``name``; a clear error when it is not a readable file."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None or not layer.isValid():
+            raise DeepGUError("%s is not a valid raster layer" % name)
+        path = layer.source().split("|")[0]
+        if not os.path.isfile(path):
+            raise DeepGUError("%s must be a raster file on disk (got '%s')" % (name, layer.source()))
+        return path
+
+
+def write_pixel_points(algorithm, parameters, name, context, info, materials, rows, cols):
+    """Write the sink ``name`` (if requested): one point per pixel with material, row and col.
+
+    Returns the sink's destination id, or None when the output was not requested.
+    """
+    from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsField, QgsFields,
+                           QgsGeometry, QgsPointXY, QgsWkbTypes)
+    from qgis.PyQt.QtCore import QVariant
+
+    from ..core.raster_io import pixel_centres
+
+    fields = QgsFields()
+    fields.append(QgsField("material", QVariant.String))
+    fields.append(QgsField("row", QVariant.Int))
+    fields.append(QgsField("col", QVariant.Int))
+    sink, dest_id = algorithm.parameterAsSink(parameters, name, context, fields, QgsWkbTypes.Point,
+                                              QgsCoordinateReferenceSystem(info.crs_wkt))
+    if sink is None:
+        return None
+    xs, ys = pixel_centres(info.transform, rows, cols)
+    for material, row, col, x, y in zip(materials, rows, cols, xs, ys):
+        feature = QgsFeature(fields)
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(x), float(y))))
+        feature.setAttributes([str(material), int(row), int(col)])
+        sink.addFeature(feature, QgsFeatureSink.FastInsert)
+    return dest_id
+
+
+def memory_parameter(default=256):
+    """The MEMORY_MB expert parameter: budget for one block of pixels in memory."""
+    from qgis.core import QgsProcessingParameterNumber
+
+    parameter = QgsProcessingParameterNumber("MEMORY_MB", "Memory budget per block (MB)",
+                                             QgsProcessingParameterNumber.Integer, default, minValue=16)
+    parameter.setHelp("Pixels are read, processed and written in blocks of about this size, so images "
+                      "larger than memory can be processed.")
+    return advanced(parameter)

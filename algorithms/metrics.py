@@ -1,0 +1,63 @@
+"""deepgu:metrics - accuracy of an unmixing result against a known truth."""
+
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterRasterLayer)
+
+from ..core.jobs import metrics as job
+from .base import DeepGUAlgorithm
+
+NUMBERS = ("RMSE_A", "RMSE_M", "SAM_M")
+
+
+class MetricsAlgorithm(DeepGUAlgorithm):
+    def name(self):
+        return "metrics"
+
+    def displayName(self):  # noqa: N802
+        return "Unmixing accuracy (RMSE, SAM)"
+
+    def shortHelpString(self):  # noqa: N802
+        return (
+            "Scores estimated abundances against reference abundances, as in the DeepGU paper (eq. 14-15). "
+            "Estimated materials are first matched to reference ones (the permutation with the least "
+            "abundance RMSE); pixels that are nodata in any input are left out.\n\n"
+            "ESTIMATE, REFERENCE: abundance rasters with one band per material, same size.\n"
+            "ESTIMATE_ENDMEMBERS, REFERENCE_ENDMEMBERS (optional, both or neither): per-pixel endmember "
+            "rasters (materials x bands, material-major, as written by 'DeepGU unmixing' and 'Synthetic "
+            "scene').\n\n"
+            "RMSE_A = sqrt(mean (A - A*)^2); RMSE_M likewise on endmembers; SAM_M = mean over pixels of the "
+            "sum over materials of the spectral angle (radians); -1 when not computed. "
+            "OUTPUT_REPORT: the same numbers, the permutation and the pixel count as JSON."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("ESTIMATE", "Estimated abundances"))
+        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference abundances"))
+        self.addParameter(QgsProcessingParameterRasterLayer("ESTIMATE_ENDMEMBERS", "Estimated per-pixel endmembers",
+                                                            optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE_ENDMEMBERS", "Reference per-pixel endmembers",
+                                                            optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_REPORT", "Report", "JSON files (*.json)",
+                                                                optional=True))
+        for key in NUMBERS:
+            self.addOutput(QgsProcessingOutputNumber(key, key))
+
+    def run(self, parameters, context, feedback):
+        def optional(name):
+            if self.parameterAsRasterLayer(parameters, name, context) is None:
+                return None
+            return self.raster_path(parameters, name, context)
+
+        report = self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None
+        metrics = job.run(
+            self.raster_path(parameters, "ESTIMATE", context),
+            self.raster_path(parameters, "REFERENCE", context),
+            estimate_endmembers=optional("ESTIMATE_ENDMEMBERS"),
+            reference_endmembers=optional("REFERENCE_ENDMEMBERS"),
+            report=report,
+        )
+        for key in NUMBERS:
+            feedback.info("%s = %s" % (key, metrics.get(key, "not computed")))
+        results = {key: float(metrics.get(key, -1.0)) for key in NUMBERS}
+        results["OUTPUT_REPORT"] = report
+        return results

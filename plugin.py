@@ -1,0 +1,24 @@
+"""The plugin object: registers the Processing provider, nothing else."""
+
+from qgis.core import QgsApplication
+
+from .provider import DeepGUProvider
+
+
+class DeepGUPlugin:
+    def __init__(self, iface):
+        self.iface = iface
+        self.provider = None
+
+    def initProcessing(self):  # noqa: N802 (QGIS's name)
+        """Register the provider; qgis_process calls this without a GUI."""
+        self.provider = DeepGUProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self):  # noqa: N802
+        self.initProcessing()
+
+    def unload(self):
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None

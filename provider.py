@@ -1,0 +1,31 @@
+"""The 'deepgu' Processing provider: an explicit list of algorithms (their ids are public)."""
+
+import os
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms.fcls import FCLSAlgorithm
+from .algorithms.metrics import MetricsAlgorithm
+from .algorithms.synthetic import SyntheticAlgorithm
+from .algorithms.vca import VCAAlgorithm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class DeepGUProvider(QgsProcessingProvider):
+    def id(self):
+        return "deepgu"
+
+    def name(self):
+        return "DeepGU"
+
+    def longName(self):  # noqa: N802 (QGIS's name)
+        return "DeepGU spectral unmixing"
+
+    def icon(self):
+        return QIcon(os.path.join(HERE, "icon.svg"))
+
+    def loadAlgorithms(self):  # noqa: N802
+        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), FCLSAlgorithm(), MetricsAlgorithm()):
+            self.addAlgorithm(algorithm)

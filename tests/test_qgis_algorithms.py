@@ -1,0 +1,155 @@
+"""Integration: the real QGIS runs every algorithm through qgis_process.bin on a generated scene."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, qgis_env, require_qgis
+from core.library import read_spectra
+from core.raster_io import NODATA, open_raster, read_all
+
+
+def run_json(qgis_process, algorithm, **parameters):
+    """Run an algorithm, assert success and return its JSON results."""
+    done = qgis_process("run", algorithm, "--json", "--", *["%s=%s" % kv for kv in parameters.items()])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout[done.stdout.index("{"):])["results"]
+
+
+def run_fails(qgis_process, algorithm, **parameters):
+    """Run an algorithm expected to fail; return its combined output."""
+    done = qgis_process.run(algorithm, **parameters)
+    assert done.returncode != 0, done.stdout[-2000:]
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def scene(qgis_process, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scene")
+    paths = {name: str(folder / name) for name in ("scene.tif", "truth.tif", "library.csv", "truth_em.tif")}
+    run_json(qgis_process, "deepgu:synthetic", KIND=0, ROWS=40, COLS=50, SEED=3,
+             OUTPUT=paths["scene.tif"], OUTPUT_ABUNDANCES=paths["truth.tif"],
+             OUTPUT_LIBRARY=paths["library.csv"], OUTPUT_ENDMEMBERS=paths["truth_em.tif"])
+    return paths
+
+
+def test_provider_lists_the_algorithms(qgis_process):
+    listing = qgis_process("list").stdout
+    for algorithm in ("deepgu:synthetic", "deepgu:vca", "deepgu:fcls", "deepgu:metrics"):
+        assert algorithm in listing
+
+
+def test_synthetic_scene_is_georeferenced_with_wavelengths(scene):
+    info = open_raster(scene["scene.tif"])
+    assert (info.rows, info.cols) == (40, 50) and info.n_bands == 198
+    assert "32633" in info.crs_wkt and info.transform[1] == 30.0
+    assert info.wavelengths is not None and 350 < info.wavelengths[0] < 450
+    truth = open_raster(scene["truth.tif"])
+    assert truth.n_bands == 3 and truth.band_names == read_spectra(scene["library.csv"]).materials
+
+
+def test_vca_fcls_metrics_chain(qgis_process, scene, tmp_path):
+    em = str(tmp_path / "em.csv")
+    points = str(tmp_path / "em.gpkg")
+    run_json(qgis_process, "deepgu:vca", INPUT=scene["scene.tif"], ENDMEMBERS=3, SEED=1, OUTPUT=em,
+             OUTPUT_POINTS=points)
+    library = read_spectra(em)
+    assert library.spectra.shape == (198, 3) and library.rows is not None
+    data, _, _ = read_all(scene["scene.tif"])
+    np.testing.assert_allclose(library.spectra, data[:, library.rows, library.cols], rtol=1e-6)
+    assert os.path.exists(points)
+
+    abundances, rmse = str(tmp_path / "a.tif"), str(tmp_path / "rmse.tif")
+    run_json(qgis_process, "deepgu:fcls", INPUT=scene["scene.tif"], ENDMEMBERS=em, OUTPUT=abundances,
+             OUTPUT_RMSE=rmse)
+    A, valid, info = read_all(abundances)
+    source = open_raster(scene["scene.tif"])
+    assert info.crs_wkt == source.crs_wkt and info.transform == source.transform
+    assert info.band_names == ["EM1", "EM2", "EM3"] and info.nodata == [NODATA] * 3
+    assert valid.all() and np.all(A >= -1e-6) and np.allclose(A.sum(axis=0), 1.0, atol=1e-5)
+
+    report = str(tmp_path / "report.json")
+    results = run_json(qgis_process, "deepgu:metrics", ESTIMATE=abundances, REFERENCE=scene["truth.tif"],
+                       OUTPUT_REPORT=report)
+    # The paper reports FCLS RMSE_A of 0.06-0.12 on scenes with variability (Table III).
+    assert 0.02 < results["RMSE_A"] < 0.15
+    with open(report) as f:
+        assert abs(json.load(f)["RMSE_A"] - results["RMSE_A"]) < 1e-9
+
+
+def test_nodata_pixels_stay_nodata(qgis_process, scene, tmp_path):
+    from osgeo import gdal
+    holed = str(tmp_path / "holed.tif")
+    gdal.Translate(holed, scene["scene.tif"], noData=-1)
+    ds = gdal.Open(holed, gdal.GA_Update)
+    band = ds.GetRasterBand(5)
+    block = band.ReadAsArray()
+    block[:5, :5] = -1          # nodata in one band only: the whole pixel is nodata
+    band.WriteArray(block)
+    block = ds.GetRasterBand(9).ReadAsArray()
+    block[10, 10] = np.nan      # NaN in one band: masked too
+    ds.GetRasterBand(9).WriteArray(block)
+    ds = None
+    out = str(tmp_path / "a.tif")
+    run_json(qgis_process, "deepgu:fcls", INPUT=holed, ENDMEMBERS=scene["library.csv"], OUTPUT=out)
+    _, valid, _ = read_all(out)
+    assert not valid[:5, :5].any() and not valid[10, 10] and valid.sum() == 40 * 50 - 26
+
+
+@pytest.mark.parametrize("case", ["too_many_endmembers", "wrong_bands", "bad_csv", "not_a_raster"])
+def test_bad_input_fails_cleanly(qgis_process, scene, tmp_path, case):
+    out = str(tmp_path / "out.tif")
+    if case == "too_many_endmembers":
+        message = run_fails(qgis_process, "deepgu:vca", INPUT=scene["scene.tif"], ENDMEMBERS=500,
+                            OUTPUT=str(tmp_path / "x.csv"))
+        assert "only 198 band" in message
+    elif case == "wrong_bands":
+        lib = tmp_path / "short.csv"
+        lib.write_text("band,a,b\n1,0.1,0.2\n2,0.3,0.4\n")
+        message = run_fails(qgis_process, "deepgu:fcls", INPUT=scene["scene.tif"], ENDMEMBERS=str(lib), OUTPUT=out)
+        assert "2 bands but the image has 198" in message
+    elif case == "bad_csv":
+        lib = tmp_path / "bad.csv"
+        lib.write_text("band,a,b\n1,0.1,oops\n")
+        message = run_fails(qgis_process, "deepgu:fcls", INPUT=scene["scene.tif"], ENDMEMBERS=str(lib), OUTPUT=out)
+        assert "not a number" in message
+    else:
+        junk = tmp_path / "junk.tif"
+        junk.write_bytes(b"\x00" * 100)
+        message = run_fails(qgis_process, "deepgu:fcls", INPUT=str(junk), ENDMEMBERS=scene["library.csv"],
+                            OUTPUT=out)
+        assert "INPUT" in message or "junk.tif" in message
+    assert "Traceback" not in message
+    assert not os.path.exists(out)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".deepgu-")]
+
+
+def test_provider_loads_in_a_qgis_application(tmp_path):
+    """Start qgis.core's application, load the plugin like QGIS does and run an algorithm."""
+    require_qgis()
+    script = """
+import sys
+from qgis.core import QgsApplication
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.insert(0, '/usr/share/qgis/python/plugins')
+from processing.core.Processing import Processing
+Processing.initialize()
+import importlib.util
+spec = importlib.util.spec_from_file_location('deepgu', %r, submodule_search_locations=[%r])
+deepgu = importlib.util.module_from_spec(spec); sys.modules['deepgu'] = deepgu; spec.loader.exec_module(deepgu)
+plugin = deepgu.classFactory(None); plugin.initProcessing()
+ids = sorted(a.id() for a in QgsApplication.processingRegistry().providerById('deepgu').algorithms())
+import processing
+out = processing.run('deepgu:synthetic', {'KIND': 1, 'ROWS': 8, 'COLS': 9, 'OUTPUT': %r})
+print('IDS', ','.join(ids)); print('OUT', out['OUTPUT'])
+""" % (os.path.join(ROOT, "__init__.py"), ROOT, str(tmp_path / "s.tif"))
+    done = subprocess.run([sys.executable, "-c", script], env=qgis_env(tmp_path / "cfg"), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deepgu:vca" in done.stdout and "deepgu:fcls" in done.stdout
+    assert open_raster(str(tmp_path / "s.tif")).rows == 8
