@@ -39,7 +39,7 @@ def advanced(parameter):
 
 class DeepGUAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses define ``name``, ``displayName``, ``initAlgorithm``, ``shortHelpString``
-    and ``run(parameters, context, feedback)`` returning the outputs dict."""
+    and ``run_job(parameters, context, feedback)`` returning the outputs dict."""
 
     needs_torch = False
 
@@ -56,7 +56,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         if self.needs_torch and importlib.util.find_spec("torch") is None:
             raise QgsProcessingException(TORCH_MISSING)
         try:
-            return self.run(parameters, context, QgisFeedback(feedback))
+            return self.run_job(parameters, context, QgisFeedback(feedback))
         except DeepGUError as error:
             raise QgsProcessingException(str(error)) from None
         except Canceled:
@@ -64,7 +64,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         except MemoryError:
             raise QgsProcessingException("out of memory: lower MEMORY_MB or the sample size") from None
 
-    def run(self, parameters, context, feedback):
+    def run_job(self, parameters, context, feedback):
         raise NotImplementedError
 
     def raster_path(self, parameters, name, context):

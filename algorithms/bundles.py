@@ -51,7 +51,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
                                                             QgsProcessing.TypeVectorPoint, optional=True,
                                                             createByDefault=False))
 
-    def run(self, parameters, context, feedback):
+    def run_job(self, parameters, context, feedback):
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         materials, rows, cols, info = job.run(
             self.raster_path(parameters, "INPUT", context),

@@ -34,7 +34,7 @@ class FCLSAlgorithm(DeepGUAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_RMSE", "Reconstruction RMSE",
                                                                   optional=True, createByDefault=False))
 
-    def run(self, parameters, context, feedback):
+    def run_job(self, parameters, context, feedback):
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         rmse = self.parameterAsOutputLayer(parameters, "OUTPUT_RMSE", context) or None
         job.run(

@@ -42,7 +42,7 @@ class MetricsAlgorithm(DeepGUAlgorithm):
         for key in NUMBERS:
             self.addOutput(QgsProcessingOutputNumber(key, key))
 
-    def run(self, parameters, context, feedback):
+    def run_job(self, parameters, context, feedback):
         def optional(name):
             if self.parameterAsRasterLayer(parameters, name, context) is None:
                 return None

@@ -49,7 +49,7 @@ class SyntheticAlgorithm(DeepGUAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_ENDMEMBERS", "True per-pixel endmembers",
                                                                   optional=True, createByDefault=False))
 
-    def run(self, parameters, context, feedback):
+    def run_job(self, parameters, context, feedback):
         outputs = {
             "OUTPUT": self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             "OUTPUT_ABUNDANCES": self.parameterAsOutputLayer(parameters, "OUTPUT_ABUNDANCES", context) or None,

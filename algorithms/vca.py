@@ -44,7 +44,7 @@ class VCAAlgorithm(DeepGUAlgorithm):
                                                             QgsProcessing.TypeVectorPoint, optional=True,
                                                             createByDefault=False))
 
-    def run(self, parameters, context, feedback):
+    def run_job(self, parameters, context, feedback):
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         endmembers, rows, cols, info = job.run(
             self.raster_path(parameters, "INPUT", context),

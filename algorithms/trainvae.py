@@ -1,0 +1,61 @@
+"""deepgu:trainvae - one variational autoencoder per material, saved as a model file."""
+
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterNumber)
+
+from .base import DeepGUAlgorithm, advanced
+
+LOSSES = ["bce", "mse"]
+
+
+class TrainVAEAlgorithm(DeepGUAlgorithm):
+    needs_torch = True
+
+    def name(self):
+        return "trainvae"
+
+    def displayName(self):  # noqa: N802
+        return "Train endmember variability models (VAE)"
+
+    def shortHelpString(self):  # noqa: N802
+        return (
+            "Learns how each material's spectrum varies in the scene: one small variational autoencoder "
+            "per material (DeepGU, Tables I-II), trained on that material's bundle of pure pixels. Needs "
+            "PyTorch.\n\n"
+            "BUNDLES: bundle CSV (from 'Extract endmember bundles'). ENDMEMBERS: the reference library "
+            "(CSV); every material in it needs a bundle; its spectra give the reference latent codes z_p0.\n"
+            "LATENT_DIM (advanced): latent size K (2 in the paper). EPOCHS (advanced): Adam epochs over "
+            "mini-batches of a third of the bundle (50). LOSS (advanced): binary cross-entropy scaled by the "
+            "band count (as the authors) or mean squared error. SEED: same seed, same model (on CPU).\n\n"
+            "OUTPUT: model file (any name, e.g. model.pt) with every material's weights, scaling, reference "
+            "spectrum and code, band count, wavelengths and training loss. It is read without executing code."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        integer = QgsProcessingParameterNumber.Integer
+        self.addParameter(QgsProcessingParameterFile("BUNDLES", "Bundles (CSV)", extension="csv"))
+        self.addParameter(QgsProcessingParameterFile("ENDMEMBERS", "Reference endmembers (CSV)", extension="csv"))
+        self.addParameter(advanced(QgsProcessingParameterNumber("LATENT_DIM", "Latent dimension", integer, 2,
+                                                                minValue=1, maxValue=16)))
+        self.addParameter(advanced(QgsProcessingParameterNumber("EPOCHS", "Epochs", integer, 50, minValue=1)))
+        self.addParameter(advanced(QgsProcessingParameterEnum("LOSS", "Reconstruction loss", LOSSES,
+                                                              defaultValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0)))
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Model file",
+                                                                "DeepGU model (*.pt);;All files (*)"))
+
+    def run_job(self, parameters, context, feedback):
+        from ..core.jobs import train as job
+
+        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        job.run(
+            self.parameterAsFile(parameters, "BUNDLES", context),
+            self.parameterAsFile(parameters, "ENDMEMBERS", context),
+            output,
+            latent_dim=self.parameterAsInt(parameters, "LATENT_DIM", context),
+            epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+            seed=self.parameterAsInt(parameters, "SEED", context),
+            loss=LOSSES[self.parameterAsEnum(parameters, "LOSS", context)],
+            feedback=feedback,
+        )
+        return {"OUTPUT": output}

@@ -1,0 +1,32 @@
+"""Train the per-material VAEs on a bundle CSV and save the model file."""
+
+from ..errors import DeepGUError
+from ..feedback import ensure
+from ..library import read_spectra
+from ..model_file import save_model
+from ..vae import train_endmember_model
+
+
+def run(bundles_csv, endmembers_csv, output_model, latent_dim=2, epochs=50, seed=0, loss="bce", feedback=None):
+    """Train one VAE per material of ``endmembers_csv`` on its bundle from ``bundles_csv``.
+
+    Materials are matched by name; every reference material needs a bundle.
+    The model (weights, scaling, m_p0, z_p0, wavelengths, loss curves) goes
+    to ``output_model`` (written atomically). Returns the model.
+    """
+    feedback = ensure(feedback)
+    references = read_spectra(endmembers_csv)
+    bundle_set = read_spectra(bundles_csv)
+    if bundle_set.n_bands != references.n_bands:
+        raise DeepGUError("the bundles have %d bands but the endmembers have %d"
+                          % (bundle_set.n_bands, references.n_bands))
+    m0 = references.as_endmembers()
+    groups = {name: spectra for name, spectra, _, _ in bundle_set.by_material()}
+    missing = [name for name in references.materials if name not in groups]
+    if missing:
+        raise DeepGUError("the bundle file has no pixels for material(s) %s" % ", ".join(missing))
+    model = train_endmember_model([groups[name] for name in references.materials], m0, references.materials,
+                                  wavelengths=references.wavelengths, latent_dim=latent_dim, epochs=epochs,
+                                  seed=seed, loss=loss, feedback=feedback)
+    save_model(model, output_model)
+    return model
