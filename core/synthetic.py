@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DeepGUError
+from .library import read_spectra
 
 LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "usgs_library.csv")
 
@@ -59,23 +60,13 @@ class SyntheticScene:
     names: list
 
 
-def _read_library_csv(path):
-    """Read a ``wavelength,<name>,...`` CSV: returns wavelengths (L,), spectra (L, P), names."""
-    try:
-        with open(path) as f:
-            header = f.readline().strip().split(",")
-        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise DeepGUError("cannot read spectral library %s: %s" % (path, exc)) from None
-    if header[0] != "wavelength" or len(header) < 2 or table.shape[1] != len(header):
-        raise DeepGUError("spectral library %s must have a header 'wavelength,<name>,...' matching its "
-                          "columns" % path)
-    return table[:, 0], table[:, 1:], header[1:]
-
-
 def load_library(path=None):
     """Spectral library as ``(wavelengths (L,) nm, M (L, P), names)``; the shipped USGS one by default."""
-    return _read_library_csv(LIBRARY_PATH if path is None else path)
+    path = LIBRARY_PATH if path is None else path
+    library = read_spectra(path)
+    if library.wavelengths is None:
+        raise DeepGUError("spectral library %s needs a 'wavelength' header column" % path)
+    return library.wavelengths, library.as_endmembers(), library.materials
 
 
 def correlation_length(rows, cols):

@@ -172,7 +172,7 @@ def test_bad_parameters(kwargs, words):
 def test_bad_library_file(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("band,a\n1,0.5\n2,0.6\n")
-    with pytest.raises(DeepGUError, match="header"):
+    with pytest.raises(DeepGUError, match="wavelength"):
         load_library(str(path))
-    with pytest.raises(DeepGUError, match="cannot read"):
+    with pytest.raises(DeepGUError, match="not found"):
         load_library(str(tmp_path / "missing.csv"))

@@ -1,0 +1,52 @@
+"""Benchmark helpers: run a step in a fresh process and report its wall time and peak memory."""
+
+import datetime
+import multiprocessing
+import os
+import platform
+import resource
+import time
+
+
+def machine_line():
+    """One line naming the machine and the date, printed at the top of every benchmark."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    with open("/proc/meminfo") as f:
+        mem_gib = int(f.readline().split()[1]) / 2 ** 20
+    return "# %s | %s | %d cores | %.0f GiB RAM | %s | Python %s" % (
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), cpu, os.cpu_count(), mem_gib, platform.node(),
+        platform.python_version())
+
+
+def _child(queue, function, kwargs):
+    start = time.perf_counter()
+    try:
+        result = function(**kwargs)
+        error = None
+    except Exception as exc:  # reported by the parent
+        result, error = None, "%s: %s" % (type(exc).__name__, exc)
+    elapsed = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    queue.put((elapsed, peak_mib, result, error))
+
+
+def measure(function, **kwargs):
+    """Run ``function(**kwargs)`` in a new process; returns ``(seconds, peak_rss_MiB, result)``.
+
+    The peak resident memory includes the interpreter and imported libraries.
+    ``function`` must be importable (module level) and its result picklable.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(queue, function, kwargs))
+    process.start()
+    elapsed, peak, result, error = queue.get()
+    process.join()
+    if error:
+        raise RuntimeError(error)
+    return elapsed, peak, result
