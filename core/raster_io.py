@@ -202,7 +202,7 @@ class RasterWriter:
         os.close(fd)
         rows = like.rows if rows is None else rows
         cols = like.cols if cols is None else cols
-        options = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"]
+        options = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"]  # unwritten = nodata
         if n_bands > 1:
             options.append("INTERLEAVE=BAND")
         ds = gdal.GetDriverByName("GTiff").Create(self.tmp_path, cols, rows, n_bands, gdal.GDT_Float32, options)

@@ -58,3 +58,13 @@ class QgisProcess:
 def qgis_process(tmp_path_factory):
     require_qgis()
     return QgisProcess(tmp_path_factory.mktemp("qgis-config"))
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder this process cannot write to: a chmod 555 folder, or /proc/1 when running as root."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield str(folder) if not os.access(str(folder), os.W_OK) else "/proc/1"
+    folder.chmod(0o755)
