@@ -1,0 +1,33 @@
+"""Spectra a trained model generates around each reference code, as a CSV library and a PNG plot."""
+
+import numpy as np
+
+from ..errors import DeepGUError
+from ..inspect_model import plot_model, sample_latent_grid
+from ..library import read_spectra, write_spectra
+from ..model_file import load_model
+
+
+def run(model_path, output_csv=None, output_png=None, bundles_csv=None, span=2.0, steps=5):
+    """Decode a ``steps``-per-axis latent grid of half-width ``span`` around each ``z_p0``.
+
+    ``output_csv``: all generated spectra, one column each, headed by its material.
+    ``output_png``: one panel per material, generated spectra in colour, the bundle
+    (from ``bundles_csv``, when given) in grey, the reference spectrum in black.
+    Returns the number of spectra generated per material.
+    """
+    model = load_model(model_path)
+    generated = [sample_latent_grid(model, p, span, steps) for p in range(model.n_materials)]
+    if output_csv:
+        materials = [name for name, g in zip(model.names, generated) for _ in range(g.shape[1])]
+        write_spectra(output_csv, np.concatenate(generated, axis=1), materials, model.wavelengths)
+    if output_png:
+        bundles = None
+        if bundles_csv:
+            groups = {name: spectra for name, spectra, _, _ in read_spectra(bundles_csv).by_material()}
+            missing = [name for name in model.names if name not in groups]
+            if missing:
+                raise DeepGUError("the bundle file has no pixels for material(s) %s" % ", ".join(missing))
+            bundles = [groups[name] for name in model.names]
+        plot_model(model, output_png, bundles=bundles, span=span, steps=steps)
+    return generated[0].shape[1]

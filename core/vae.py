@@ -1,0 +1,308 @@
+"""One variational autoencoder per material (paper Sec. VI, Tables I and II).
+
+Layer sizes for ``L`` bands and latent size ``K`` (:func:`encoder_sizes`)::
+
+    encoder  L -> ceil(1.2 L) + 5 -> max(ceil(L/4), K+2) + 3 -> max(ceil(L/10), K+1) -> (mean, log-variance) in R^K
+    decoder  K -> max(ceil(L/10), K+1) -> max(ceil(L/4), K+2) + 3 -> ceil(1.2 L) + 5 -> L (sigmoid)
+
+with ReLU on every hidden layer (L = 224, K = 2: 224 -> 274 -> 59 -> 23 -> 2).
+
+Scaling. The sigmoid output lies in (0, 1), so material ``p`` is trained on
+``x = y / s_p`` with ``s_p = SCALE_MARGIN * max(bundle_p)`` (bundle values then
+lie in [0, 0.8], away from the sigmoid's saturation); negative values (noise)
+are clipped to 0. Decoding multiplies back, so :meth:`MaterialVAE.decode`
+returns scene units: ``G_p(z) = s_p * sigmoid(decoder_p(z))``.
+
+Training minimises, per sample, the negative ELBO (``beta`` = 1, the paper's
+value; the authors' code exposes it as ``beta_loss``)::
+
+    loss(x) = L * mean_l BCE(x_l, x_hat_l) + beta KL,   KL = -1/2 sum_k (1 + log s2_k - mu_k^2 - s2_k)
+
+(or ``L * mean_l (x_l - x_hat_l)^2 + beta KL`` with ``loss="mse"``) where
+``x_hat = sigmoid(decoder(mu + sqrt(s2) * eps))``, ``eps ~ N(0, I)``; Adam
+(lr 1e-3), mini-batches of ``ceil(n/3)`` shuffled pixels, ``epochs`` passes,
+float32, Glorot-uniform initial weights and zero biases (Keras' defaults, as
+the authors used).
+Every random step (initial weights, shuffling, eps) draws from a
+``torch.Generator`` seeded from ``(seed, material)``, so training is
+reproducible on CPU. Training runs on one CPU thread: the networks are so small
+that thread start-up costs more than it saves (ten times more on a busy
+machine), and one thread also keeps the arithmetic order fixed.
+"""
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .errors import DeepGUError
+from .feedback import ensure
+
+SCALE_MARGIN = 1.25
+LEARNING_RATE = 1e-3
+MIN_BUNDLE_PIXELS = 3
+LOSSES = ("bce", "mse")
+
+
+def encoder_sizes(L, K):
+    """Unit counts ``(L, h1, h2, h3, K)`` of the encoder (Table I); the decoder is the reverse (Table II)."""
+    return (
+        int(L),
+        math.ceil(1.2 * L) + 5,
+        max(math.ceil(L / 4), K + 2) + 3,
+        max(math.ceil(L / 10), K + 1),
+        int(K),
+    )
+
+
+def _mlp(chain):
+    """Linear + ReLU for each consecutive pair of ``chain``."""
+    layers = []
+    for n_in, n_out in zip(chain[:-1], chain[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class MaterialVAE(nn.Module):
+    """VAE of one material: ``sizes = (L, h1, h2, h3, K)``, ``scale`` the positive scene-unit factor."""
+
+    def __init__(self, sizes, scale=1.0):
+        super().__init__()
+        self.sizes = tuple(int(s) for s in sizes)
+        self.scale = float(scale)
+        self.encoder = _mlp(self.sizes[:-1])
+        self.mean = nn.Linear(self.sizes[-2], self.sizes[-1])
+        self.log_var = nn.Linear(self.sizes[-2], self.sizes[-1])
+        reverse = self.sizes[::-1]
+        self.decoder = _mlp(reverse[:-1])
+        self.output = nn.Linear(reverse[-2], reverse[-1])
+
+    def reset_parameters(self, generator):
+        """Glorot-uniform weights ``U(-r, r)``, ``r = sqrt(6 / (fan_in + fan_out))``, zero biases."""
+        with torch.no_grad():
+            for layer in self.modules():
+                if isinstance(layer, nn.Linear):
+                    bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
+                    layer.weight.uniform_(-bound, bound, generator=generator)
+                    layer.bias.zero_()
+
+    def encode(self, x):
+        """Scaled spectra ``x`` (n, L) -> mean and log-variance, each (n, K)."""
+        h = self.encoder(x)
+        return self.mean(h), self.log_var(h)
+
+    def logits(self, z):
+        """Latent codes ``z`` (n, K) -> pre-sigmoid output (n, L)."""
+        return self.output(self.decoder(z))
+
+    def decode(self, z):
+        """Latent codes ``z`` (n, K) -> spectra (n, L) in scene units."""
+        return torch.sigmoid(self.logits(z)) * self.scale
+
+    def loss(self, x, kind, beta, generator):
+        """Per-sample loss (n,) of scaled spectra ``x`` (n, L): reconstruction + ``beta`` KL, one draw of eps."""
+        mu, log_var = self.encode(x)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+        logits = self.logits(mu + torch.exp(0.5 * log_var) * eps)
+        if kind == "bce":
+            reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+        else:
+            reconstruction = ((torch.sigmoid(logits) - x) ** 2).sum(dim=1)
+        kl = -0.5 * torch.sum(1.0 + log_var - mu**2 - torch.exp(log_var), dim=1)
+        return reconstruction + beta * kl
+
+
+def _generators(seed, n):
+    """``n`` independent CPU generators derived from ``seed``."""
+    states = np.random.SeedSequence(seed).spawn(n)
+    return [torch.Generator().manual_seed(int(s.generate_state(1)[0])) for s in states]
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch on a single CPU thread inside the block, then restore the thread count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_bundles(bundles, n_bands=None):
+    """Validate bundles (list of (L, n_p) arrays); returns float64 arrays."""
+    if len(bundles) == 0:
+        raise DeepGUError("no bundles to train on")
+    checked = []
+    for p, bundle in enumerate(bundles):
+        bundle = np.asarray(bundle, dtype=np.float64)
+        label = "bundle of material %d" % (p + 1)
+        if bundle.ndim != 2:
+            raise DeepGUError("%s must be a (bands, pixels) array, got shape %s" % (label, bundle.shape))
+        if n_bands is not None and bundle.shape[0] != n_bands:
+            raise DeepGUError("%s has %d bands but the reference endmembers have %d"
+                              % (label, bundle.shape[0], n_bands))
+        if bundle.shape[1] < MIN_BUNDLE_PIXELS:
+            raise DeepGUError("%s has %d pixels; at least %d are needed" % (label, bundle.shape[1], MIN_BUNDLE_PIXELS))
+        if not np.all(np.isfinite(bundle)):
+            raise DeepGUError("%s contains non-finite values" % label)
+        if bundle.max() <= 0:
+            raise DeepGUError("%s has no positive value, so it cannot be scaled for the VAE" % label)
+        checked.append(bundle)
+    if len({b.shape[0] for b in checked}) > 1:
+        raise DeepGUError("bundles have different band counts: %s" % sorted({b.shape[0] for b in checked}))
+    return checked
+
+
+def _train_one(bundle, latent_dim, epochs, loss, beta, generator, progress):
+    """Train one :class:`MaterialVAE` on ``bundle`` (L, n); returns it and its per-epoch mean loss."""
+    n_bands, n = bundle.shape
+    scale = SCALE_MARGIN * float(bundle.max())
+    x = torch.as_tensor(np.maximum(bundle.T / scale, 0.0), dtype=torch.float32)
+    vae = MaterialVAE(encoder_sizes(n_bands, latent_dim), scale)
+    vae.reset_parameters(generator)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=LEARNING_RATE)
+    batch = math.ceil(n / 3)
+    curve = np.empty(epochs)
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        total = 0.0
+        for start in range(0, n, batch):
+            sample_loss = vae.loss(x[order[start:start + batch]], loss, beta, generator)
+            optimizer.zero_grad()
+            sample_loss.mean().backward()
+            optimizer.step()
+            total += float(sample_loss.detach().sum())
+        curve[epoch] = total / n
+        progress(epoch)
+    vae.eval().requires_grad_(False)
+    return vae, curve
+
+
+def train_vaes(bundles, latent_dim=2, epochs=50, seed=0, loss="bce", beta=1.0, feedback=None):
+    """Train one VAE per bundle (``bundles``: list of (L, n_p) arrays in scene units).
+
+    Returns ``(vaes, loss_curves)``: the trained :class:`MaterialVAE` modules
+    (eval mode, gradients off) and a list of (epochs,) arrays of the mean
+    per-sample training loss of each epoch.
+    """
+    bundles = _check_bundles(bundles)
+    if int(latent_dim) < 1 or int(epochs) < 1:
+        raise DeepGUError("latent size and epochs must be at least 1, got %s and %s" % (latent_dim, epochs))
+    if loss not in LOSSES:
+        raise DeepGUError("unknown VAE loss %r (choose one of %s)" % (loss, ", ".join(LOSSES)))
+    feedback = ensure(feedback)
+    epochs = int(epochs)
+    n_steps = len(bundles) * epochs
+    vaes, curves = [], []
+    for p, (bundle, generator) in enumerate(zip(bundles, _generators(seed, len(bundles)))):
+
+        def progress(epoch, done=p * epochs):
+            feedback.check_canceled()
+            feedback.set_progress(100.0 * (done + epoch + 1) / n_steps)
+
+        with _one_thread():
+            vae, curve = _train_one(bundle, int(latent_dim), epochs, loss, float(beta), generator, progress)
+        feedback.info("material %d: VAE trained on %d pixels, final loss %.4g"
+                      % (p + 1, bundle.shape[1], curve[-1]))
+        vaes.append(vae)
+        curves.append(curve)
+    return vaes, curves
+
+
+class EndmemberModel:
+    """The trained generative endmember model ``G(Z) = [G_1(z_1) ... G_P(z_P)]`` used by the solver.
+
+    Attributes: ``names`` (P,) strings; ``wavelengths`` (L,) NumPy or None;
+    ``m0`` (L, P) NumPy reference endmembers; ``z0`` (P, K) torch tensor, their
+    encoder means, on the decoders' device and in their dtype (it moves with
+    :meth:`to`); ``vaes`` the P :class:`MaterialVAE`; ``loss_curves`` P NumPy
+    arrays (epochs,); ``bundle_sizes`` (P,) ints.
+    """
+
+    def __init__(self, vaes, m0, z0, names, wavelengths=None, loss_curves=None, bundle_sizes=None):
+        self.vaes = list(vaes)
+        self.m0 = np.asarray(m0, dtype=np.float64)
+        weight = self._parameter()
+        self.z0 = torch.as_tensor(z0, dtype=weight.dtype, device=weight.device)
+        self.names = [str(n) for n in names]
+        self.wavelengths = None if wavelengths is None else np.asarray(wavelengths, dtype=np.float64)
+        curves = [[]] * len(self.vaes) if loss_curves is None else loss_curves
+        self.loss_curves = [np.asarray(c, dtype=np.float64) for c in curves]
+        sizes = np.zeros(len(self.vaes)) if bundle_sizes is None else bundle_sizes
+        self.bundle_sizes = np.asarray(sizes, dtype=np.int64)
+
+    @property
+    def n_bands(self):
+        return self.vaes[0].sizes[0]
+
+    @property
+    def n_materials(self):
+        return len(self.vaes)
+
+    @property
+    def latent_dim(self):
+        return self.vaes[0].sizes[-1]
+
+    @property
+    def scales(self):
+        """(P,) scene-unit factor of each material's decoder."""
+        return np.array([vae.scale for vae in self.vaes])
+
+    def _parameter(self):
+        return next(self.vaes[0].parameters())
+
+    def to(self, device=None, dtype=None):
+        """Move the decoders/encoders to ``device`` and/or ``dtype`` (e.g. torch.float64); returns self."""
+        for vae in self.vaes:
+            vae.to(device=device, dtype=dtype)
+        self.z0 = self.z0.to(device=device, dtype=dtype)
+        return self
+
+    def decode(self, z):
+        """Latent codes ``z`` (N, P, K) torch tensor -> endmembers (N, L, P) in scene units.
+
+        ``z`` is moved to the model's device and dtype (autograd flows through).
+        """
+        if z.ndim != 3 or tuple(z.shape[1:]) != (self.n_materials, self.latent_dim):
+            raise DeepGUError("latent codes must have shape (N, %d, %d), got %s"
+                              % (self.n_materials, self.latent_dim, tuple(z.shape)))
+        weight = self._parameter()
+        z = z.to(device=weight.device, dtype=weight.dtype)
+        return torch.stack([vae.decode(z[:, p]) for p, vae in enumerate(self.vaes)], dim=2)
+
+    def encode_mean(self, spectra):
+        """Encoder means (P, K), torch like ``z0``, of one spectrum per material: ``spectra`` (L, P) in scene units."""
+        spectra = np.asarray(spectra, dtype=np.float64)
+        if spectra.shape != (self.n_bands, self.n_materials):
+            raise DeepGUError("spectra must have shape (%d, %d), got %s"
+                              % (self.n_bands, self.n_materials, spectra.shape))
+        weight = self._parameter()
+        x = torch.as_tensor(spectra.T / self.scales[:, None], device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            means = [vae.encode(x[p:p + 1])[0][0] for p, vae in enumerate(self.vaes)]
+        return torch.stack(means)
+
+
+def train_endmember_model(bundles, m0, names, wavelengths=None, latent_dim=2, epochs=50, seed=0, loss="bce", beta=1.0,
+                          feedback=None):
+    """Train the VAEs on ``bundles`` (P arrays (L, n_p)) and set ``z0`` = encoder means of ``m0`` (L, P)."""
+    m0 = np.asarray(m0, dtype=np.float64)
+    if m0.ndim != 2 or not np.all(np.isfinite(m0)):
+        raise DeepGUError("reference endmembers must be a finite (bands, materials) array, got shape %s"
+                          % (m0.shape,))
+    n_bands, n_materials = m0.shape
+    if len(bundles) != n_materials or len(names) != n_materials:
+        raise DeepGUError("got %d bundles and %d names for %d reference endmembers"
+                          % (len(bundles), len(names), n_materials))
+    if wavelengths is not None and np.shape(wavelengths) != (n_bands,):
+        raise DeepGUError("got %d wavelengths for %d bands" % (np.size(wavelengths), n_bands))
+    bundles = _check_bundles(bundles, n_bands)
+    vaes, curves = train_vaes(bundles, latent_dim, epochs, seed, loss, beta, feedback)
+    model = EndmemberModel(vaes, m0, torch.zeros(n_materials, int(latent_dim)), names, wavelengths, curves,
+                           [b.shape[1] for b in bundles])
+    model.z0 = model.encode_mean(m0)
+    return model

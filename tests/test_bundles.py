@@ -1,0 +1,135 @@
+"""Bundle selection: recall of planted pure pixels, streaming == whole array, exclusivity, errors."""
+
+import numpy as np
+import pytest
+
+from core.bundles import MAX_ANGLE_PIXELS, BundleSelector, select_bundles, spectral_angles
+from core.errors import DeepGUError
+
+L, P, N_MIXED, N_PURE = 40, 3, 3000, 120
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """Random endmembers, Dirichlet mixtures, N_PURE noisy pure pixels per material, shuffled."""
+    rng = np.random.default_rng(0)
+    M = rng.uniform(0.1, 0.9, (L, P))
+    A = rng.dirichlet(np.ones(P), N_MIXED).T
+    labels = np.concatenate([np.full(N_MIXED, -1), np.repeat(np.arange(P), N_PURE)])
+    A = np.concatenate([A, np.repeat(np.eye(P), N_PURE, axis=1)], axis=1)
+    Y = M @ A + 0.005 * rng.standard_normal((L, A.shape[1]))
+    order = rng.permutation(Y.shape[1])
+    return Y[:, order], M, labels[order]
+
+
+def test_spectral_angles_match_definition():
+    rng = np.random.default_rng(1)
+    Y, M = rng.normal(size=(5, 7)), rng.normal(size=(5, 2))
+    Y[:, 3] = 0.0
+    expected = np.array([[np.arccos(np.clip(m @ y / (np.linalg.norm(m) * np.linalg.norm(y)), -1, 1))
+                          if np.any(y) else np.pi / 2 for y in Y.T] for m in M.T])
+    np.testing.assert_allclose(spectral_angles(Y, M), expected, atol=1e-12)
+    np.testing.assert_allclose(spectral_angles(M, M).diagonal(), 0.0, atol=1e-6)
+
+
+def test_nearest_finds_planted_pure_pixels(scene):
+    Y, M, labels = scene
+    for p, (spectra, indices) in enumerate(select_bundles(Y, M, "nearest", n_pixels=100)):
+        assert spectra.shape == (L, 100)
+        np.testing.assert_array_equal(spectra, Y[:, indices])
+        assert np.mean(labels[indices] == p) >= 0.9
+
+
+def test_nearest_equals_brute_force(scene):
+    Y, M, _ = scene
+    angles = spectral_angles(Y, M)
+    owner = angles.argmin(axis=0)
+    for p, (_, indices) in enumerate(select_bundles(Y, M, "nearest", n_pixels=50)):
+        mine = np.flatnonzero(owner == p)
+        expected = mine[np.argsort(angles[p, mine], kind="stable")[:50]]
+        np.testing.assert_array_equal(indices, expected)
+
+
+@pytest.mark.parametrize("method", ["nearest", "angle"])
+def test_streaming_equals_whole_array(scene, method):
+    Y, M, _ = scene
+    whole = select_bundles(Y, M, method, n_pixels=60, max_angle_deg=4.0)
+    selector = BundleSelector(M, method, n_pixels=60, max_angle_deg=4.0 if method == "angle" else None)
+    cuts = [0, 1, 517, 518, 1700, 2900, Y.shape[1]]
+    for start, stop in reversed(list(zip(cuts[:-1], cuts[1:]))):  # odd block sizes, reverse order
+        selector.update(Y[:, start:stop], np.arange(start, stop))
+    for (s1, i1), (s2, i2) in zip(whole, selector.result()):
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(s1, s2)
+
+
+def test_ties_keep_smallest_indices():
+    M = np.eye(3)[:, :2]
+    Y = np.repeat(np.eye(3)[:, :2], 6, axis=1)  # six identical copies of each endmember
+    selector = BundleSelector(M, n_pixels=4, min_pixels=1)
+    selector.update(Y[:, 6:], np.arange(6, 12))
+    selector.update(Y[:, :6], np.arange(6))
+    assert [list(i) for _, i in selector.result()] == [[0, 1, 2, 3], [6, 7, 8, 9]]
+
+
+def test_bundles_are_exclusive_and_owned(scene):
+    Y, M, _ = scene
+    angles = spectral_angles(Y, M)
+    bundles = select_bundles(Y, M, "angle", max_angle_deg=20.0)
+    all_indices = np.concatenate([i for _, i in bundles])
+    assert len(np.unique(all_indices)) == len(all_indices)
+    for p, (_, indices) in enumerate(bundles):
+        assert np.all(angles[:, indices].argmin(axis=0) == p)
+
+
+def test_angle_method_takes_all_within_threshold(scene):
+    Y, M, _ = scene
+    angles = spectral_angles(Y, M)
+    limit = np.deg2rad(3.0)
+    for p, (_, indices) in enumerate(select_bundles(Y, M, "angle", max_angle_deg=3.0)):
+        expected = np.flatnonzero((angles.argmin(axis=0) == p) & (angles[p] <= limit))
+        assert len(expected) < MAX_ANGLE_PIXELS
+        np.testing.assert_array_equal(np.sort(indices), expected)
+
+
+def test_invalid_pixels_are_skipped():
+    M = np.eye(4)[:, :2] + 0.1
+    Y = np.repeat(M, 20, axis=1)
+    Y[:, 0] = np.nan
+    Y[:, 1] = 0.0
+    for _, indices in select_bundles(Y, M, n_pixels=50):
+        assert 0 not in indices and 1 not in indices
+
+
+def test_too_few_pixels_names_material(scene):
+    Y, M, _ = scene
+    ghost = np.zeros((L, 1))
+    ghost[0] = 1.0  # a direction no pixel is close to
+    with pytest.raises(DeepGUError, match=r"material 4 \(ghost\) has only \d+ bundle pixels"):
+        select_bundles(Y, np.hstack([M, ghost]), "angle", max_angle_deg=2.0, names=["a", "b", "c", "ghost"])
+
+
+def test_bad_arguments():
+    M = np.eye(3)
+    with pytest.raises(DeepGUError, match="unknown bundle method"):
+        select_bundles(np.eye(3), M, "best")
+    with pytest.raises(DeepGUError, match="maximum angle"):
+        BundleSelector(M, "angle")
+    with pytest.raises(DeepGUError, match="3 bands"):
+        BundleSelector(M).update(np.ones((4, 2)), [0, 1])
+
+
+def test_auto_bundles_collect_vertices(scene):
+    Y, M, labels = scene
+    bundles = select_bundles(Y, M, "auto", max_angle_deg=3.0, n_subsets=30, min_pixels=3, seed=0)
+    again = select_bundles(Y, M, "auto", max_angle_deg=3.0, n_subsets=30, min_pixels=3, seed=0)
+    angles = spectral_angles(Y, M)
+    for p, ((spectra, indices), (_, indices2)) in enumerate(zip(bundles, again)):
+        np.testing.assert_array_equal(indices, indices2)
+        assert len(np.unique(indices)) == len(indices) >= 3
+        assert np.all(angles[p, indices] <= np.deg2rad(3.0))
+        assert np.mean(labels[indices] == p) >= 0.9
+    Y = Y.copy()
+    Y[:, ::2] = np.nan  # invalid pixels are never drawn into VCA subsets
+    for _, indices in select_bundles(Y, M, "auto", max_angle_deg=3.0, n_subsets=10, min_pixels=1, seed=1):
+        assert np.all(indices % 2 == 1)
