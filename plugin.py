@@ -14,6 +14,9 @@ class DeepGUPlugin:
         """Register the provider; qgis_process calls this without a GUI."""
         self.provider = DeepGUProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
+        # The workflow model finds its steps through the registry, which knows the provider only
+        # once it is added: load the algorithms again now that it is.
+        self.provider.refreshAlgorithms()
 
     def initGui(self):  # noqa: N802
         self.initProcessing()

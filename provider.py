@@ -2,15 +2,20 @@
 
 import os
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.bundles import BundlesAlgorithm
 from .algorithms.fcls import FCLSAlgorithm
 from .algorithms.metrics import MetricsAlgorithm
+from .algorithms.samplevae import SampleVAEAlgorithm
 from .algorithms.synthetic import SyntheticAlgorithm
+from .algorithms.trainvae import TrainVAEAlgorithm
+from .algorithms.unmix import UnmixAlgorithm
 from .algorithms.vca import VCAAlgorithm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+WORKFLOW_MODEL = os.path.join(HERE, "models", "deepgu_workflow.model3")
 
 
 class DeepGUProvider(QgsProcessingProvider):
@@ -27,5 +32,9 @@ class DeepGUProvider(QgsProcessingProvider):
         return QIcon(os.path.join(HERE, "icon.svg"))
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), FCLSAlgorithm(), MetricsAlgorithm()):
+        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), FCLSAlgorithm(), BundlesAlgorithm(),
+                          TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(), MetricsAlgorithm()):
             self.addAlgorithm(algorithm)
+        workflow = QgsProcessingModelAlgorithm()
+        if workflow.fromFile(WORKFLOW_MODEL):      # deepgu:workflow, the whole pipeline
+            self.addAlgorithm(workflow)

@@ -1,0 +1,64 @@
+"""The whole unsupervised DeepGU pipeline on an in-memory image (paper, Algorithm 1).
+
+VCA -> FCLS -> bundles -> one VAE per material -> DeepGU. The Processing
+workflow model chains the same steps file to file; this function serves
+benchmarks, tests and scripts.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bundles import select_bundles
+from .fcls import fcls
+from .feedback import SubFeedback, ensure
+from .unmix import deepgu_unmix
+from .vae import train_endmember_model
+from .vca import vca
+
+
+@dataclass
+class PipelineResult:
+    """Every intermediate of the pipeline; images are ``(.., rows, cols)``, NaN outside the mask."""
+
+    reference: np.ndarray          # (L, P) VCA endmembers M0
+    fcls_abundances: np.ndarray    # (P, rows, cols)
+    model: object                  # EndmemberModel
+    unmixed: object                # UnmixResult
+    seconds: dict = field(default_factory=dict)
+
+
+def run_pipeline(Y, n_materials, mask=None, seed=0, n_pixels=100, latent_dim=2, epochs=50, lambda_z=0.1,
+                 lambda_a=0.01, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
+    """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels)."""
+    feedback = ensure(feedback)
+    L, rows, cols = Y.shape
+    mask = np.all(np.isfinite(Y), axis=0) if mask is None else mask
+    pixels = Y[:, mask]
+    names = names or ["EM%d" % (p + 1) for p in range(n_materials)]
+    seconds = {}
+
+    start = time.perf_counter()
+    M0 = vca(pixels, n_materials, seed=seed).endmembers
+    seconds["vca"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    A0 = np.full((n_materials, rows, cols), np.nan)
+    A0[:, mask] = fcls(pixels, M0)
+    seconds["fcls"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    bundles = [spectra for spectra, _ in select_bundles(pixels, M0, "nearest", n_pixels=n_pixels)]
+    seconds["bundles"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    model = train_endmember_model(bundles, M0, names, latent_dim=latent_dim, epochs=epochs, seed=seed,
+                                  feedback=SubFeedback(feedback, 0, 30))
+    seconds["train"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    unmixed = deepgu_unmix(Y, model, mask=mask, A_init=np.nan_to_num(A0), lambda_z=lambda_z, lambda_a=lambda_a,
+                           max_iter=max_iter, tol=tol, device=device, feedback=SubFeedback(feedback, 30, 100))
+    seconds["deepgu"] = time.perf_counter() - start
+    return PipelineResult(M0, A0, model, unmixed, seconds)
