@@ -1,0 +1,203 @@
+"""DeepGU unmixing: alternate the Z-step and the A-step (Algorithm 1, steps 6-13).
+
+The cost (paper eq. 7) over abundances A and per-pixel latent codes Z_n is
+
+    J(A, Z) = 1/2 sum_n ||y_n - G(Z_n) a_n||^2 + lambda_Z/2 sum_n ||Z_n - Z0||_F^2
+              + lambda_A TV(A),   a_n on the unit simplex,
+
+with G(Z_n) = [G_1(z_1n) ... G_P(z_Pn)] the decoders of the generative model.
+Starting from A = FCLS(Y, M0) (or ``A_init``) and Z_n = Z0, each iteration runs
+the Z-step (:mod:`.zstep`, Levenberg-Marquardt per pixel, warm-started) and the
+A-step (:mod:`.astep`, ADMM with tolerance 1e-2), until both relative changes
+||A_k - A_{k-1}||_F / ||A_{k-1}||_F and ||Z_k - Z_{k-1}||_F / ||Z_{k-1}||_F are
+below ``tol`` or ``max_iter`` iterations ran; then one final A-step with
+tolerance 1e-4. Only valid pixels take part; nodata pixels are NaN in every output.
+
+The Z-step returns, per pixel, the Gram statistics of [G(Z_n), dG/dZ] at its
+codes (:class:`.zstep.PixelStats`): the A-step takes M_n^T M_n and M_n^T y_n
+from them and the next Z-step starts from them, so the decoder is evaluated
+only where the codes move; the first statistics, all at Z0, cost one decoder
+call. The per-pixel endmembers G(Z_n) are decoded once, at the end.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .astep import PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, project_simplex
+from .errors import DeepGUError
+from .feedback import ensure
+from .zstep import PixelStats, decode, zstep
+
+ADMM_TOL = 1e-2
+FINAL_ADMM_TOL = 1e-4
+
+
+@dataclass
+class UnmixResult:
+    """DeepGU output on the (rows, cols) grid; NaN at invalid pixels.
+
+    abundances (P, rows, cols); latent (P, K, rows, cols); endmembers
+    (L, P, rows, cols) = G(Z_n) per pixel; rmse (rows, cols) per-pixel
+    reconstruction RMSE sqrt(mean_l (y - G(Z_n) a_n)^2); history: one dict per
+    outer iteration (iteration, objective = data + z_reg + lambda_A tv, data, z_reg,
+    tv, change_a, change_z, z_converged, z_iterations, admm_iterations, z_seconds,
+    seconds); n_iter; converged: the relative-change test stopped the loop.
+    """
+
+    abundances: np.ndarray
+    latent: np.ndarray
+    endmembers: np.ndarray
+    rmse: np.ndarray
+    history: list = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+
+
+def resolve_device(device):
+    """"auto" -> cuda if available else cpu; a cuda device without a GPU -> DeepGUError."""
+    name = str(device).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeepGUError("unknown device %r; use auto, cpu or cuda" % (device,)) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeepGUError("device %r asked for but no CUDA GPU is available; use cpu or auto" % (device,))
+    return dev
+
+
+def _valid_mask(Y, mask):
+    finite = np.all(np.isfinite(Y), axis=0)
+    if mask is None:
+        mask = finite
+    else:
+        mask = np.asarray(mask)
+        if mask.shape != Y.shape[1:]:
+            raise DeepGUError("the mask is %s but the image is %s pixels" % (mask.shape, Y.shape[1:]))
+        mask = mask.astype(bool) & finite
+    if not mask.any():
+        raise DeepGUError("the image has no valid pixel")
+    return mask
+
+
+def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
+    if Y.ndim != 3:
+        raise DeepGUError("the image must be (bands, rows, cols), got shape %s" % (Y.shape,))
+    if Y.shape[0] != model.n_bands:
+        raise DeepGUError("the image has %d bands but the model has %d" % (Y.shape[0], model.n_bands))
+    if A_init is not None and A_init.shape != (model.n_materials,) + Y.shape[1:]:
+        raise DeepGUError("A_init must be %s, got %s" % ((model.n_materials,) + Y.shape[1:], A_init.shape))
+    if lambda_z < 0 or lambda_a < 0:
+        raise DeepGUError("lambda_Z and lambda_A must be >= 0 (got %g, %g)" % (lambda_z, lambda_a))
+    if max_iter < 1 or tol <= 0:
+        raise DeepGUError("max_iter must be >= 1 and tol > 0 (got %d, %g)" % (max_iter, tol))
+    if tv not in TV_KINDS:
+        raise DeepGUError("unknown TV kind %r; choose one of %s" % (tv, ", ".join(TV_KINDS)))
+
+
+def _rel_change(new, old):
+    return float((new - old).norm() / old.norm().clamp(min=torch.finfo(old.dtype).tiny))
+
+
+def _to_grid(values, mask):
+    """(N, ...) valid-pixel values -> (..., rows, cols) with NaN at invalid pixels."""
+    values = values.cpu().numpy()
+    out = np.full(values.shape[1:] + mask.shape, np.nan, dtype=values.dtype)
+    out[..., mask] = np.moveaxis(values, 0, -1)
+    return out
+
+
+def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, max_iter=10, tol=1e-3,
+                 tv="anisotropic", device="cpu", feedback=None, dtype=torch.float64,
+                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192):
+    """DeepGU (module docstring) on an image.
+
+    Parameters
+    ----------
+    Y : (L, rows, cols) image in the model's (scene) units.
+    model : generative model with ``decode`` (N, P, K) -> (N, L, P), ``z0`` (P, K) torch,
+        ``m0`` (L, P) numpy, ``n_materials``, ``latent_dim``, ``n_bands``, ``to(device)``.
+    mask : (rows, cols) bool, True at valid pixels (default: pixels finite in every band;
+        non-finite pixels are always invalid).
+    A_init : (P, rows, cols) initial abundances (projected onto the simplex); default FCLS with m0.
+    lambda_z, lambda_a : regularisation weights; max_iter, tol : outer loop limits.
+    tv : "anisotropic" (default), "group" or "isotropic" (see :mod:`.astep`).
+    device : "cpu", "cuda" or "auto". dtype : precision of the solver algebra
+        (the decoder runs in the model's own dtype).
+    z_max_iter : Levenberg-Marquardt iterations per pixel and Z-step at most.
+    admm_max_iter, final_admm_max_iter : ADMM iterations at most, in the loop and at the end.
+    chunk_size : pixels decoded together in the Z-step (bounds memory).
+
+    Returns
+    -------
+    UnmixResult
+    """
+    feedback = ensure(feedback)
+    Y = np.asarray(Y)
+    _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv)
+    dev = resolve_device(device)
+    mask = _valid_mask(Y, mask)
+    model = model.to(dev)
+    grid = PixelGrid(mask, dev)
+    Yv = torch.as_tensor(Y[:, mask].T, dtype=dtype, device=dev).contiguous()
+    yy = (Yv * Yv).sum(1)
+    if A_init is None:
+        A = fcls_batched(torch.as_tensor(model.m0, dtype=dtype, device=dev), Yv)
+    else:
+        A_valid = np.asarray(A_init)[:, mask].T
+        if not np.all(np.isfinite(A_valid)):
+            raise DeepGUError("A_init has non-finite values at valid pixels")
+        A = project_simplex(torch.as_tensor(A_valid, dtype=dtype, device=dev))
+    z0 = model.z0.to(device=dev, dtype=dtype)
+    Z = z0.expand(grid.n_pixels, -1, -1).clone()
+    stats = PixelStats.shared(model, z0, Yv)
+    history = []
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        feedback.check_canceled()
+        start = time.perf_counter()
+        zres = zstep(model, Yv, A, Z, lambda_z, stats=stats, tol=tol, max_iter=z_max_iter,
+                     chunk_size=chunk_size, feedback=feedback)
+        stats = zres.stats
+        z_seconds = time.perf_counter() - start
+        A_new, ainfo = astep(stats.gram, stats.mty, grid, lambda_a, A_init=A, tv=tv, tol=ADMM_TOL,
+                             max_iter=admm_max_iter)
+        change_a, change_z = _rel_change(A_new, A), _rel_change(zres.Z, Z)
+        A, Z = A_new, zres.Z
+        total, data, tv_val = abundance_objective(stats.gram, stats.mty, yy, A, grid, lambda_a, tv)
+        z_reg = 0.5 * lambda_z * float(((Z - z0) ** 2).sum())
+        history.append({
+            "iteration": it, "objective": total + z_reg, "data": data, "z_reg": z_reg, "tv": tv_val,
+            "change_a": change_a, "change_z": change_z,
+            "z_converged": zres.n_converged, "z_iterations": float(zres.iterations.float().mean()),
+            "admm_iterations": ainfo["iterations"], "z_seconds": z_seconds,
+            "seconds": time.perf_counter() - start,
+        })
+        feedback.info("DeepGU iteration %d/%d: objective %.6g (data %.6g, Z %.6g, TV %.6g), "
+                      "change A %.2e, Z %.2e; Z-step %d/%d pixels converged, %.1f LM iterations "
+                      "on average; %d ADMM iterations"
+                      % (it, max_iter, total + z_reg, data, z_reg, tv_val, change_a, change_z,
+                         zres.n_converged, grid.n_pixels, history[-1]["z_iterations"],
+                         ainfo["iterations"]))
+        feedback.set_progress(100.0 * it / (max_iter + 1))
+        if change_a < tol and change_z < tol:
+            converged = True
+            break
+    feedback.check_canceled()
+    A, _ = astep(stats.gram, stats.mty, grid, lambda_a, A_init=A, tv=tv, tol=FINAL_ADMM_TOL,
+                 max_iter=final_admm_max_iter)
+    M = decode(model, Z, chunk_size)
+    residual = Yv - torch.einsum("nlp,np->nl", M, A)
+    feedback.set_progress(100.0)
+    return UnmixResult(
+        abundances=_to_grid(A, mask),
+        latent=_to_grid(Z, mask),
+        endmembers=_to_grid(M, mask),
+        rmse=_to_grid(residual.pow(2).mean(1).sqrt(), mask),
+        history=history, n_iter=it, converged=converged,
+    )

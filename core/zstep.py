@@ -1,0 +1,228 @@
+"""DeepGU Z-step: per-pixel latent codes by batched Levenberg-Marquardt (torch).
+
+With the abundances fixed, Algorithm 1 step 9 (paper eq. 12) splits into one
+problem per pixel over its K*P latent variables z = vec(Z_n) (index p*K + k):
+
+    f_n(z) = 1/2 ||y_n - G(Z_n) a_n||^2 + lambda_Z/2 ||Z_n - Z0||_F^2,
+    G(Z_n) = [G_1(z_1n) ... G_P(z_Pn)]  (L, P).
+
+This regularised nonlinear least-squares problem is solved for all pixels at
+once by Levenberg-Marquardt (Nielsen's damping rule) instead of the authors'
+L-BFGS with finite differences. With D (L, PK) the exact derivatives
+``D[:, pK+k] = dG_p/dz_pk``, w = (a_1 1_K, ..., a_P 1_K), so that the Jacobian
+of G(Z_n) a_n is ``J = D diag(w)``, and r = y_n - G(Z_n) a_n:
+
+    H = J^T J + lambda_Z I,  g = -J^T r + lambda_Z (z - z0),
+    (H + mu I) delta = -g,   predicted decrease  q = 1/2 delta^T (mu delta - g),
+    gain = (f(z) - f(z + delta)) / q;  the step is taken iff f decreases, so f
+    never increases; mu <- mu max(1/3, 1 - (2 gain - 1)^3), nu <- 2 after a
+    success, mu <- mu nu, nu <- 2 nu after a failure.
+
+Everything above depends on z only through the per-pixel statistics of
+E = [G(Z_n), D] (L, P + PK): ``S = E^T E`` and ``e = E^T y_n`` (:class:`PixelStats`),
+e.g. ``H = (w w^T) * S_DD + lambda_Z I``, ``J^T r = w * (e_D - S_DG a)``,
+``||r||^2 = y^T y - 2 a^T e_G + a^T S_GG a``. So the statistics at the current
+codes are kept between calls (the A-step changes a, not Z) and the A-step reads
+its Gram matrices ``M_n^T M_n = S_GG``, ``M_n^T y_n = e_G`` from them.
+
+Because column p of G depends only on z_p, the K tangents e_k applied to every
+material at once give all of D: K forward-mode JVPs of ``model.decode``
+(batched with ``torch.func.vmap``), exact to round-off.
+
+A trial point is checked with a plain decode (one forward pass); the
+Jacobian is computed only at accepted points. A pixel stops when its
+Levenberg-Marquardt step is small, ``||delta|| <= tol * max(||z||, 1)`` (the
+paper's relative change of z, with a floor for codes near the origin; that last
+step is not taken, so it costs no decoder call), or after ``max_iter``
+iterations; stopped pixels are dropped from further work. Pixels are processed in chunks so memory stays bounded. The
+decoder runs in the model's own dtype (that of ``model.z0``); the statistics
+and the Levenberg-Marquardt algebra in the dtype of ``Y``.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch.func import jvp, vmap
+
+from .feedback import ensure
+
+_MU_INIT = 1e-3
+CHUNK = 8192
+
+
+def decode_with_jacobian(model, Z):
+    """G(Z) (N, L, P) and D (N, L, P*K) with D[..., p*K + k] = d G_p / d z_pk, in Z's dtype."""
+    dtype = model.z0.dtype
+    z = Z.to(dtype).contiguous()
+    n, p, k = z.shape
+    basis = torch.eye(k, dtype=dtype, device=z.device)[:, None, None, :].expand(k, n, p, k)
+    with torch.no_grad():
+        primal, tangents = vmap(lambda v: jvp(model.decode, (z,), (v,)), out_dims=(None, 0))(basis)
+    return primal.to(Z.dtype), tangents.permute(1, 2, 3, 0).reshape(n, -1, p * k).to(Z.dtype)
+
+
+def decode(model, Z, chunk_size=CHUNK):
+    """G(Z) (N, L, P) in Z's dtype, decoded in chunks of pixels."""
+    dtype = model.z0.dtype
+    with torch.no_grad():
+        return torch.cat([model.decode(Z[s:s + chunk_size].to(dtype)).to(Z.dtype)
+                          for s in range(0, len(Z), chunk_size)])
+
+
+@dataclass
+class PixelStats:
+    """Per-pixel statistics of E = [G(Z_n), D_n] (module docstring) at the current codes.
+
+    S (N, P + PK, P + PK) = E^T E and e (N, P + PK) = E^T y_n; n_materials = P.
+    """
+
+    S: torch.Tensor
+    e: torch.Tensor
+    n_materials: int
+
+    @classmethod
+    def evaluate(cls, model, Z, Y):
+        """Statistics at Z (N, P, K) for the pixels Y (N, L)."""
+        G, D = decode_with_jacobian(model, Z)
+        E = torch.cat([G, D], dim=2)
+        return cls(torch.einsum("nli,nlj->nij", E, E), torch.einsum("nli,nl->ni", E, Y), Z.shape[1])
+
+    @classmethod
+    def shared(cls, model, z, Y):
+        """Statistics of pixels Y (N, L) that all have the codes z (P, K): one decoder evaluation."""
+        G, D = decode_with_jacobian(model, z[None])
+        E = torch.cat([G, D], dim=2)[0]
+        S = (E.T @ E).expand(Y.shape[0], -1, -1).clone()
+        return cls(S, Y @ E, z.shape[0])
+
+    @property
+    def gram(self):
+        """M_n^T M_n (N, P, P) with M_n = G(Z_n)."""
+        p = self.n_materials
+        return self.S[:, :p, :p]
+
+    @property
+    def mty(self):
+        """M_n^T y_n (N, P)."""
+        return self.e[:, :self.n_materials]
+
+    def __getitem__(self, idx):
+        return PixelStats(self.S[idx], self.e[idx], self.n_materials)
+
+    def __setitem__(self, idx, other):
+        self.S[idx] = other.S
+        self.e[idx] = other.e
+
+    def objective(self, yy, a, dz, lambda_z):
+        """f_n (N,) for abundances a (N, P), yy = y^T y (N,) and dz = z - z0 (N, PK)."""
+        data = yy - 2.0 * (a * self.mty).sum(1) + torch.einsum("ni,nij,nj->n", a, self.gram, a)
+        return 0.5 * (data + lambda_z * (dz * dz).sum(1))
+
+    def system(self, a, dz, lambda_z):
+        """Gauss-Newton matrix H (N, PK, PK) and gradient g (N, PK) of f_n."""
+        p = self.n_materials
+        w = a.repeat_interleave(dz.shape[1] // p, dim=1)
+        H = w[:, :, None] * self.S[:, p:, p:] * w[:, None, :]
+        H.diagonal(dim1=1, dim2=2).add_(lambda_z)
+        jtr = w * (self.e[:, p:] - torch.einsum("nip,np->ni", self.S[:, p:, :p], a))
+        return H, lambda_z * dz - jtr
+
+
+@dataclass
+class ZStepResult:
+    """Latent codes Z (N, P, K), the statistics there, and per-pixel stats of the run."""
+
+    Z: torch.Tensor
+    stats: PixelStats
+    iterations: torch.Tensor   # (N,) Levenberg-Marquardt iterations per pixel (with the final check)
+    converged: torch.Tensor    # (N,) bool, stopped by the step-size test
+    objective_start: float     # sum_n f_n at the warm start
+    objective: float           # sum_n f_n at the result
+
+    @property
+    def n_converged(self):
+        return int(self.converged.sum())
+
+
+def _lm_chunk(model, y, a, z, stats, z0, lambda_z, tol, max_iter, feedback):
+    """Levenberg-Marquardt on one chunk, in place on z (n, PK) and its stats; returns (iterations, converged)."""
+    n, pk = z.shape
+    yy = (y * y).sum(1)
+    f = stats.objective(yy, a, z - z0, lambda_z)
+    H, g = stats.system(a, z - z0, lambda_z)
+    mu = (_MU_INIT * torch.diagonal(H, dim1=1, dim2=2).amax(dim=1)).clamp(min=torch.finfo(z.dtype).eps)
+    nu = torch.full_like(mu, 2.0)
+    eye = torch.eye(pk, dtype=z.dtype, device=z.device)
+    iterations = torch.zeros(n, dtype=torch.long, device=z.device)
+    converged = torch.zeros(n, dtype=torch.bool, device=z.device)
+    active = torch.arange(n, device=z.device)
+    for _ in range(max_iter):
+        if not len(active):
+            break
+        feedback.check_canceled()
+        iterations[active] += 1
+        delta = torch.linalg.solve(H[active] + mu[active, None, None] * eye, -g[active])
+        small = delta.norm(dim=1) <= tol * z[active].norm(dim=1).clamp(min=1.0)
+        converged[active[small]] = True
+        active, delta = active[~small], delta[~small]
+        if not len(active):
+            break
+        z_new = z[active] + delta
+        G_new = decode(model, z_new.reshape(len(active), a.shape[1], -1), len(active))
+        r = y[active] - torch.einsum("nlp,np->nl", G_new, a[active])
+        f_new = 0.5 * ((r * r).sum(1) + lambda_z * ((z_new - z0) ** 2).sum(1))
+        predicted = 0.5 * (delta * (mu[active, None] * delta - g[active])).sum(1)
+        gain = (f[active] - f_new) / predicted.clamp(min=torch.finfo(f.dtype).tiny)
+        ok = f_new < f[active]
+        mu[active] = torch.where(ok, mu[active] * torch.clamp(1 - (2 * gain - 1) ** 3, min=1.0 / 3),
+                                 mu[active] * nu[active])
+        nu[active] = torch.where(ok, torch.full_like(f_new, 2.0), 2 * nu[active])
+        acc = active[ok]
+        if len(acc):
+            z[acc], f[acc] = z_new[ok], f_new[ok]
+            stats[acc] = PixelStats.evaluate(model, z_new[ok].reshape(len(acc), a.shape[1], -1), y[acc])
+            H[acc], g[acc] = stats[acc].system(a[acc], z_new[ok] - z0, lambda_z)
+    return iterations, converged
+
+
+def zstep(model, Y, A, Z, lambda_z, stats=None, tol=1e-3, max_iter=20, chunk_size=CHUNK, feedback=None):
+    """Minimise f_n (module docstring) for every pixel, warm-started at Z.
+
+    Parameters
+    ----------
+    model : generative model with ``decode`` (N, P, K) -> (N, L, P) and ``z0`` (P, K),
+        on the device of the tensors.
+    Y : (N, L) pixels; A : (N, P) abundances; Z : (N, P, K) warm start.
+    lambda_z : weight of the pull towards ``model.z0``.
+    stats : PixelStats at Z (from the previous call) to skip re-evaluating the decoder there.
+    tol : per-pixel step-size tolerance; max_iter : LM iterations per pixel at most.
+    chunk_size : pixels processed together; feedback : checked for cancellation per iteration.
+
+    Returns
+    -------
+    ZStepResult with Z (N, P, K), the PixelStats there and per-pixel statistics.
+    """
+    feedback = ensure(feedback)
+    n, p, k = Z.shape
+    dtype = Y.dtype
+    z0 = model.z0.to(device=Y.device, dtype=dtype).reshape(1, p * k)
+    Z = Z.to(dtype).reshape(n, p * k).clone()
+    A = A.to(dtype)
+    q = p + p * k
+    out = (PixelStats(Y.new_empty((n, q, q)), Y.new_empty((n, q)), p) if stats is None
+           else PixelStats(stats.S.clone(), stats.e.clone(), p))
+    iterations = torch.zeros(n, dtype=torch.long, device=Y.device)
+    converged = torch.zeros(n, dtype=torch.bool, device=Y.device)
+    f_start = f_end = 0.0
+    with torch.no_grad():
+        for start in range(0, n, chunk_size):
+            sl = slice(start, min(start + chunk_size, n))
+            y, a, z = Y[sl], A[sl], Z[sl]
+            chunk = out[sl] if stats is not None else PixelStats.evaluate(model, z.reshape(-1, p, k), y)
+            yy = (y * y).sum(1)
+            f_start += float(chunk.objective(yy, a, z - z0, lambda_z).sum())
+            iterations[sl], converged[sl] = _lm_chunk(model, y, a, z, chunk, z0, lambda_z, tol,
+                                                      max_iter, feedback)
+            out[sl] = chunk
+            f_end += float(chunk.objective(yy, a, z - z0, lambda_z).sum())
+    return ZStepResult(Z.reshape(n, p, k), out, iterations, converged, f_start, f_end)

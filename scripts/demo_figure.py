@@ -1,0 +1,75 @@
+"""Figure and summary of a demo run: true vs FCLS vs DeepGU abundances, learned variability.
+
+    .venv/bin/python scripts/demo_figure.py OUT_FOLDER
+reads truth.tif, fcls.tif, deepgu.tif, model.pt, bundles.csv and metrics_*.json from OUT_FOLDER
+(written by scripts/demo.sh) and writes OUT_FOLDER/figure.png.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from core.inspect_model import sample_latent_grid  # noqa: E402
+from core.library import read_spectra  # noqa: E402
+from core.metrics import match_materials  # noqa: E402
+from core.model_file import load_model  # noqa: E402
+from core.raster_io import read_all  # noqa: E402
+
+
+def main(folder):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    truth, _, truth_info = read_all(os.path.join(folder, "truth.tif"))
+    P = truth.shape[0]
+    maps = {"True": truth}
+    for label, name in (("FCLS", "fcls.tif"), ("DeepGU", "deepgu.tif")):
+        estimate, valid, _ = read_all(os.path.join(folder, name))
+        estimate[:, ~valid] = np.nan
+        maps[label] = estimate[match_materials(np.nan_to_num(estimate).reshape(P, -1), truth.reshape(P, -1))]
+    model = load_model(os.path.join(folder, "model.pt"))
+    bundles = {name: spectra for name, spectra, _, _ in read_spectra(os.path.join(folder, "bundles.csv")).by_material()}
+    metrics = {label: json.load(open(os.path.join(folder, "metrics_%s.json" % label.lower())))
+               for label in ("FCLS", "DeepGU")}
+
+    figure = Figure(figsize=(2.4 * P + 3.2, 8.4), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(4, P)
+    for row, (label, cube) in enumerate(maps.items()):
+        for p in range(P):
+            axis = figure.add_subplot(grid[row, p])
+            image = axis.imshow(cube[p], vmin=0, vmax=1, cmap="viridis")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(truth_info.band_names[p])
+            if p == 0:
+                extra = "" if label == "True" else "\nRMSE_A %.3f" % metrics[label]["RMSE_A"]
+                axis.set_ylabel(label + extra)
+    figure.colorbar(image, ax=figure.axes, shrink=0.5, label="abundance")
+    x = model.wavelengths if model.wavelengths is not None else np.arange(model.n_bands)
+    for p in range(model.n_materials):
+        axis = figure.add_subplot(grid[3, p])
+        axis.plot(x, bundles[model.names[p]][:, :60], color="0.8", linewidth=0.4)
+        axis.plot(x, sample_latent_grid(model, p, span=2.0, steps=5), linewidth=0.6)
+        axis.plot(x, model.m0[:, p], color="black", linewidth=1.2)
+        axis.set_title("%s: learned variability" % model.names[p], fontsize=8)
+        axis.set_xlabel("nm", fontsize=8)
+        axis.tick_params(labelsize=7)
+    path = os.path.join(folder, "figure.png")
+    figure.savefig(path, dpi=90)
+    print("figure: %s" % path)
+    print("%-8s %8s %8s %8s" % ("method", "RMSE_A", "RMSE_M", "SAM_M"))
+    for label, values in metrics.items():
+        print("%-8s %8.4f %8s %8s" % (label, values["RMSE_A"],
+                                       "%.4f" % values["RMSE_M"] if "RMSE_M" in values else "-",
+                                       "%.4f" % values["SAM_M"] if "SAM_M" in values else "-"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
