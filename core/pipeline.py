@@ -14,7 +14,7 @@ from .bundles import select_bundles
 from .fcls import fcls
 from .feedback import SubFeedback, ensure
 from .unmix import deepgu_unmix
-from .vae import train_endmember_model
+from .vae import DEFAULT_EPOCHS, train_endmember_model
 from .vca import vca
 
 
@@ -29,7 +29,7 @@ class PipelineResult:
     seconds: dict = field(default_factory=dict)
 
 
-def run_pipeline(Y, n_materials, mask=None, seed=0, n_pixels=100, latent_dim=2, epochs=50, lambda_z=0.1,
+def run_pipeline(Y, n_materials, mask=None, seed=0, n_pixels=100, latent_dim=2, epochs=DEFAULT_EPOCHS, lambda_z=0.1,
                  lambda_a=0.01, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
     """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels)."""
     feedback = ensure(feedback)

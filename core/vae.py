@@ -13,8 +13,8 @@ lie in [0, 0.8], away from the sigmoid's saturation); negative values (noise)
 are clipped to 0. Decoding multiplies back, so :meth:`MaterialVAE.decode`
 returns scene units: ``G_p(z) = s_p * sigmoid(decoder_p(z))``.
 
-Training minimises, per sample, the negative ELBO (``beta`` = 1, the paper's
-value; the authors' code exposes it as ``beta_loss``)::
+Training minimises, per sample, a beta-weighted negative ELBO (the authors'
+code exposes the weight as ``beta_loss``)::
 
     loss(x) = L * mean_l BCE(x_l, x_hat_l) + beta KL,   KL = -1/2 sum_k (1 + log s2_k - mu_k^2 - s2_k)
 
@@ -23,6 +23,11 @@ value; the authors' code exposes it as ``beta_loss``)::
 (lr 1e-3), mini-batches of ``ceil(n/3)`` shuffled pixels, ``epochs`` passes,
 float32, Glorot-uniform initial weights and zero biases (Keras' defaults, as
 the authors used).
+The default ``beta`` is :data:`DEFAULT_BETA` = 0.01, not 1, and the default
+number of epochs :data:`DEFAULT_EPOCHS` = 200, not 50: scene variability is a
+few per cent of a spectrum, and with beta = 1 (or 150 Adam steps) the KL term
+wins, the posterior collapses and the decoder ignores z, generating only the
+bundle mean (``bench/bench_vae_capacity.py`` measures this).
 Every random step (initial weights, shuffling, eps) draws from a
 ``torch.Generator`` seeded from ``(seed, material)``, so training is
 reproducible on CPU. Training runs on one CPU thread: the networks are so small
@@ -42,6 +47,8 @@ from .errors import DeepGUError
 from .feedback import ensure
 
 SCALE_MARGIN = 1.25
+DEFAULT_BETA = 0.01
+DEFAULT_EPOCHS = 200
 LEARNING_RATE = 1e-3
 MIN_BUNDLE_PIXELS = 3
 LOSSES = ("bce", "mse")
@@ -182,7 +189,7 @@ def _train_one(bundle, latent_dim, epochs, loss, beta, generator, progress):
     return vae, curve
 
 
-def train_vaes(bundles, latent_dim=2, epochs=50, seed=0, loss="bce", beta=1.0, feedback=None):
+def train_vaes(bundles, latent_dim=2, epochs=DEFAULT_EPOCHS, seed=0, loss="bce", beta=DEFAULT_BETA, feedback=None):
     """Train one VAE per bundle (``bundles``: list of (L, n_p) arrays in scene units).
 
     Returns ``(vaes, loss_curves)``: the trained :class:`MaterialVAE` modules
@@ -287,8 +294,8 @@ class EndmemberModel:
         return torch.stack(means)
 
 
-def train_endmember_model(bundles, m0, names, wavelengths=None, latent_dim=2, epochs=50, seed=0, loss="bce", beta=1.0,
-                          feedback=None):
+def train_endmember_model(bundles, m0, names, wavelengths=None, latent_dim=2, epochs=DEFAULT_EPOCHS, seed=0, loss="bce",
+                          beta=DEFAULT_BETA, feedback=None):
     """Train the VAEs on ``bundles`` (P arrays (L, n_p)) and set ``z0`` = encoder means of ``m0`` (L, P)."""
     m0 = np.asarray(m0, dtype=np.float64)
     if m0.ndim != 2 or not np.all(np.isfinite(m0)):
