@@ -3,6 +3,7 @@
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber)
 
+from ..core.defaults import DEFAULT_BETA, DEFAULT_EPOCHS
 from .base import DeepGUAlgorithm, advanced
 
 LOSSES = ["bce", "mse"]
@@ -25,8 +26,10 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
             "BUNDLES: bundle CSV (from 'Extract endmember bundles'). ENDMEMBERS: the reference library "
             "(CSV); every material in it needs a bundle; its spectra give the reference latent codes z_p0.\n"
             "LATENT_DIM (advanced): latent size K (2 in the paper). EPOCHS (advanced): Adam epochs over "
-            "mini-batches of a third of the bundle (50). LOSS (advanced): binary cross-entropy scaled by the "
-            "band count (as the authors) or mean squared error. SEED: same seed, same model (on CPU).\n\n"
+            "mini-batches of a third of the bundle (200; the paper's 50 are too few to learn much). BETA "
+            "(advanced): weight of the KL term (0.01; with 1 the model ignores its latent code on typical "
+            "scenes and generates only the mean spectrum). LOSS (advanced): binary cross-entropy summed over "
+            "bands (as the authors) or squared error. SEED: same seed, same model (on CPU).\n\n"
             "OUTPUT: model file (any name, e.g. model.pt) with every material's weights, scaling, reference "
             "spectrum and code, band count, wavelengths and training loss. It is read without executing code."
         )
@@ -37,7 +40,11 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
         self.addParameter(QgsProcessingParameterFile("ENDMEMBERS", "Reference endmembers (CSV)", extension="csv"))
         self.addParameter(advanced(QgsProcessingParameterNumber("LATENT_DIM", "Latent dimension", integer, 2,
                                                                 minValue=1, maxValue=16)))
-        self.addParameter(advanced(QgsProcessingParameterNumber("EPOCHS", "Epochs", integer, 50, minValue=1)))
+        self.addParameter(advanced(QgsProcessingParameterNumber("EPOCHS", "Epochs", integer, DEFAULT_EPOCHS,
+                                                                minValue=1)))
+        self.addParameter(advanced(QgsProcessingParameterNumber("BETA", "KL weight (beta)",
+                                                                QgsProcessingParameterNumber.Double, DEFAULT_BETA,
+                                                                minValue=0.0)))
         self.addParameter(advanced(QgsProcessingParameterEnum("LOSS", "Reconstruction loss", LOSSES,
                                                               defaultValue=0)))
         self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0)))
@@ -54,6 +61,7 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
             output,
             latent_dim=self.parameterAsInt(parameters, "LATENT_DIM", context),
             epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+            beta=self.parameterAsDouble(parameters, "BETA", context),
             seed=self.parameterAsInt(parameters, "SEED", context),
             loss=LOSSES[self.parameterAsEnum(parameters, "LOSS", context)],
             feedback=feedback,

@@ -14,7 +14,8 @@ from .bundles import select_bundles
 from .fcls import fcls
 from .feedback import SubFeedback, ensure
 from .unmix import deepgu_unmix
-from .vae import DEFAULT_EPOCHS, train_endmember_model
+from .defaults import DEFAULT_EPOCHS
+from .vae import train_endmember_model
 from .vca import vca
 
 

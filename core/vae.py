@@ -43,12 +43,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .defaults import DEFAULT_BETA, DEFAULT_EPOCHS
 from .errors import DeepGUError
 from .feedback import ensure
 
 SCALE_MARGIN = 1.25
-DEFAULT_BETA = 0.01
-DEFAULT_EPOCHS = 200
 LEARNING_RATE = 1e-3
 MIN_BUNDLE_PIXELS = 3
 LOSSES = ("bce", "mse")

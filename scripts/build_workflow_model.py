@@ -89,6 +89,9 @@ def build():
             output.setPosition(QPointF(520 + 120 * index, 180 + 110 * index + 30 * offset))
             output.setChildId(child_id)
             output.setChildOutputName(child_output)
+            if name != "DEEPGU_ABUNDANCES":     # the rest go to temporary files unless asked for
+                output.setMandatory(False)
+                output.setDefaultValue("TEMPORARY_OUTPUT")
             model_outputs[name] = output
         child.setModelOutputs(model_outputs)
         model.addChildAlgorithm(child)

@@ -4,10 +4,12 @@ from ..errors import DeepGUError
 from ..feedback import ensure
 from ..library import read_spectra
 from ..model_file import save_model
+from ..defaults import DEFAULT_BETA, DEFAULT_EPOCHS
 from ..vae import train_endmember_model
 
 
-def run(bundles_csv, endmembers_csv, output_model, latent_dim=2, epochs=50, seed=0, loss="bce", feedback=None):
+def run(bundles_csv, endmembers_csv, output_model, latent_dim=2, epochs=DEFAULT_EPOCHS, beta=DEFAULT_BETA, seed=0,
+        loss="bce", feedback=None):
     """Train one VAE per material of ``endmembers_csv`` on its bundle from ``bundles_csv``.
 
     Materials are matched by name; every reference material needs a bundle.
@@ -27,6 +29,6 @@ def run(bundles_csv, endmembers_csv, output_model, latent_dim=2, epochs=50, seed
         raise DeepGUError("the bundle file has no pixels for material(s) %s" % ", ".join(missing))
     model = train_endmember_model([groups[name] for name in references.materials], m0, references.materials,
                                   wavelengths=references.wavelengths, latent_dim=latent_dim, epochs=epochs,
-                                  seed=seed, loss=loss, feedback=feedback)
+                                  seed=seed, loss=loss, beta=beta, feedback=feedback)
     save_model(model, output_model)
     return model
