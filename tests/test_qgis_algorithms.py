@@ -153,3 +153,30 @@ print('IDS', ','.join(ids)); print('OUT', out['OUTPUT'])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "deepgu:vca" in done.stdout and "deepgu:fcls" in done.stdout
     assert open_raster(str(tmp_path / "s.tif")).rows == 8
+
+
+def test_single_band_raster_is_refused(qgis_process, tmp_path):
+    from core.raster_io import georeference, write_raster
+    single = str(tmp_path / "single.tif")
+    write_raster(single, np.ones((1, 6, 6), np.float32), georeference(6, 6))
+    message = run_fails(qgis_process, "deepgu:vca", INPUT=single, ENDMEMBERS=3, OUTPUT=str(tmp_path / "em.csv"))
+    assert "only 1 band" in message and "Traceback" not in message
+    assert not os.path.exists(str(tmp_path / "em.csv"))
+
+
+def test_integer_raster_with_scale_factor_unmixes_like_its_float_version(qgis_process, scene, tmp_path):
+    from osgeo import gdal
+    data, _, info = read_all(scene["scene.tif"])
+    ints = str(tmp_path / "int16.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(ints, info.cols, info.rows, info.n_bands, gdal.GDT_Int16)
+    ds.SetGeoTransform(info.transform)
+    ds.SetProjection(info.crs_wkt)
+    for b in range(info.n_bands):
+        band = ds.GetRasterBand(b + 1)
+        band.WriteArray(np.round(data[b] / 1e-4).astype(np.int16))
+        band.SetScale(1e-4)
+    ds = None
+    a_int, a_float = str(tmp_path / "a_int.tif"), str(tmp_path / "a_float.tif")
+    run_json(qgis_process, "deepgu:fcls", INPUT=ints, ENDMEMBERS=scene["library.csv"], OUTPUT=a_int)
+    run_json(qgis_process, "deepgu:fcls", INPUT=scene["scene.tif"], ENDMEMBERS=scene["library.csv"], OUTPUT=a_float)
+    np.testing.assert_allclose(read_all(a_int)[0], read_all(a_float)[0], atol=2e-3)
