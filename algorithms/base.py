@@ -115,3 +115,35 @@ def memory_parameter(default=256):
     parameter.setHelp("Pixels are read, processed and written in blocks of about this size, so images "
                       "larger than memory can be processed.")
     return advanced(parameter)
+
+
+def write_abundance_style(path):
+    """Save ``<path without extension>.qml``, the default style QGIS applies when the raster is loaded.
+
+    Abundances are shown stretched from 0 to 1 per band: the first three materials as red, green
+    and blue when there are three or more, otherwise the first one in grey.
+    """
+    from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterLayer,
+                           QgsSingleBandGrayRenderer)
+
+    layer = QgsRasterLayer(path, "abundances", "gdal")
+    if not layer.isValid():
+        return
+
+    def stretch(band):
+        enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(band))
+        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        enhancement.setMinimumValue(0.0)
+        enhancement.setMaximumValue(1.0)
+        return enhancement
+
+    if layer.bandCount() >= 3:
+        renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3)
+        renderer.setRedContrastEnhancement(stretch(1))
+        renderer.setGreenContrastEnhancement(stretch(2))
+        renderer.setBlueContrastEnhancement(stretch(3))
+    else:
+        renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 1)
+        renderer.setContrastEnhancement(stretch(1))
+    layer.setRenderer(renderer)
+    layer.saveNamedStyle(os.path.splitext(path)[0] + ".qml")

@@ -4,7 +4,7 @@ from qgis.core import (QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer)
 
 from ..core.jobs import fcls as job
-from .base import DeepGUAlgorithm, memory_parameter
+from .base import DeepGUAlgorithm, memory_parameter, write_abundance_style
 
 
 class FCLSAlgorithm(DeepGUAlgorithm):
@@ -45,4 +45,5 @@ class FCLSAlgorithm(DeepGUAlgorithm):
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
             feedback=feedback,
         )
+        write_abundance_style(output)
         return {"OUTPUT": output, "OUTPUT_RMSE": rmse}

@@ -4,7 +4,7 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFileDes
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
 
 from ..core.jobs import synthetic as job
-from .base import DeepGUAlgorithm, advanced
+from .base import DeepGUAlgorithm, advanced, write_abundance_style
 
 KINDS = ["DC1", "DC2"]
 
@@ -70,4 +70,6 @@ class SyntheticAlgorithm(DeepGUAlgorithm):
             epsg=self.parameterAsInt(parameters, "EPSG", context),
             feedback=feedback,
         )
+        if outputs["OUTPUT_ABUNDANCES"]:
+            write_abundance_style(outputs["OUTPUT_ABUNDANCES"])
         return outputs

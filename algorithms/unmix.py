@@ -3,7 +3,7 @@
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
-from .base import DeepGUAlgorithm, advanced, memory_parameter
+from .base import DeepGUAlgorithm, advanced, memory_parameter, write_abundance_style
 
 DEVICES = ["auto", "cpu", "cuda"]
 TV_KINDS = ["anisotropic", "isotropic"]
@@ -82,4 +82,5 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
             feedback=feedback,
         )
+        write_abundance_style(outputs["OUTPUT"])
         return outputs

@@ -71,6 +71,10 @@ def test_vca_fcls_metrics_chain(qgis_process, scene, tmp_path):
     assert info.crs_wkt == source.crs_wkt and info.transform == source.transform
     assert info.band_names == ["EM1", "EM2", "EM3"] and info.nodata == [NODATA] * 3
     assert valid.all() and np.all(A >= -1e-6) and np.allclose(A.sum(axis=0), 1.0, atol=1e-5)
+    with open(str(tmp_path / "a.qml")) as f:      # default style: bands 1-3 as RGB, each stretched 0-1
+        style = f.read()
+    assert 'type="multibandcolor"' in style
+    assert style.count("<minValue>0</minValue>") == 3 and style.count("<maxValue>1</maxValue>") == 3
 
     report = str(tmp_path / "report.json")
     results = run_json(qgis_process, "deepgu:metrics", ESTIMATE=abundances, REFERENCE=scene["truth.tif"],
