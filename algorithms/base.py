@@ -47,7 +47,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         return "DeepGU"
 
     def groupId(self):  # noqa: N802 (QGIS's name)
-        return "deepgu"
+        return "DeepGU"    # the workflow model's group id is its group name: one group in the toolbox
 
     def createInstance(self):  # noqa: N802
         return type(self)()

@@ -7,13 +7,15 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${DEEPGU_VENV:-$here/.venv}"
 
-if ! command -v qgis_process.bin >/dev/null 2>&1 && [ ! -x /usr/bin/qgis_process.bin ]; then
-  echo "[setup] installing QGIS from apt (about 80 s)"
+packages=()
+command -v qgis_process.bin >/dev/null 2>&1 || packages+=(qgis python3-qgis qgis-providers)
+command -v xvfb-run >/dev/null 2>&1 || packages+=(xvfb xauth)     # the desktop test runs QGIS on a virtual screen
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "[setup] installing from apt: ${packages[*]} (QGIS: about 80 s)"
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
-    qgis python3-qgis qgis-providers xvfb xauth >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
 if [ ! -x "$venv/bin/python" ]; then
