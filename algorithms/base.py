@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import traceback
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
 
@@ -63,6 +64,10 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException("Canceled: no output was written") from None
         except MemoryError:
             raise QgsProcessingException("out of memory: lower MEMORY_MB or the sample size") from None
+        except Exception as error:  # a bug, not bad input: one line for the user, the traceback in the log
+            feedback.pushDebugInfo(traceback.format_exc())
+            raise QgsProcessingException("unexpected error in %s (%s: %s); please report it with the log"
+                                         % (self.id(), type(error).__name__, error)) from None
 
     def run_job(self, parameters, context, feedback):
         raise NotImplementedError
