@@ -30,9 +30,12 @@ class PipelineResult:
     seconds: dict = field(default_factory=dict)
 
 
-def run_pipeline(Y, n_materials, mask=None, seed=0, n_pixels=100, latent_dim=2, epochs=DEFAULT_EPOCHS, lambda_z=0.1,
+def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="nearest", n_pixels=100, latent_dim=2, epochs=DEFAULT_EPOCHS, lambda_z=0.1,
                  lambda_a=0.01, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
-    """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels)."""
+    """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels).
+
+    ``bundle_method`` and ``n_pixels`` are those of :func:`core.bundles.select_bundles`.
+    """
     feedback = ensure(feedback)
     L, rows, cols = Y.shape
     mask = np.all(np.isfinite(Y), axis=0) if mask is None else mask
@@ -50,7 +53,7 @@ def run_pipeline(Y, n_materials, mask=None, seed=0, n_pixels=100, latent_dim=2, 
     seconds["fcls"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    bundles = [spectra for spectra, _ in select_bundles(pixels, M0, "nearest", n_pixels=n_pixels)]
+    bundles = [spectra for spectra, _ in select_bundles(pixels, M0, bundle_method, n_pixels=n_pixels, seed=seed)]
     seconds["bundles"] = time.perf_counter() - start
 
     start = time.perf_counter()
