@@ -30,7 +30,8 @@ class PipelineResult:
     seconds: dict = field(default_factory=dict)
 
 
-def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="nearest", n_pixels=100, latent_dim=2, epochs=DEFAULT_EPOCHS, lambda_z=0.1,
+def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="nearest", n_pixels=100, latent_dim=2,
+                 epochs=DEFAULT_EPOCHS, lambda_z=0.1,
                  lambda_a=0.01, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
     """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels).
 
