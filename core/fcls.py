@@ -202,13 +202,17 @@ def fcls(Y, M, feedback=None):
     _check_materials(M.shape[1])
     _check_finite("M", M)
     Y = _check_pixels(Y, M.shape[0])
-    n = Y.shape[1]
     solver = _SharedSolver(M.T @ M)
-    A = np.empty((M.shape[1], n))
+    return _by_chunks(Y.shape[1], M.shape[1], lambda sl: solver.solve(Y[:, sl].T @ M), feedback)
+
+
+def _by_chunks(n, p, solve, feedback):
+    """Fill ``A`` (p, n) with ``solve(slice) -> (chunk, p)`` over chunks of CHUNK pixels, with progress/cancel."""
+    A = np.empty((p, n))
     for start in range(0, n, CHUNK):
         feedback.check_canceled()
         sl = slice(start, start + CHUNK)
-        A[:, sl] = solver.solve(Y[:, sl].T @ M).T
+        A[:, sl] = solve(sl).T
         feedback.set_progress(100.0 * min(start + CHUNK, n) / n)
     return A
 
@@ -238,16 +242,14 @@ def fcls_per_pixel(Y, M, feedback=None):
     n = Y.shape[1]
     if M.shape[2] != n:
         raise DeepGUError("M has %d pixels but Y has %d" % (M.shape[2], n))
-    A = np.empty((M.shape[1], n))
-    for start in range(0, n, CHUNK):
-        feedback.check_canceled()
-        sl = slice(start, start + CHUNK)
+
+    def solve(sl):
         m = M[:, :, sl].astype(np.float64, copy=False)
         G = np.einsum("lpn,lqn->npq", m, m)
         b = np.einsum("ln,lpn->np", Y[:, sl].astype(np.float64, copy=False), m)
-        A[:, sl] = _solve_per_pixel(G, b).T
-        feedback.set_progress(100.0 * min(start + CHUNK, n) / n)
-    return A
+        return _solve_per_pixel(G, b)
+
+    return _by_chunks(n, M.shape[1], solve, feedback)
 
 
 def reconstruction_rmse(Y, M, A):

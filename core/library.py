@@ -16,11 +16,11 @@ An endmember set is the same file with one column per material.
 
 import csv
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from .atomic import atomic_output
 from .errors import DeepGUError
 
 
@@ -70,25 +70,15 @@ def write_spectra(path, spectra, materials, wavelengths=None, rows=None, cols=No
     spectra = np.asarray(spectra, dtype=np.float64)
     if spectra.ndim != 2 or spectra.shape[1] != len(materials):
         raise DeepGUError("spectra must be (bands, %d), got %s" % (len(materials), spectra.shape))
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.access(folder, os.W_OK):
-        raise DeepGUError("output folder is not writable: %s" % folder)
-    fd, tmp = tempfile.mkstemp(prefix=".deepgu-", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            out = csv.writer(f)
-            out.writerow(["wavelength" if wavelengths is not None else "band"] + [str(m) for m in materials])
-            if rows is not None:
-                out.writerow(["row"] + [int(r) for r in rows])
-                out.writerow(["col"] + [int(c) for c in cols])
-            keys = wavelengths if wavelengths is not None else np.arange(1, spectra.shape[0] + 1)
-            for key, values in zip(keys, spectra):
-                out.writerow(["%g" % key] + ["%.9g" % v for v in values])
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["wavelength" if wavelengths is not None else "band"] + [str(m) for m in materials])
+        if rows is not None:
+            out.writerow(["row"] + [int(r) for r in rows])
+            out.writerow(["col"] + [int(c) for c in cols])
+        keys = wavelengths if wavelengths is not None else np.arange(1, spectra.shape[0] + 1)
+        for key, values in zip(keys, spectra):
+            out.writerow(["%g" % key] + ["%.9g" % v for v in values])
 
 
 def _number(text, path, line):

@@ -18,12 +18,12 @@ runs code from it.
 import hashlib
 import os
 import pickle
-import tempfile
 import warnings
 
 import numpy as np
 import torch
 
+from .atomic import atomic_output
 from .errors import DeepGUError
 from .vae import EndmemberModel, MaterialVAE
 
@@ -87,18 +87,8 @@ def _pack(model):
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     data = _pack(model)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=".deepgu-", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise DeepGUError("cannot write model file %s (%s)" % (path, exc.strerror or exc))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(data, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        os.remove(temporary)
-        raise
+    with atomic_output(path, "wb", what="model file") as stream:
+        torch.save(data, stream)
 
 
 def _read(path):

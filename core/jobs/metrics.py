@@ -1,9 +1,8 @@
 """Score estimated abundances (and per-pixel endmembers) against a reference (paper eq. 14-15)."""
 
 import json
-import os
-import tempfile
 
+from ..atomic import atomic_output
 from ..errors import DeepGUError
 from ..metrics import evaluate
 from ..raster_io import read_all
@@ -54,9 +53,6 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
     metrics = {key: (value.tolist() if hasattr(value, "tolist") else value) for key, value in metrics.items()}
     metrics["pixels"] = int(mask.sum())
     if report:
-        folder = os.path.dirname(os.path.abspath(report))
-        fd, tmp = tempfile.mkstemp(prefix=".deepgu-", suffix=".json", dir=folder)
-        with os.fdopen(fd, "w") as f:
+        with atomic_output(report) as f:
             json.dump(metrics, f, indent=2)
-        os.replace(tmp, report)
     return metrics
