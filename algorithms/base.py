@@ -82,6 +82,12 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             raise DeepGUError("%s must be a raster file on disk (got '%s')" % (name, layer.source()))
         return path
 
+    def optional_raster_path(self, parameters, name, context):
+        """:meth:`raster_path` of an optional raster parameter, or None when it is not set."""
+        if self.parameterAsRasterLayer(parameters, name, context) is None:
+            return None
+        return self.raster_path(parameters, name, context)
+
 
 def write_pixel_points(algorithm, parameters, name, context, info, materials, rows, cols):
     """Write the sink ``name`` (if requested): one point per pixel with material, row and col.

@@ -62,9 +62,7 @@ class UnmixAlgorithm(DeepGUAlgorithm):
 
         outputs = {key: self.parameterAsOutputLayer(parameters, key, context) or None
                    for key in ("OUTPUT", "OUTPUT_ENDMEMBERS", "OUTPUT_LATENT", "OUTPUT_RMSE")}
-        init = None
-        if self.parameterAsRasterLayer(parameters, "INIT_ABUNDANCES", context) is not None:
-            init = self.raster_path(parameters, "INIT_ABUNDANCES", context)
+        init = self.optional_raster_path(parameters, "INIT_ABUNDANCES", context)
         job.run(
             self.raster_path(parameters, "INPUT", context),
             self.parameterAsFile(parameters, "MODEL", context),

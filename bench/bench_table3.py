@@ -4,8 +4,10 @@ Run:  .venv/bin/python bench/bench_table3.py [--seeds 0 1 2] [--lambdas 0.005 0.
 
 For each scene kind (DC1 70 x 70, DC2 50 x 50, 30 dB, the shipped 198-band library,
 3 materials) and seed, runs the whole pipeline (core.pipeline.run_pipeline: VCA ->
-FCLS -> 100-pixel bundles -> VAEs -> DeepGU, lambda_Z = 0.1) for every lambda_A of
-the paper's grid and scores it with core.metrics.evaluate against the true
+FCLS -> bundles -> VAEs -> DeepGU, lambda_Z = 0.1) for every lambda_A of the paper's
+grid and each bundle method (--bundles: "nearest", the paper's 100 pixels of smallest
+spectral angle to M0, and "spatial", the product's default: the 200 pixels of highest
+FCLS abundance averaged over a 5 x 5 window) and scores it with core.metrics.evaluate against the true
 abundances and per-pixel endmembers:
 RMSE_A, SAM_M (radians), RMSE_M and RMSE_Y (observed image vs sum_p m_pn a_pn).
 The FCLS row is the pipeline's FCLS step, scored with the VCA endmembers M0 used as
@@ -15,7 +17,7 @@ constant per-pixel endmembers. Times are wall seconds per step, mean over seeds.
 trained on 100 random truly pure pixels (true abundance > 0.97, fewer where the
 scene has fewer) instead of the pixels nearest to M0, which shows how much of the
 gap to the paper comes from bundle selection.
-Default run (3 lambdas x 2 kinds x 3 seeds): about 3 minutes on 2 idle cores.
+Default run (2 bundle methods x 3 lambdas x 2 kinds x 3 seeds): about 6 minutes on 2 idle cores.
 On a shared machine pass --threads 1: torch's 2-thread kernels slow down many-fold
 (up to 40x measured) when another process competes for the two cores.
 """
@@ -44,7 +46,8 @@ PAPER = {"DC1": {"FCLS": (0.1161, None, 0.71), "DeepGU": (0.0230, 0.0233, 75.20)
          "DC2": {"FCLS": (0.0591, None, 0.38), "DeepGU": (0.0442, 0.0323, 36.40)}}
 STEPS = ("vca", "fcls", "bundles", "train", "deepgu")
 LAMBDA_Z = 0.1
-N_PIXELS = 100
+N_PIXELS = 100                                  # oracle bundles
+BUNDLE_PIXELS = {"nearest": 100, "spatial": 200}
 ORACLE_PURITY = 0.97
 
 
@@ -82,15 +85,16 @@ def oracle_runs(scene, result, seed, lambdas):
     return runs, [b.shape[1] for b in bundles]
 
 
-def run_kind(kind, seeds, lambdas, oracle):
+def run_kind(kind, seeds, lambdas, bundle_methods, oracle):
     """{method: [(scores, seconds) per seed]} for one scene kind."""
     rows = {}
     for seed in seeds:
         side = SIDES[kind]
         scene = make_scene(kind, side, side, snr_db=30.0, seed=seed)
-        for lambda_a in lambdas:
-            result = run_pipeline(scene.image, 3, seed=seed, lambda_z=LAMBDA_Z, lambda_a=lambda_a)
-            if lambda_a == lambdas[0]:
+        for bundle_method, lambda_a in [(b, lam) for b in bundle_methods for lam in lambdas]:
+            result = run_pipeline(scene.image, 3, seed=seed, bundle_method=bundle_method,
+                                  n_pixels=BUNDLE_PIXELS[bundle_method], lambda_z=LAMBDA_Z, lambda_a=lambda_a)
+            if lambda_a == lambdas[0] and bundle_method == bundle_methods[0]:
                 fcls_seconds = {"fcls": result.seconds["fcls"]}
                 rows.setdefault("FCLS / VCA M0", []).append(
                     (scores(scene, result.fcls_abundances, result.reference), fcls_seconds))
@@ -99,7 +103,7 @@ def run_kind(kind, seeds, lambdas, oracle):
                     print("  %s seed %d: oracle bundle sizes %s" % (kind, seed, sizes))
                     for lam, run in runs.items():
                         rows.setdefault("oracle  la=%g" % lam, []).append(run)
-            rows.setdefault("DeepGU  la=%g" % lambda_a, []).append(
+            rows.setdefault("DeepGU %s la=%g" % (bundle_method, lambda_a), []).append(
                 (scores(scene, result.unmixed.abundances, result.unmixed.endmembers), result.seconds))
     return rows
 
@@ -113,18 +117,18 @@ def print_kind(kind, rows, seeds):
     print("\n== %s %d x %d, 198 bands, 30 dB, 3 materials; mean [per seed %s] ==" % (
         kind, side, side, " ".join(map(str, seeds))))
     width = 9 + 7 * len(seeds)
-    print("%-17s %-*s %-*s %7s %7s %7s" % ("method", width, "RMSE_A", width, "SAM_M", "RMSE_M", "RMSE_Y", "time s"))
+    print("%-25s %-*s %-*s %7s %7s %7s" % ("method", width, "RMSE_A", width, "SAM_M", "RMSE_M", "RMSE_Y", "time s"))
     for method, runs in rows.items():
         metric = {key: [s[key] for s, _ in runs] for key in ("RMSE_A", "SAM_M", "RMSE_M", "RMSE_Y")}
         seconds = np.mean([sum(t.values()) for _, t in runs])
-        print("%-17s %-*s %-*s %7.4f %7.4f %7.2f" % (method, width, per_seed(metric["RMSE_A"]), width,
+        print("%-25s %-*s %-*s %7.4f %7.4f %7.2f" % (method, width, per_seed(metric["RMSE_A"]), width,
                                                      per_seed(metric["SAM_M"]), np.mean(metric["RMSE_M"]),
                                                      np.mean(metric["RMSE_Y"]), seconds))
     for method, (rmse_a, sam_m, seconds) in PAPER[kind].items():
-        print("%-17s %-*.4f %-*s %7s %7s %7.2f" % ("paper " + method, width, rmse_a, width,
+        print("%-25s %-*.4f %-*s %7s %7s %7.2f" % ("paper " + method, width, rmse_a, width,
                                                   "-" if sam_m is None else "%.4f" % sam_m, "-", "-", seconds))
     fcls = np.mean([s["RMSE_A"] for s, _ in rows["FCLS / VCA M0"]])
-    ratios = ["%s %.3f" % (m.split()[-1], np.mean([s["RMSE_A"] for s, _ in r]) / fcls)
+    ratios = ["%s %.3f" % (" ".join(m.split()[1:]), np.mean([s["RMSE_A"] for s, _ in r]) / fcls)
               for m, r in rows.items() if m.startswith("DeepGU")]
     print("DeepGU/FCLS RMSE_A: %s   (paper %.3f)" % (", ".join(ratios),
                                                      PAPER[kind]["DeepGU"][0] / PAPER[kind]["FCLS"][0]))
@@ -139,6 +143,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.005, 0.01, 0.05])
     parser.add_argument("--kinds", nargs="+", default=["DC1", "DC2"], choices=sorted(SIDES))
+    parser.add_argument("--bundles", nargs="+", default=["nearest", "spatial"], choices=sorted(BUNDLE_PIXELS),
+                        help="bundle methods to compare")
     parser.add_argument("--oracle-bundles", action="store_true",
                         help="also train the VAEs on truly pure pixels (diagnostic)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the solver")
@@ -147,7 +153,7 @@ def main():
     print(machine_line())
     start = time.perf_counter()
     for kind in args.kinds:
-        print_kind(kind, run_kind(kind, args.seeds, args.lambdas, args.oracle_bundles), args.seeds)
+        print_kind(kind, run_kind(kind, args.seeds, args.lambdas, args.bundles, args.oracle_bundles), args.seeds)
     print("\ntotal %.0f s" % (time.perf_counter() - start))
 
 

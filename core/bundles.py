@@ -14,19 +14,36 @@ A pixel is a candidate only for the material it is closest to
   ``theta_pn <= max_angle_deg``, at most the :data:`MAX_ANGLE_PIXELS` nearest;
 - ``"auto"``: automated bundle extraction in the spirit of Somers et al. (2012):
   VCA on random subsets of the image; every extracted pixel within
-  ``max_angle_deg`` of its closest reference joins that material's bundle.
+  ``max_angle_deg`` of its closest reference joins that material's bundle;
+- ``"spatial"``: pixels inside homogeneous regions. With abundances ``A``
+  (P, rows, cols) from a first unmixing (FCLS with ``M``), the local purity
+  ``s_pn`` is the mean of ``a_p`` over the valid pixels of a ``window x window``
+  neighbourhood of ``n`` (:func:`local_purity`); a pixel is a candidate for
+  ``argmax_p s_pn`` only, and material ``p`` keeps its ``n_pixels`` candidates
+  with the largest ``s_pn``. The spectral angle picks the purest pixels of
+  the *reference's shape*, so with per-pixel variability of shape it misses
+  the pure pixels whose spectra vary most and takes mixed pixels instead;
+  averaging a neighbourhood cancels much of the error that variability puts
+  into a single pixel's abundances, and pure pixels lie inside regions.
 
 Ties are broken by the smaller global pixel index, so the selection does not
-depend on how the image was cut into blocks. Pixels with non-finite values or
-zero norm are never selected.
+depend on how the image was cut into blocks. For ``"spatial"``, where whole
+regions tie at purity 1, ties are broken by a seeded hash of the index
+instead (:func:`tie_order`): a random sample of the equally pure pixels,
+spread over all the regions rather than the top rows, and still independent
+of the blocks (not by the angle: that would bring back the bias towards the
+reference's shape). Pixels with non-finite values or zero norm are never selected.
 """
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 
 from .errors import DeepGUError
 from .vca import vca
 
-METHODS = ("nearest", "angle", "auto")
+METHODS = ("nearest", "angle", "auto", "spatial")
+DEFAULT_WINDOW = 5
+"""Side (pixels) of the neighbourhood of the ``"spatial"`` method."""
 MAX_ANGLE_PIXELS = 5000
 """Cap on a bundle of the ``"angle"`` method (its nearest pixels are kept), bounding memory."""
 
@@ -43,6 +60,37 @@ def spectral_angles(Y, M):
     denom = np.outer(norm_m, norm_y)
     cos = np.divide(M.T @ Y, denom, out=np.zeros(denom.shape), where=denom > 0)
     return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def local_purity(A, valid=None, window=DEFAULT_WINDOW):
+    """Mean abundance over the valid pixels of each pixel's ``window x window`` neighbourhood.
+
+    ``A`` (P, rows, cols), ``valid`` (rows, cols) bool (default: where every
+    abundance is finite). Returns (P, rows, cols) float64,
+    ``s_pn = sum_{m in W(n), valid} a_pm / #{m in W(n), valid}``, NaN where
+    ``n`` itself is invalid. Neighbourhoods are cut at the image border.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if valid is None:
+        valid = np.all(np.isfinite(A), axis=0)
+    window = int(window)
+    if window < 1 or window % 2 == 0:
+        raise DeepGUError("the purity window must be an odd number of pixels >= 1, got %s" % window)
+    weight = valid.astype(np.float64)
+    count = uniform_filter(weight, window, mode="constant")
+    sums = np.stack([uniform_filter(np.where(valid, a, 0.0), window, mode="constant") for a in A])
+    purity = np.divide(sums, count, out=np.full(A.shape, np.nan), where=count > 0)
+    purity[:, ~valid] = np.nan
+    return purity
+
+
+def tie_order(indices, seed=0):
+    """A seeded pseudo-random order key (uint64) of global pixel indices: the splitmix64 hash of index + seed."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(indices, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(int(seed) + 1)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def _material_label(p, names):
@@ -78,59 +126,83 @@ def _smallest(values, count):
 
 
 class BundleSelector:
-    """Running bundle selection over blocks of pixels (``"nearest"`` or ``"angle"``).
+    """Running bundle selection over blocks of pixels (``"nearest"``, ``"angle"`` or ``"spatial"``).
 
-    Memory is ``O(P * cap * L)`` with ``cap = n_pixels`` (``"nearest"``) or
-    :data:`MAX_ANGLE_PIXELS` (``"angle"``), whatever the image size.
+    Memory is ``O(P * cap * L)`` with ``cap = n_pixels`` (``"nearest"``,
+    ``"spatial"``) or :data:`MAX_ANGLE_PIXELS` (``"angle"``), whatever the image size.
 
     Parameters: ``M`` (L, P) reference endmembers; ``n_pixels`` bundle size for
     ``"nearest"``; ``max_angle_deg`` threshold, required for ``"angle"`` and
     ignored by ``"nearest"``; ``min_pixels`` the smallest acceptable bundle;
-    ``names`` optional material names for messages.
+    ``names`` optional material names for messages; ``seed`` of the tie order of ``"spatial"``.
     """
 
-    def __init__(self, M, method="nearest", n_pixels=100, max_angle_deg=None, min_pixels=10, names=None):
+    def __init__(self, M, method="nearest", n_pixels=100, max_angle_deg=None, min_pixels=10, names=None, seed=0):
         self.M = _check_endmembers(M)
-        if method not in ("nearest", "angle"):
-            raise DeepGUError("bundle method must be 'nearest' or 'angle' for block-wise selection, got %r" % (method,))
-        if method == "nearest" and int(n_pixels) < 1:
+        if method not in ("nearest", "angle", "spatial"):
+            raise DeepGUError("bundle method must be 'nearest', 'angle' or 'spatial' for block-wise selection, "
+                              "got %r" % (method,))
+        if method != "angle" and int(n_pixels) < 1:
             raise DeepGUError("the number of pixels per bundle must be at least 1, got %s" % (n_pixels,))
         if method == "angle" and (max_angle_deg is None or not 0 < max_angle_deg < 180):
             raise DeepGUError("the 'angle' bundle method needs a maximum angle in (0, 180) degrees, got %s"
                               % (max_angle_deg,))
         self.method = method
-        self.cap = int(n_pixels) if method == "nearest" else MAX_ANGLE_PIXELS
+        self.cap = MAX_ANGLE_PIXELS if method == "angle" else int(n_pixels)
         self.max_angle = np.deg2rad(max_angle_deg) if method == "angle" else np.inf
         self.min_pixels = int(min_pixels)
         self.names = names
+        self.seed = seed
         n_bands, n_materials = self.M.shape
-        self._angles = [np.empty(0) for _ in range(n_materials)]
+        self._keys = [np.empty(0) for _ in range(n_materials)]
         self._indices = [np.empty(0, dtype=np.int64) for _ in range(n_materials)]
         self._spectra = [np.empty((n_bands, 0)) for _ in range(n_materials)]
 
-    def update(self, Y_block, index_block):
-        """Add a block of pixels ``Y_block`` (L, n) with global row-major indices ``index_block`` (n,)."""
+    def update(self, Y_block, index_block, purity=None):
+        """Add a block of pixels ``Y_block`` (L, n) with global row-major indices ``index_block`` (n,).
+
+        ``purity`` (P, n): the local purity of these pixels (:func:`local_purity`),
+        required by ``"spatial"`` and ignored otherwise; NaN marks a pixel to skip.
+        """
         Y_block = _check_pixels(Y_block, self.M.shape[0])
         index_block = np.asarray(index_block, dtype=np.int64).ravel()
         if index_block.shape[0] != Y_block.shape[1]:
             raise DeepGUError("got %d pixel indices for %d pixels" % (index_block.shape[0], Y_block.shape[1]))
         valid = _valid(Y_block)
+        if self.method == "spatial":
+            purity = np.asarray(purity, dtype=np.float64)
+            if purity.shape != (self.M.shape[1], Y_block.shape[1]):
+                raise DeepGUError("purity must be (%d materials, %d pixels), got %s"
+                                  % (self.M.shape[1], Y_block.shape[1], purity.shape))
+            valid &= np.all(np.isfinite(purity), axis=0)
+            purity = purity[:, valid]
         Y_block, index_block = Y_block[:, valid], index_block[valid]
         angles = spectral_angles(Y_block, self.M)
-        owner = np.argmin(angles, axis=0) if angles.shape[1] else np.empty(0, dtype=np.int64)
-        best = angles[owner, np.arange(owner.size)]
+        columns = np.arange(Y_block.shape[1])
+        if self.method == "spatial":
+            owner = np.argmax(purity, axis=0) if columns.size else np.empty(0, dtype=np.int64)
+            keys = 1.0 - purity[owner, columns]
+        else:
+            owner = np.argmin(angles, axis=0) if columns.size else np.empty(0, dtype=np.int64)
+            keys = angles[owner, columns]
+        best = angles[owner, columns]
         for p in range(self.M.shape[1]):
             mine = np.flatnonzero((owner == p) & (best <= self.max_angle))
-            mine = mine[_smallest(best[mine], self.cap)]
-            self._merge(p, best[mine], index_block[mine], Y_block[:, mine])
+            mine = mine[_smallest(keys[mine], self.cap)]
+            self._merge(p, keys[mine], index_block[mine], Y_block[:, mine])
 
-    def _merge(self, p, angles, indices, spectra):
-        """Keep the ``cap`` smallest (angle, index) pairs among the kept and the new candidates."""
-        angles = np.concatenate([self._angles[p], angles])
+    def _merge(self, p, keys, indices, spectra):
+        """Keep the ``cap`` first pixels in (key, tie order) among the kept and the new candidates.
+
+        The key is the spectral angle, or ``1 - purity`` for ``"spatial"``; the tie order
+        the index, or its :func:`tie_order` for ``"spatial"``.
+        """
+        keys = np.concatenate([self._keys[p], keys])
         indices = np.concatenate([self._indices[p], indices])
-        order = np.lexsort((indices, angles))[: self.cap]
+        ties = tie_order(indices, self.seed) if self.method == "spatial" else indices
+        order = np.lexsort((ties, keys))[: self.cap]
         spectra = np.concatenate([self._spectra[p], spectra], axis=1)[:, order]
-        self._angles[p], self._indices[p], self._spectra[p] = angles[order], indices[order], spectra
+        self._keys[p], self._indices[p], self._spectra[p] = keys[order], indices[order], spectra
 
     def result(self):
         """List over materials of ``(spectra (L, n_p), indices (n_p,))``, nearest first."""
@@ -172,17 +244,22 @@ def auto_bundles(Y, M, max_angle_deg=5.0, n_subsets=50, subset_fraction=0.1, min
 
 
 def select_bundles(Y, M, method="nearest", n_pixels=100, max_angle_deg=5.0, min_pixels=10, names=None,
-                   n_subsets=50, subset_fraction=0.1, seed=0):
+                   n_subsets=50, subset_fraction=0.1, seed=0, purity=None):
     """Bundles of a whole pixel array ``Y`` (L, N) for references ``M`` (L, P).
 
-    ``n_pixels`` is used by ``"nearest"``; ``max_angle_deg`` by ``"angle"`` and
-    ``"auto"``; ``n_subsets``, ``subset_fraction`` and ``seed`` by ``"auto"``.
+    ``n_pixels`` is used by ``"nearest"`` and ``"spatial"``; ``max_angle_deg`` by
+    ``"angle"`` and ``"auto"``; ``n_subsets``, ``subset_fraction`` and ``seed`` by
+    ``"auto"``; ``purity`` (P, N) (:func:`local_purity` of the pixels) by ``"spatial"``,
+    whose ties ``seed`` also orders.
     Returns a list over materials of ``(spectra (L, n_p), indices (n_p,))``.
     """
     if method == "auto":
         return auto_bundles(Y, M, max_angle_deg, n_subsets, subset_fraction, min_pixels, names, seed)
     if method not in METHODS:
         raise DeepGUError("unknown bundle method %r (choose one of %s)" % (method, ", ".join(METHODS)))
-    selector = BundleSelector(M, method, n_pixels, max_angle_deg if method == "angle" else None, min_pixels, names)
-    selector.update(Y, np.arange(np.shape(Y)[-1]))
+    selector = BundleSelector(M, method, n_pixels, max_angle_deg if method == "angle" else None, min_pixels, names,
+                              seed)
+    if method == "spatial" and purity is None:
+        raise DeepGUError("the 'spatial' bundle method needs abundances (e.g. the FCLS result) to measure purity")
+    selector.update(Y, np.arange(np.shape(Y)[-1]), purity)
     return selector.result()

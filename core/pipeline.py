@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundles import select_bundles
+from .bundles import DEFAULT_WINDOW, local_purity, select_bundles
 from .fcls import fcls
 from .feedback import SubFeedback, ensure
 from .unmix import deepgu_unmix
@@ -30,12 +30,15 @@ class PipelineResult:
     seconds: dict = field(default_factory=dict)
 
 
-def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="nearest", n_pixels=100, latent_dim=2,
+def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="spatial", n_pixels=200, window=DEFAULT_WINDOW,
+                 latent_dim=2,
                  epochs=DEFAULT_EPOCHS, lambda_z=0.1,
                  lambda_a=0.01, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
     """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels).
 
-    ``bundle_method`` and ``n_pixels`` are those of :func:`core.bundles.select_bundles`.
+    ``bundle_method`` and ``n_pixels`` are those of :func:`core.bundles.select_bundles`;
+    ``"spatial"`` (the default) measures purity on the FCLS abundances over ``window x window``
+    neighbourhoods; the paper's choice is ``"nearest"`` with 100 pixels.
     """
     feedback = ensure(feedback)
     L, rows, cols = Y.shape
@@ -54,7 +57,9 @@ def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="nearest", n_p
     seconds["fcls"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    bundles = [spectra for spectra, _ in select_bundles(pixels, M0, bundle_method, n_pixels=n_pixels, seed=seed)]
+    purity = local_purity(A0, mask, window)[:, mask] if bundle_method == "spatial" else None
+    bundles = [spectra for spectra, _ in select_bundles(pixels, M0, bundle_method, n_pixels=n_pixels, seed=seed,
+                                                        purity=purity)]
     seconds["bundles"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -27,12 +27,16 @@ INPUTS = {"INPUT": ("INPUT", ["vca", "fcls", "bundles", "unmix"]),
 STEPS = [
     ("vca", "deepgu:vca", {}, {"ENDMEMBERS_CSV": "OUTPUT"}),
     ("fcls", "deepgu:fcls", {"ENDMEMBERS": ("vca", "OUTPUT")}, {"FCLS_ABUNDANCES": "OUTPUT"}),
-    ("bundles", "deepgu:bundles", {"ENDMEMBERS": ("vca", "OUTPUT")}, {"BUNDLES_CSV": "OUTPUT"}),
+    ("bundles", "deepgu:bundles", {"ENDMEMBERS": ("vca", "OUTPUT"), "ABUNDANCES": ("fcls", "OUTPUT")},
+     {"BUNDLES_CSV": "OUTPUT"}),
     ("trainvae", "deepgu:trainvae", {"BUNDLES": ("bundles", "OUTPUT"), "ENDMEMBERS": ("vca", "OUTPUT")},
      {"MODEL_FILE": "OUTPUT"}),
     ("unmix", "deepgu:unmix", {"MODEL": ("trainvae", "OUTPUT"), "INIT_ABUNDANCES": ("fcls", "OUTPUT")},
      {"DEEPGU_ABUNDANCES": "OUTPUT", "DEEPGU_ENDMEMBERS": "OUTPUT_ENDMEMBERS", "DEEPGU_RMSE": "OUTPUT_RMSE"}),
 ]
+# Fixed child settings that differ from the algorithms' defaults: spatially pure bundles of 200 pixels
+# (bench/bench_table3.py: on DC1 they halve DeepGU's abundance error against the paper's nearest-angle bundles).
+STATIC = {"bundles": {"METHOD": 3, "N_PIXELS": 200}}
 OUTPUT_LABELS = {"ENDMEMBERS_CSV": "Reference endmembers (VCA)", "FCLS_ABUNDANCES": "FCLS abundances",
                  "BUNDLES_CSV": "Bundles", "MODEL_FILE": "VAE model file", "DEEPGU_ABUNDANCES": "DeepGU abundances",
                  "DEEPGU_ENDMEMBERS": "DeepGU per-pixel endmembers", "DEEPGU_RMSE": "DeepGU reconstruction RMSE"}
@@ -55,7 +59,8 @@ def build():
     model.setGroup("DeepGU")
     model.setHelpContent({
         "ALG_DESC": "The whole DeepGU pipeline (Borsoi et al. 2019, Algorithm 1) with the paper's defaults: "
-                    "VCA reference endmembers, FCLS initial abundances, 100-pixel bundles, one VAE per "
+                    "VCA reference endmembers, FCLS initial abundances, bundles of the 200 spatially purest "
+                    "pixels per material (FCLS abundance averaged over 5 x 5 pixels), one VAE per "
                     "material, DeepGU unmixing (lambda_Z = 0.1).",
         "INPUT": "Hyperspectral image.", "MATERIALS": "Number of materials P.",
         "SEED": "Random seed of every random step.", "LAMBDA_A": "Spatial smoothing of the abundances.",
@@ -80,6 +85,8 @@ def build():
         for name, (target, children) in INPUTS.items():
             if child_id in children:
                 child.addParameterSources(target, [QgsProcessingModelChildParameterSource.fromModelParameter(name)])
+        for target, value in STATIC.get(child_id, {}).items():
+            child.addParameterSources(target, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
         for target, (source_child, source_output) in links.items():
             child.addParameterSources(target, [QgsProcessingModelChildParameterSource.fromChildOutput(
                 source_child, source_output)])

@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from core.bundles import MAX_ANGLE_PIXELS, BundleSelector, select_bundles, spectral_angles
+from core.bundles import MAX_ANGLE_PIXELS, BundleSelector, local_purity, select_bundles, spectral_angles
 from core.errors import DeepGUError
+from core.fcls import fcls
+from core.jobs import bundles as bundles_job
+from core.library import read_spectra, write_spectra
+from core.raster_io import georeference, write_raster
+from core.synthetic import make_scene
 
 L, P, N_MIXED, N_PURE = 40, 3, 3000, 120
 
@@ -133,3 +138,101 @@ def test_auto_bundles_collect_vertices(scene):
     Y[:, ::2] = np.nan  # invalid pixels are never drawn into VCA subsets
     for _, indices in select_bundles(Y, M, "auto", max_angle_deg=3.0, n_subsets=10, min_pixels=1, seed=1):
         assert np.all(indices % 2 == 1)
+
+
+# --- the "spatial" method: local purity of abundances ---------------------------------------------
+
+def brute_force_purity(A, valid, window):
+    """Mean of each abundance over the valid pixels of the window around every valid pixel, by loops."""
+    P, rows, cols = A.shape
+    half = window // 2
+    out = np.full(A.shape, np.nan)
+    for r in range(rows):
+        for c in range(cols):
+            if not valid[r, c]:
+                continue
+            r0, r1, c0, c1 = max(0, r - half), min(rows, r + half + 1), max(0, c - half), min(cols, c + half + 1)
+            inside = valid[r0:r1, c0:c1]
+            out[:, r, c] = A[:, r0:r1, c0:c1][:, inside].mean(axis=1)
+    return out
+
+
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_local_purity_equals_brute_force(window):
+    rng = np.random.default_rng(3)
+    A = rng.dirichlet(np.ones(3), size=(9, 11)).transpose(2, 0, 1)
+    valid = rng.random((9, 11)) > 0.2
+    A[:, ~valid] = np.nan  # invalid pixels must not leak into their neighbours' means
+    np.testing.assert_allclose(local_purity(A, valid, window), brute_force_purity(A, valid, window), atol=1e-12)
+    with pytest.raises(DeepGUError, match="odd"):
+        local_purity(A, valid, 4)
+
+
+def test_spatial_selection_equals_brute_force(scene):
+    Y, M, _ = scene
+    rng = np.random.default_rng(5)
+    purity = rng.dirichlet(np.ones(P), Y.shape[1]).T
+    purity[:, :300] = np.round(purity[:, :300], 1)  # ties, broken by the seeded hash of the index
+    purity[:, 7] = np.nan                          # skipped
+    owner = np.nanargmax(np.nan_to_num(purity, nan=-1), axis=0)
+    rank = []                                       # an independent seeded hash: Python ints, mod 2^64
+    for n in range(Y.shape[1]):
+        x = (n + 0x9E3779B97F4A7C15 * 8) % 2 ** 64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) % 2 ** 64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) % 2 ** 64
+        rank.append(x ^ (x >> 31))
+    ties = np.argsort(np.argsort(np.array(rank, dtype=np.uint64)))
+    for p, (spectra, indices) in enumerate(select_bundles(Y, M, "spatial", n_pixels=40, purity=purity, seed=7)):
+        mine = np.flatnonzero((owner == p) & np.all(np.isfinite(purity), axis=0))
+        expected = mine[np.lexsort((ties[mine], -purity[p, mine]))[:40]]
+        np.testing.assert_array_equal(indices, expected)
+        np.testing.assert_array_equal(spectra, Y[:, indices])
+    with pytest.raises(DeepGUError, match="needs abundances"):
+        select_bundles(Y, M, "spatial")
+
+
+def test_spatial_bundles_are_purer_than_nearest_on_dc1():
+    """Known truth: on DC1 (per-pixel variability of shape) homogeneous regions hold the pure pixels."""
+    scene = make_scene("DC1", 40, 40, seed=0)
+    Y = scene.image.reshape(scene.image.shape[0], -1).astype(np.float64)
+    A_true = scene.abundances.reshape(3, -1)
+    A_fcls = fcls(Y, scene.reference)
+    purity = local_purity(A_fcls.reshape(3, 40, 40)).reshape(3, -1)
+    true_purity = {}
+    for method in ("nearest", "spatial"):
+        bundles = select_bundles(Y, scene.reference, method, n_pixels=60, purity=purity)
+        true_purity[method] = np.mean([A_true[p, indices].mean() for p, (_, indices) in enumerate(bundles)])
+    assert true_purity["spatial"] >= 0.97
+    assert true_purity["spatial"] > true_purity["nearest"]
+
+
+def test_spatial_job_streams_like_the_whole_array(tmp_path):
+    scene = make_scene("DC2", 30, 20, seed=2)
+    L = scene.image.shape[0]
+    image, abundances = str(tmp_path / "scene.tif"), str(tmp_path / "fcls.tif")
+    data = scene.image.copy()
+    data[:, 3, 4] = np.nan                                    # an invalid pixel in the image
+    write_raster(image, data, georeference(30, 20), wavelengths=scene.wavelengths)
+    Y = data.reshape(L, -1).astype(np.float64)
+    A = fcls(np.nan_to_num(Y), scene.reference).reshape(3, 30, 20)
+    A[:, 3, 4] = np.nan
+    write_raster(abundances, A.astype(np.float32), georeference(30, 20), band_names=scene.names)
+    em = str(tmp_path / "em.csv")
+    write_spectra(em, scene.reference, scene.names, scene.wavelengths)
+    out = str(tmp_path / "b.csv")
+    # a budget of 2 rows per strip: 15 strips, each read with a 2-row halo of abundances
+    memory_mb = 2 * 20 * 16 * L / 2 ** 20
+    bundles_job.run(image, em, out, method="spatial", n_pixels=25, abundances_path=abundances, memory_mb=memory_mb)
+    streamed = read_spectra(out)
+    valid = np.all(np.isfinite(Y), axis=0)
+    purity = local_purity(A, valid.reshape(30, 20)).reshape(3, -1)
+    expected = select_bundles(Y, scene.reference, "spatial", n_pixels=25, purity=purity)
+    flat = np.asarray(streamed.rows) * 20 + np.asarray(streamed.cols)
+    np.testing.assert_array_equal(flat, np.concatenate([i for _, i in expected]))
+    np.testing.assert_allclose(streamed.spectra, np.concatenate([s for s, _ in expected], axis=1), rtol=1e-6)
+    wrong = str(tmp_path / "two_bands.tif")
+    write_raster(wrong, A[:2].astype(np.float32), georeference(30, 20))
+    with pytest.raises(DeepGUError, match="2 bands but the endmember file has 3 materials"):
+        bundles_job.run(image, em, out, method="spatial", abundances_path=wrong)
+    with pytest.raises(DeepGUError, match="needs an abundance raster"):
+        bundles_job.run(image, em, out, method="spatial")

@@ -8,6 +8,7 @@ import pytest
 import scipy.io
 
 from conftest import SHARED_DATA
+from core.bundles import local_purity
 from core.library import read_spectra
 from core.raster_io import NODATA, georeference, open_raster, read_all, write_raster
 from test_qgis_algorithms import run_fails, run_json
@@ -37,6 +38,28 @@ def test_bundles_are_exclusive_and_sized(trained):
     assert len(set(pixels)) == len(pixels)
     data, _, _ = read_all(trained["scene.tif"])
     np.testing.assert_allclose(bundles.spectra, data[:, bundles.rows, bundles.cols], rtol=1e-6)
+
+
+def test_spatial_bundles_through_qgis_process(qgis_process, trained, tmp_path):
+    fcls_tif, out = str(tmp_path / "fcls.tif"), str(tmp_path / "spatial.csv")
+    run_json(qgis_process, "deepgu:fcls", INPUT=trained["scene.tif"], ENDMEMBERS=trained["em.csv"], OUTPUT=fcls_tif)
+    run_json(qgis_process, "deepgu:bundles", INPUT=trained["scene.tif"], ENDMEMBERS=trained["em.csv"], METHOD=3,
+             ABUNDANCES=fcls_tif, N_PIXELS=30, WINDOW=3, OUTPUT=out)
+    bundles = read_spectra(out)
+    A, valid, _ = read_all(fcls_tif)
+    purity = local_purity(A, valid, 3)
+    for p, (name, spectra, rows, cols) in enumerate(bundles.by_material()):
+        assert spectra.shape[1] == 30
+        owner = purity[:, rows, cols].argmax(axis=0)
+        assert np.all(owner == p)
+        # every selected pixel is at least as pure as every pixel left out of this material's bundle
+        chosen = purity[p, rows, cols]
+        others = purity[p][(purity.argmax(axis=0) == p)]
+        assert chosen.min() >= np.sort(others)[-30] - 1e-6
+    message = run_fails(qgis_process, "deepgu:bundles", INPUT=trained["scene.tif"], ENDMEMBERS=trained["em.csv"],
+                        METHOD=3, OUTPUT=str(tmp_path / "none.csv"))
+    assert "needs an abundance raster" in message and "Traceback" not in message
+    assert not os.path.exists(str(tmp_path / "none.csv"))
 
 
 def test_model_inspection_writes_csv_and_png(qgis_process, trained, tmp_path):
@@ -137,6 +160,7 @@ def test_workflow_model_runs_the_whole_pipeline(qgis_process, tmp_path):
                           "vca:ENDMEMBERS_CSV": str(tmp_path / "em.csv"), "fcls:FCLS_ABUNDANCES": str(tmp_path / "f.tif"),
                           "bundles:BUNDLES_CSV": str(tmp_path / "b.csv")})
     assert os.path.exists(abundances) and os.path.exists(str(tmp_path / "m.pt"))
+    assert [g[1].shape[1] for g in read_spectra(str(tmp_path / "b.csv")).by_material()] == [200, 200, 200]
     A, valid, info = read_all(abundances)
     assert valid.all() and info.transform == open_raster(scene).transform
     metrics = run_json(qgis_process, "deepgu:metrics", ESTIMATE=abundances, REFERENCE=truth)

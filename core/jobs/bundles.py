@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..bundles import BundleSelector, auto_bundles
+from ..bundles import DEFAULT_WINDOW, METHODS, BundleSelector, auto_bundles, local_purity
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..library import check_bands, read_spectra, write_spectra
@@ -10,15 +10,40 @@ from ..raster_io import block_rows, iter_blocks, open_raster, read_block, valid_
 from ..sampling import sample_pixels
 from .vca import DEFAULT_SAMPLE
 
-METHODS = ("nearest", "angle", "auto")
+
+
+def _open_abundances(path, info, n_materials):
+    """Describe the abundance raster of the ``spatial`` method, checked against the image."""
+    if not path:
+        raise DeepGUError("the 'spatial' bundle method needs an abundance raster (e.g. the FCLS output)")
+    abundances = open_raster(path)
+    if (abundances.rows, abundances.cols) != (info.rows, info.cols):
+        raise DeepGUError("the abundance raster %s is %d x %d pixels but the image is %d x %d"
+                          % (path, abundances.rows, abundances.cols, info.rows, info.cols))
+    if abundances.n_bands != n_materials:
+        raise DeepGUError("the abundance raster %s has %d bands but the endmember file has %d materials"
+                          % (path, abundances.n_bands, n_materials))
+    return abundances
+
+
+def _block_purity(abundances, row0, n_rows, window):
+    """Local purity (P, n_rows, cols) of the rows ``row0 .. row0 + n_rows``, read with a halo of window // 2 rows."""
+    halo = window // 2
+    top = max(0, row0 - halo)
+    bottom = min(abundances.rows, row0 + n_rows + halo)
+    A, valid = read_block(abundances, top, bottom - top)
+    return local_purity(A, valid, window)[:, row0 - top: row0 - top + n_rows]
 
 
 def run(input_path, endmembers_csv, output_csv, method="nearest", n_pixels=100, max_angle_deg=5.0,
-        min_pixels=10, seed=0, sample_size=DEFAULT_SAMPLE, memory_mb=256, feedback=None):
+        min_pixels=10, seed=0, sample_size=DEFAULT_SAMPLE, memory_mb=256, abundances_path=None,
+        window=DEFAULT_WINDOW, feedback=None):
     """Select each material's bundle (see :mod:`core.bundles`) and write it as a bundle CSV.
 
-    ``nearest`` and ``angle`` stream the whole raster keeping a running selection;
-    ``auto`` runs VCA on random subsets of a seeded sample of ``sample_size`` pixels.
+    ``nearest``, ``angle`` and ``spatial`` stream the whole raster keeping a running
+    selection (``spatial`` also reads ``abundances_path``, (P bands, same grid), in
+    the same strips plus a halo of ``window // 2`` rows); ``auto`` runs VCA on random
+    subsets of a seeded sample of ``sample_size`` pixels.
     Returns ``(materials, rows, cols, info)``: the material, row and col of
     every bundle pixel, and the raster's description.
     """
@@ -30,6 +55,7 @@ def run(input_path, endmembers_csv, output_csv, method="nearest", n_pixels=100, 
     check_bands(library, info.n_bands, info.wavelengths, "the endmember file")
     M = library.as_endmembers()
     names = library.materials
+    abundances = _open_abundances(abundances_path, info, M.shape[1]) if method == "spatial" else None
     if method == "auto":
         Y, flat = sample_pixels(info, sample_size, seed=seed, memory_mb=memory_mb,
                                 feedback=SubFeedback(feedback, 0, 70))
@@ -37,14 +63,15 @@ def run(input_path, endmembers_csv, output_csv, method="nearest", n_pixels=100, 
         bundles = [(spectra, flat[indices]) for spectra, indices in bundles]
     else:
         selector = BundleSelector(M, method, n_pixels, max_angle_deg if method == "angle" else None,
-                                  min_pixels, names)
+                                  min_pixels, names, seed)
         any_valid = False
         for row0, n_rows in iter_blocks(info, block_rows(info, memory_mb)):
             feedback.check_canceled()
             data, valid = read_block(info, row0, n_rows)
             any_valid |= bool(valid.any())
             flat = row0 * info.cols + np.flatnonzero(valid.ravel())
-            selector.update(valid_pixels(data, valid), flat)
+            purity = None if abundances is None else valid_pixels(_block_purity(abundances, row0, n_rows, window), valid)
+            selector.update(valid_pixels(data, valid), flat, purity)
             feedback.set_progress(100.0 * (row0 + n_rows) / info.rows)
         if not any_valid:
             raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % input_path)
