@@ -4,7 +4,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFileDest
                        QgsProcessingParameterRasterLayer)
 
 from ..core.jobs import metrics as job
-from .base import DeepGUAlgorithm
+from .base import DeepGUAlgorithm, memory_parameter
 
 NUMBERS = ("RMSE_A", "RMSE_M", "SAM_M")
 
@@ -39,22 +39,20 @@ class MetricsAlgorithm(DeepGUAlgorithm):
                                                             optional=True))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_REPORT", "Report", "JSON files (*.json)",
                                                                 optional=True))
+        self.addParameter(memory_parameter())
         for key in NUMBERS:
             self.addOutput(QgsProcessingOutputNumber(key, key))
 
     def run_job(self, parameters, context, feedback):
-        def optional(name):
-            if self.parameterAsRasterLayer(parameters, name, context) is None:
-                return None
-            return self.raster_path(parameters, name, context)
-
         report = self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None
         metrics = job.run(
             self.raster_path(parameters, "ESTIMATE", context),
             self.raster_path(parameters, "REFERENCE", context),
-            estimate_endmembers=optional("ESTIMATE_ENDMEMBERS"),
-            reference_endmembers=optional("REFERENCE_ENDMEMBERS"),
+            estimate_endmembers=self.optional_raster_path(parameters, "ESTIMATE_ENDMEMBERS", context),
+            reference_endmembers=self.optional_raster_path(parameters, "REFERENCE_ENDMEMBERS", context),
             report=report,
+            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+            feedback=feedback,
         )
         for key in NUMBERS:
             feedback.info("%s = %s" % (key, metrics.get(key, "not computed")))

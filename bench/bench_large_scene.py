@@ -6,8 +6,12 @@ The scene (1.6 GB as float32, 0.8 GB as int16 with a 1e-4 scale factor and a nod
 written strip by strip: abundances are a softmax of smooth random fields drawn on a coarse
 grid and upsampled, endmembers the first 4 shipped library spectra (100 of their bands)
 scaled by a smooth per-pixel brightness. Then every workflow step runs file to file
-(core/jobs, as the QGIS algorithms run them), each in a fresh process, and the wall time
-and peak resident memory of that process are printed. Target: every step under 1.5 GiB.
+(core/jobs, as the QGIS algorithms run them, with the workflow model's settings: spatial
+bundles of 200 pixels from the FCLS abundances, DeepGU from FCLS, default memory budgets),
+each in a fresh process, and the wall time and peak resident memory of that process are
+printed. Target: every step under 1.5 GiB. Needs about 2.5 GB of disk for the temporary
+files (DEEPGU_BENCH_TMP chooses where). Run it on an otherwise idle machine: two torch
+processes on two cores slow each other down many-fold.
 """
 
 import argparse
@@ -76,9 +80,9 @@ def step_fcls(path, csv, out):
     fcls.run(path, csv, out)
 
 
-def step_bundles(path, csv, out):
+def step_bundles(path, csv, abundances, out):
     from core.jobs import bundles
-    bundles.run(path, csv, out)
+    bundles.run(path, csv, out, method="spatial", n_pixels=200, abundances_path=abundances)
 
 
 def step_train(bundles_csv, csv, model):
@@ -109,7 +113,8 @@ def main():
                                                       bands=args.bands)),
                  ("VCA", step_vca, dict(path=f["scene.tif"], csv=f["em.csv"])),
                  ("FCLS", step_fcls, dict(path=f["scene.tif"], csv=f["em.csv"], out=f["fcls.tif"])),
-                 ("bundles", step_bundles, dict(path=f["scene.tif"], csv=f["em.csv"], out=f["bundles.csv"])),
+                 ("bundles", step_bundles, dict(path=f["scene.tif"], csv=f["em.csv"], abundances=f["fcls.tif"],
+                                               out=f["bundles.csv"])),
                  ("train VAEs", step_train, dict(bundles_csv=f["bundles.csv"], csv=f["em.csv"], model=f["model.pt"]))]
         if not args.skip_unmix:
             steps.append(("DeepGU", step_unmix, dict(path=f["scene.tif"], model=f["model.pt"], init=f["fcls.tif"],

@@ -42,6 +42,7 @@ on the simplex.
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -180,10 +181,21 @@ class PixelGrid:
             self._index[name] = torch.as_tensor(np.where(ind < n, ind, 0), device=device)
             self._has[name] = torch.as_tensor(ind < n, device=device)[:, None]
         self.n_edges = int(self._has["right"].sum() + self._has["down"].sum())
+        self._weights = {}
+
+    def _has_as(self, name, dtype):
+        """The 0/1 neighbour indicator (N, 1) in ``dtype`` (cached: a float product is cheaper than a bool one)."""
+        key = (name, dtype)
+        if key not in self._weights:
+            self._weights[key] = self._has[name].to(dtype)
+        return self._weights[key]
+
+    def _neighbour(self, X, name):
+        return torch.index_select(X, 0, self._index[name])
 
     def _edge(self, X, name):
         """X at each pixel's ``name`` neighbour minus X, 0 where there is no such neighbour."""
-        return (X[self._index[name]] - X) * self._has[name]
+        return (self._neighbour(X, name) - X).mul_(self._has_as(name, X.dtype))
 
     def diff(self, A):
         """(D_h A, D_v A), each (N, P)."""
@@ -191,9 +203,10 @@ class PixelGrid:
 
     def diff_adjoint(self, Uh, Uv):
         """D_h^T Uh + D_v^T Uv for Uh, Uv (N, P): (D_h^T U)_n = u_left(n) - u_n (where the edges exist)."""
-        uh, uv = Uh * self._has["right"], Uv * self._has["down"]
-        return (uh[self._index["left"]] * self._has["left"] - uh
-                + uv[self._index["up"]] * self._has["up"] - uv)
+        uh, uv = Uh * self._has_as("right", Uh.dtype), Uv * self._has_as("down", Uv.dtype)
+        out = self._neighbour(uh, "left").mul_(self._has_as("left", uh.dtype))
+        out.addcmul_(self._neighbour(uv, "up"), self._has_as("up", uv.dtype))
+        return out.sub_(uh).sub_(uv)
 
     def laplacian(self, A):
         """D^T D A = D_h^T D_h A + D_v^T D_v A."""
@@ -269,7 +282,28 @@ def _initial_rho(G, lambda_a):
     return max(float(torch.diagonal(G, dim1=1, dim2=2).mean()), lambda_a, 1e-12)
 
 
-def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-2, max_iter=100, rho=None):
+@dataclass
+class AdmmState:
+    """ADMM's split variables, scaled duals and penalty, to warm-start the next A-step.
+
+    B, C, Uh, Uv, Wb, Wc, Wh, Wv (N, P) as in the module docstring; rho a float.
+    Consecutive A-steps of DeepGU differ only by the small change of the M_n, so
+    resuming from the previous duals saves most of the iterations that a start
+    from zero duals spends.
+    """
+
+    B: torch.Tensor
+    C: torch.Tensor
+    Uh: torch.Tensor
+    Uv: torch.Tensor
+    Wb: torch.Tensor
+    Wc: torch.Tensor
+    Wh: torch.Tensor
+    Wv: torch.Tensor
+    rho: float
+
+
+def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-2, max_iter=100, rho=None, state=None):
     """Solve the A-step (module docstring) for the valid pixels of ``grid``.
 
     Parameters
@@ -282,11 +316,14 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-2, max_ite
     tv : "anisotropic", "group" or "isotropic".
     tol : ADMM abs = rel residual tolerance; max_iter : ADMM iteration cap.
     rho : initial ADMM penalty (default: mean diagonal of M_n^T M_n).
+    state : AdmmState of a previous A-step on the same grid to resume from (then
+        ``A_init`` and ``rho`` are ignored).
 
     Returns
     -------
     A : (N, P) abundances on the unit simplex.
-    info : dict with ``iterations``, ``converged``, ``rho``.
+    info : dict with ``iterations``, ``converged``, ``rho`` and ``state`` (AdmmState, or None
+        for lambda_A = 0).
     """
     _check_tv(tv)
     if lambda_a < 0:
@@ -294,18 +331,24 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-2, max_ite
     if b.shape[0] != grid.n_pixels:
         raise DeepGUError("%d pixels given but the mask has %d valid pixels" % (b.shape[0], grid.n_pixels))
     if lambda_a == 0:
-        return fcls_gram(G, b), {"iterations": 0, "converged": True, "rho": None}
-    A = fcls_gram(G, b) if A_init is None else A_init.to(b.dtype).clone()
-    return _admm(G, b, A, grid, lambda_a, tv, tol, max_iter, rho or _initial_rho(G, lambda_a))
+        return fcls_gram(G, b), {"iterations": 0, "converged": True, "rho": None, "state": None}
+    if state is None:
+        A = fcls_gram(G, b) if A_init is None else A_init.to(b.dtype).clone()
+        Uh, Uv = grid.diff(A)
+        zeros = [torch.zeros_like(A) for _ in range(4)]
+        state = AdmmState(A.clone(), A.clone(), Uh, Uv, *zeros, rho or _initial_rho(G, lambda_a))
+    else:
+        state = AdmmState(*(x.clone() for x in (state.B, state.C, state.Uh, state.Uv, state.Wb, state.Wc,
+                                                state.Wh, state.Wv)), state.rho)
+        A = state.C.clone()
+    return _admm(G, b, A, grid, lambda_a, tv, tol, max_iter, state)
 
 
-def _admm(G, b, A, grid, lambda_a, tv, tol, max_iter, rho):
+def _admm(G, b, A, grid, lambda_a, tv, tol, max_iter, state):
     n, p = A.shape
     eye = torch.eye(p, dtype=A.dtype, device=A.device)
-    B, C = A.clone(), A.clone()
-    Uh, Uv = grid.diff(A)
-    Wb, Wc = torch.zeros_like(A), torch.zeros_like(A)
-    Wh, Wv = torch.zeros_like(A), torch.zeros_like(A)
+    B, C, Uh, Uv, rho = state.B, state.C, state.Uh, state.Uv, state.rho
+    Wb, Wc, Wh, Wv = state.Wb, state.Wc, state.Wh, state.Wv
     sqrt_dim_r = math.sqrt(p * (2 * n + grid.n_edges))
     sqrt_dim_a = math.sqrt(p * n)
     solve_op = lambda X: 2.0 * X + grid.laplacian(X)  # noqa: E731
@@ -341,4 +384,5 @@ def _admm(G, b, A, grid, lambda_a, tv, tol, max_iter, rho):
             for W in (Wb, Wh, Wv, Wc):
                 W /= factor
             inv = torch.linalg.inv(G + rho * eye)
-    return C, {"iterations": it, "converged": converged, "rho": rho}
+    return C, {"iterations": it, "converged": converged, "rho": rho,
+               "state": AdmmState(B, C, Uh, Uv, Wb, Wc, Wh, Wv, rho)}

@@ -178,3 +178,60 @@ def evaluate(A, A_true, M=None, M_true=None, Y=None, Y_hat=None, mask=None):
         Y_hat = _select(Y_hat.reshape(Y_hat.shape[0], -1), mask, "Y_hat", n_pixels)
         scores["RMSE_Y"] = rmse(Y, Y_hat)
     return scores
+
+
+class MetricsAccumulator:
+    """:func:`evaluate`'s RMSE_A, RMSE_M and SAM_M over pixels given block by block (bounded memory).
+
+    For every pair (estimated material i, true material j) it keeps the sums over pixels of
+    ``(a_in - a*_jn)^2`` and, with endmembers, of ``||m_in - m*_jn||^2`` and of the angle
+    between ``m_in`` and ``m*_jn``. Matching then needs no second pass: the cost is the
+    mean angle (with endmembers) or ``sqrt(mean (a_i - a*_j)^2)``, exactly as
+    :func:`match_materials`, and each score is a sum over the matched pairs.
+    """
+
+    def __init__(self, n_materials, with_endmembers=False):
+        P = int(n_materials)
+        self.n_materials = P
+        self.with_endmembers = bool(with_endmembers)
+        self.n_pixels = 0
+        self.n_bands = 0
+        self._sse_a = np.zeros((P, P))
+        self._sse_m = np.zeros((P, P))
+        self._angles = np.zeros((P, P))
+
+    def update(self, A, A_true, M=None, M_true=None):
+        """Add pixels: abundances ``(P, n)``, endmembers ``(L, P, n)`` (required iff ``with_endmembers``)."""
+        A, A_true = np.asarray(A, dtype=np.float64), np.asarray(A_true, dtype=np.float64)
+        P = self.n_materials
+        if A.shape != A_true.shape or A.ndim != 2 or A.shape[0] != P:
+            raise DeepGUError("abundance blocks must both be (%d, n), got %s and %s" % (P, A.shape, A_true.shape))
+        if (M is not None) != self.with_endmembers or (M is None) != (M_true is None):
+            raise DeepGUError("give endmember blocks with every update, or never")
+        self._sse_a += np.square(A[:, None, :] - A_true[None, :, :]).sum(axis=2)
+        if M is not None:
+            M, M_true = np.asarray(M, dtype=np.float64), np.asarray(M_true, dtype=np.float64)
+            if M.shape != M_true.shape or M.shape[1:] != (P, A.shape[1]):
+                raise DeepGUError("endmember blocks must both be (L, %d, %d), got %s and %s"
+                                  % (P, A.shape[1], M.shape, M_true.shape))
+            self.n_bands = M.shape[0]
+            for i in range(P):
+                diff = M[:, i, None, :] - M_true                                   # (L, P, n)
+                self._sse_m[i] += np.einsum("ljn,ljn->j", diff, diff)
+                dots = np.einsum("ln,ljn->jn", M[:, i], M_true)
+                self._angles[i] += _arccos_ratio(dots, _norms(M[:, i]) * _norms(M_true)).sum(axis=1)
+        self.n_pixels += A.shape[1]
+
+    def result(self):
+        """``{"RMSE_A", "perm"}`` (+ ``"RMSE_M"``, ``"SAM_M"``) as :func:`evaluate` returns them."""
+        if self.n_pixels == 0:
+            raise DeepGUError("no pixel to score")
+        N, P = self.n_pixels, self.n_materials
+        cost = self._angles / N if self.with_endmembers else np.sqrt(self._sse_a / N)
+        _, perm = linear_sum_assignment(cost.T)
+        pairs = (perm, np.arange(P))
+        scores = {"RMSE_A": float(np.sqrt(self._sse_a[pairs].sum() / (P * N))), "perm": perm}
+        if self.with_endmembers:
+            scores["RMSE_M"] = float(np.sqrt(self._sse_m[pairs].sum() / (self.n_bands * P * N)))
+            scores["SAM_M"] = float(self._angles[pairs].sum() / N)
+        return scores

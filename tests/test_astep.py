@@ -175,6 +175,27 @@ def test_admm_reaches_the_optimum_of_a_smooth_reformulation():
     np.testing.assert_allclose(A.numpy(), split(sol.x)[0], atol=1e-3)
 
 
+def test_resuming_from_a_previous_state_reaches_the_same_optimum():
+    """A-step warm-started from the ADMM state of a problem with perturbed endmembers = a cold start."""
+    M, Y, _ = piecewise_scene(noise=0.1, seed=4)
+    grid = PixelGrid(np.ones((16, 16), dtype=bool))
+    lam = 0.2
+    G0, b0 = normal_equations(M * 1.05, Y)                 # the previous outer iteration's endmembers
+    _, previous = astep(G0, b0, grid, lam, tol=1e-6, max_iter=5000)
+    G, b = normal_equations(M, Y)
+    cold, cold_info = astep(G, b, grid, lam, tol=1e-6, max_iter=5000)
+    warm, warm_info = astep(G, b, grid, lam, tol=1e-6, max_iter=5000, state=previous["state"])
+    assert cold_info["converged"] and warm_info["converged"]
+    assert warm_info["iterations"] < cold_info["iterations"]
+    yy = (Y * Y).sum(1)
+    assert abundance_objective(G, b, yy, warm, grid, lam)[0] == pytest.approx(
+        abundance_objective(G, b, yy, cold, grid, lam)[0], rel=1e-5)
+    np.testing.assert_allclose(warm.numpy(), cold.numpy(), atol=2e-3)
+    assert previous["state"].C.shape == (256, 3)            # the state itself was not modified in place
+    np.testing.assert_array_equal(astep(G0, b0, grid, lam, tol=1e-6, max_iter=5000)[1]["state"].C.numpy(),
+                                  previous["state"].C.numpy())
+
+
 def test_nodata_column_decouples_the_two_sides():
     M, Y, _ = piecewise_scene(rows=6, cols=7, L=20, noise=0.1, seed=2)
     mask = np.ones((6, 7), dtype=bool)

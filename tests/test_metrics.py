@@ -1,12 +1,15 @@
 """Metrics of eq. 14-15 against hand-computed values and brute force."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
 
 from core.errors import DeepGUError
-from core.metrics import evaluate, match_materials, rmse, sam
+from core.jobs import metrics as metrics_job
+from core.metrics import MetricsAccumulator, evaluate, match_materials, rmse, sam
+from core.raster_io import georeference, write_raster
 
 
 def _simplex(P, N, seed):
@@ -132,3 +135,56 @@ def test_evaluate_bad_input(kwargs, words):
     A[0, 3] = np.nan
     with pytest.raises(DeepGUError, match=words):
         evaluate(A, _simplex(2, 24, 1), **kwargs)
+
+
+@pytest.mark.parametrize("with_endmembers", [False, True])
+def test_accumulator_over_blocks_equals_evaluate(with_endmembers):
+    """Streaming scores, blocks of odd sizes, equal the in-memory evaluate() (the brute-force reference)."""
+    rng = np.random.default_rng(8)
+    P, L, N = 4, 7, 301
+    A_true = rng.dirichlet(np.ones(P), N).T
+    perm = np.array([2, 0, 3, 1])
+    A = np.empty_like(A_true)
+    A[perm] = A_true + 0.05 * rng.standard_normal((P, N))     # estimate: shuffled, noisy truth
+    M_true = rng.uniform(0.1, 1.0, (L, P, N))
+    M = np.empty_like(M_true)
+    M[:, perm] = M_true * rng.uniform(0.9, 1.1, (L, P, N))
+    kwargs = dict(M=M, M_true=M_true) if with_endmembers else {}
+    expected = evaluate(A, A_true, **kwargs)
+    accumulator = MetricsAccumulator(P, with_endmembers)
+    for start, stop in [(0, 1), (1, 100), (100, 101), (101, N)]:
+        block = slice(start, stop)
+        accumulator.update(A[:, block], A_true[:, block],
+                           *((M[:, :, block], M_true[:, :, block]) if with_endmembers else ()))
+    got = accumulator.result()
+    np.testing.assert_array_equal(got["perm"], expected["perm"])
+    np.testing.assert_array_equal(got["perm"], perm)
+    for key in ("RMSE_A", "RMSE_M", "SAM_M") if with_endmembers else ("RMSE_A",):
+        assert got[key] == pytest.approx(expected[key], rel=1e-10)
+    with pytest.raises(DeepGUError, match="every update"):
+        accumulator.update(A, A_true, *(() if with_endmembers else (M, M_true)))
+
+
+def test_metrics_job_streams_like_evaluate(tmp_path):
+    """The raster job with a budget of a few rows per strip gives evaluate()'s numbers on the valid pixels."""
+    rng = np.random.default_rng(9)
+    P, L, rows, cols = 3, 5, 23, 17
+    A_true = rng.dirichlet(np.ones(P), (rows, cols)).transpose(2, 0, 1).astype(np.float32)
+    A = (A_true[::-1] + 0.03 * rng.standard_normal(A_true.shape)).astype(np.float32)
+    M_true = rng.uniform(0.1, 1, (L, P, rows, cols)).astype(np.float32)
+    M = (M_true[:, ::-1] * rng.uniform(0.9, 1.1, M_true.shape)).astype(np.float32)
+    A[:, 4, 5] = np.nan                                      # nodata in the estimate only
+    paths = {name: str(tmp_path / (name + ".tif")) for name in ("A", "T", "M", "MT")}
+    like = georeference(rows, cols)
+    for name, data in (("A", A), ("T", A_true), ("M", M.transpose(1, 0, 2, 3).reshape(P * L, rows, cols)),
+                       ("MT", M_true.transpose(1, 0, 2, 3).reshape(P * L, rows, cols))):
+        write_raster(paths[name], data, like)
+    report = str(tmp_path / "report.json")
+    got = metrics_job.run(paths["A"], paths["T"], paths["M"], paths["MT"], report=report, memory_mb=0.005)
+    mask = np.isfinite(A).all(axis=0)
+    expected = evaluate(A, A_true, M=M, M_true=M_true, mask=mask)
+    assert got["pixels"] == rows * cols - 1
+    assert got["perm"] == expected["perm"].tolist() == [2, 1, 0]
+    for key in ("RMSE_A", "RMSE_M", "SAM_M"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-6)
+    assert json.load(open(report))["RMSE_A"] == got["RMSE_A"]

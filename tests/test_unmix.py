@@ -71,6 +71,16 @@ def test_deepgu_recovers_abundances_far_better_than_fcls():
     assert res.history[-1]["objective"] < res.history[0]["objective"]
 
 
+def test_objective_never_increases_between_iterations():
+    """Both steps are descent steps (the A-step is kept only if it lowers the A-objective): J is monotone."""
+    model = ToyModel()
+    Y, _ = toy_scene(model, z_spread=0.9, snr_db=25.0, seed=3)
+    res = deepgu_unmix(Y, model, lambda_z=0.1, lambda_a=0.05, max_iter=8, tol=1e-6)
+    objectives = [h["objective"] for h in res.history]
+    assert len(objectives) >= 3
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(objectives, objectives[1:])), objectives
+
+
 def test_exact_data_converges_early():
     model = ToyModel()
     rng = np.random.default_rng(3)

@@ -1,57 +1,74 @@
-"""Score estimated abundances (and per-pixel endmembers) against a reference (paper eq. 14-15)."""
+"""Score estimated abundances (and per-pixel endmembers) against a reference (paper eq. 14-15), streamed."""
 
 import json
 
 from ..atomic import atomic_output
 from ..errors import DeepGUError
-from ..metrics import evaluate
-from ..raster_io import read_all
+from ..feedback import ensure
+from ..metrics import MetricsAccumulator
+from ..raster_io import block_rows, iter_blocks, open_raster, read_block
 
 
-def _read_matching(path, like_shape, what):
-    data, valid, info = read_all(path)
-    if like_shape is not None and data.shape[1:] != like_shape:
+def _open_matching(path, like, what):
+    info = open_raster(path)
+    if like is not None and (info.rows, info.cols) != (like.rows, like.cols):
         raise DeepGUError("%s is %d x %d pixels but the estimate is %d x %d"
-                          % (what, data.shape[1], data.shape[2], like_shape[0], like_shape[1]))
-    return data, valid, info
+                          % (what, info.rows, info.cols, like.rows, like.cols))
+    return info
 
 
-def _endmember_tensor(data, n_materials, what):
-    """``(P*L, rows, cols)`` material-major raster -> ``(L, P, rows*cols)``."""
-    if data.shape[0] % n_materials:
-        raise DeepGUError("%s has %d bands, not a multiple of the %d materials" % (what, data.shape[0], n_materials))
+def _endmember_block(data, n_materials, valid):
+    """``(P*L, rows, cols)`` material-major block -> ``(L, P, n_valid)``."""
     L = data.shape[0] // n_materials
-    return data.reshape(n_materials, L, -1).transpose(1, 0, 2)
+    return data.reshape(n_materials, L, -1)[:, :, valid.ravel()].transpose(1, 0, 2)
 
 
-def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None, report=None):
+def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None, report=None, memory_mb=256,
+        feedback=None):
     """Compute RMSE_A (and RMSE_M, SAM_M when both endmember rasters are given) over pixels valid in all inputs.
 
-    Materials are matched by the permutation that minimises the abundance RMSE.
-    Returns the metrics dict; writes it as JSON to ``report`` when given.
+    Materials are matched as :func:`core.metrics.match_materials` does (abundance RMSE, or
+    the mean spectral angle with endmembers). The rasters are read in strips of at most
+    ``memory_mb``. Returns the metrics dict; writes it as JSON to ``report`` when given.
     """
-    A, valid, _ = _read_matching(estimate, None, "the estimate")
-    A_true, valid_true, _ = _read_matching(reference, A.shape[1:], "the reference")
-    if A.shape[0] != A_true.shape[0]:
-        raise DeepGUError("the estimate has %d materials but the reference has %d" % (A.shape[0], A_true.shape[0]))
-    mask = valid & valid_true
-    M = M_true = None
+    feedback = ensure(feedback)
+    est = _open_matching(estimate, None, "the estimate")
+    ref = _open_matching(reference, est, "the reference")
+    P = est.n_bands
+    if ref.n_bands != P:
+        raise DeepGUError("the estimate has %d materials but the reference has %d" % (P, ref.n_bands))
     if (estimate_endmembers is None) != (reference_endmembers is None):
         raise DeepGUError("give both endmember rasters (estimate and reference) or neither")
+    rasters = [est, ref]
     if estimate_endmembers is not None:
-        M_est, valid_m, _ = _read_matching(estimate_endmembers, A.shape[1:], "the estimated endmembers")
-        M_ref, valid_mt, _ = _read_matching(reference_endmembers, A.shape[1:], "the reference endmembers")
-        if M_est.shape != M_ref.shape:
-            raise DeepGUError("the endmember rasters have %d and %d bands" % (M_est.shape[0], M_ref.shape[0]))
-        M = _endmember_tensor(M_est, A.shape[0], "the estimated endmembers")
-        M_true = _endmember_tensor(M_ref, A.shape[0], "the reference endmembers")
-        mask &= valid_m & valid_mt
-    if not mask.any():
+        m_est = _open_matching(estimate_endmembers, est, "the estimated endmembers")
+        m_ref = _open_matching(reference_endmembers, est, "the reference endmembers")
+        if m_est.n_bands != m_ref.n_bands:
+            raise DeepGUError("the endmember rasters have %d and %d bands" % (m_est.n_bands, m_ref.n_bands))
+        if m_est.n_bands % P:
+            raise DeepGUError("the estimated endmembers have %d bands, not a multiple of the %d materials"
+                              % (m_est.n_bands, P))
+        rasters += [m_est, m_ref]
+    accumulator = MetricsAccumulator(P, with_endmembers=len(rasters) == 4)
+    bytes_per_pixel = 8 * sum(r.n_bands for r in rasters) + 8 * P * P * (rasters[-1].n_bands // P + 1)
+    for row0, n_rows in iter_blocks(est, block_rows(est, memory_mb, bytes_per_pixel)):
+        feedback.check_canceled()
+        blocks = [read_block(r, row0, n_rows) for r in rasters]
+        valid = blocks[0][1].copy()
+        for _, v in blocks[1:]:
+            valid &= v
+        if valid.any():
+            A, A_true = (data.reshape(P, -1)[:, valid.ravel()] for data, _ in blocks[:2])
+            M = M_true = None
+            if len(blocks) == 4:
+                M, M_true = (_endmember_block(data, P, valid) for data, _ in blocks[2:])
+            accumulator.update(A, A_true, M, M_true)
+        feedback.set_progress(100.0 * (row0 + n_rows) / est.rows)
+    if accumulator.n_pixels == 0:
         raise DeepGUError("no pixel is valid in all inputs")
-    P = A.shape[0]
-    metrics = evaluate(A.reshape(P, -1), A_true.reshape(P, -1), M=M, M_true=M_true, mask=mask.ravel())
+    metrics = accumulator.result()
     metrics = {key: (value.tolist() if hasattr(value, "tolist") else value) for key, value in metrics.items()}
-    metrics["pixels"] = int(mask.sum())
+    metrics["pixels"] = accumulator.n_pixels
     if report:
         with atomic_output(report) as f:
             json.dump(metrics, f, indent=2)
