@@ -3,7 +3,8 @@
 Run:  .venv/bin/python bench/bench_dc1_pipeline.py [--seed 0] [--lambda-a 0.05]
 
 The 70 x 70 DC1 scene (198 bands, 3 materials, 30 dB) is written as a GeoTIFF first
-(not timed); then the five steps run as the QGIS algorithms run them (core/jobs), in
+(not timed); then the five steps run as the QGIS algorithms run them (core/jobs), with the
+workflow model's settings (spatial bundles of 200 pixels from the FCLS abundances), in
 one fresh process, and the time of each and the total are printed with RMSE_A of
 FCLS and DeepGU. Target (issue 4): total under 15 s on this 2-core machine.
 """
@@ -27,7 +28,8 @@ def pipeline(folder, seed, lambda_a):
     seconds = {}
     steps = [("vca", lambda: vca.run(f["scene.tif"], 3, f["em.csv"], seed=seed)),
              ("fcls", lambda: fcls.run(f["scene.tif"], f["em.csv"], f["fcls.tif"])),
-             ("bundles", lambda: bundles.run(f["scene.tif"], f["em.csv"], f["b.csv"])),
+             ("bundles", lambda: bundles.run(f["scene.tif"], f["em.csv"], f["b.csv"], method="spatial",
+                                             n_pixels=200, abundances_path=f["fcls.tif"])),
              ("train", lambda: train.run(f["b.csv"], f["em.csv"], f["m.pt"], seed=seed)),
              ("deepgu", lambda: unmix.run(f["scene.tif"], f["m.pt"], f["a.tif"], init_abundances=f["fcls.tif"],
                                           lambda_a=lambda_a))]

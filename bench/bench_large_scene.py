@@ -91,8 +91,16 @@ def step_train(bundles_csv, csv, model):
 
 
 def step_unmix(path, model, init, out):
+    from core.feedback import ConsoleFeedback
     from core.jobs import unmix
-    return unmix.run(path, model, out, init_abundances=init)
+
+    class ProgressBar(ConsoleFeedback):
+        """The progress bar on stderr, without the per-iteration log lines."""
+
+        def info(self, message):
+            pass
+
+    return unmix.run(path, model, out, init_abundances=init, feedback=ProgressBar())
 
 
 def main():

@@ -63,7 +63,9 @@ def build():
                     "pixels per material (FCLS abundance averaged over 5 x 5 pixels), one VAE per "
                     "material, DeepGU unmixing (lambda_Z = 0.1).",
         "INPUT": "Hyperspectral image.", "MATERIALS": "Number of materials P.",
-        "SEED": "Random seed of every random step.", "LAMBDA_A": "Spatial smoothing of the abundances.",
+        "SEED": "Random seed of every random step.",
+        "LAMBDA_A": "Spatial smoothing of the abundances (0.05, the authors' demo value; the paper's grid is "
+                    "0.005-0.05).",
     })
     parameters = [
         QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"),
@@ -71,7 +73,7 @@ def build():
                                      minValue=2),
         QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer, 0, minValue=0),
         QgsProcessingParameterNumber("LAMBDA_A", "Spatial smoothing (lambda_A)", QgsProcessingParameterNumber.Double,
-                                     0.01, minValue=0.0),
+                                     0.05, minValue=0.0),
     ]
     for parameter in parameters:
         model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
