@@ -303,7 +303,7 @@ class AdmmState:
     rho: float
 
 
-def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-2, max_iter=100, rho=None, state=None):
+def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_iter=100, rho=None, state=None):
     """Solve the A-step (module docstring) for the valid pixels of ``grid``.
 
     Parameters
