@@ -333,22 +333,19 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_ite
     if lambda_a == 0:
         return fcls_gram(G, b), {"iterations": 0, "converged": True, "rho": None, "state": None}
     if state is None:
-        A = fcls_gram(G, b) if A_init is None else A_init.to(b.dtype).clone()
-        Uh, Uv = grid.diff(A)
+        A = fcls_gram(G, b) if A_init is None else A_init.to(b.dtype)
         zeros = [torch.zeros_like(A) for _ in range(4)]
-        state = AdmmState(A.clone(), A.clone(), Uh, Uv, *zeros, rho or _initial_rho(G, lambda_a))
-    else:
-        state = AdmmState(*(x.clone() for x in (state.B, state.C, state.Uh, state.Uv, state.Wb, state.Wc,
-                                                state.Wh, state.Wv)), state.rho)
-        A = state.C.clone()
-    return _admm(G, b, A, grid, lambda_a, tv, tol, max_iter, state)
+        state = AdmmState(A, A, *grid.diff(A), *zeros, rho or _initial_rho(G, lambda_a))
+    return _admm(G, b, grid, lambda_a, tv, tol, max_iter, state)
 
 
-def _admm(G, b, A, grid, lambda_a, tv, tol, max_iter, state):
+def _admm(G, b, grid, lambda_a, tv, tol, max_iter, state):
+    """ADMM from ``state`` (left unchanged: the loop works on copies); returns (C, info)."""
+    B, C, Uh, Uv, rho = state.B, state.C, state.Uh, state.Uv, state.rho
+    Wb, Wc, Wh, Wv = (W.clone() for W in (state.Wb, state.Wc, state.Wh, state.Wv))   # updated in place below
+    A = C                                # the other variables are rebound, never written in place (_cg copies)
     n, p = A.shape
     eye = torch.eye(p, dtype=A.dtype, device=A.device)
-    B, C, Uh, Uv, rho = state.B, state.C, state.Uh, state.Uv, state.rho
-    Wb, Wc, Wh, Wv = state.Wb, state.Wc, state.Wh, state.Wv
     sqrt_dim_r = math.sqrt(p * (2 * n + grid.n_edges))
     sqrt_dim_a = math.sqrt(p * n)
     solve_op = lambda X: 2.0 * X + grid.laplacian(X)  # noqa: E731

@@ -132,7 +132,7 @@ class BundleSelector:
     ``"spatial"``) or :data:`MAX_ANGLE_PIXELS` (``"angle"``), whatever the image size.
 
     Parameters: ``M`` (L, P) reference endmembers; ``n_pixels`` bundle size for
-    ``"nearest"``; ``max_angle_deg`` threshold, required for ``"angle"`` and
+    ``"nearest"`` and ``"spatial"``; ``max_angle_deg`` threshold, required for ``"angle"`` and
     ignored by ``"nearest"``; ``min_pixels`` the smallest acceptable bundle;
     ``names`` optional material names for messages; ``seed`` of the tie order of ``"spatial"``.
     """
@@ -177,24 +177,20 @@ class BundleSelector:
             valid &= np.all(np.isfinite(purity), axis=0)
             purity = purity[:, valid]
         Y_block, index_block = Y_block[:, valid], index_block[valid]
-        angles = spectral_angles(Y_block, self.M)
+        # (P, n) scores, smaller is better: the spectral angle, or minus the purity
+        scores = -purity if self.method == "spatial" else spectral_angles(Y_block, self.M)
         columns = np.arange(Y_block.shape[1])
-        if self.method == "spatial":
-            owner = np.argmax(purity, axis=0) if columns.size else np.empty(0, dtype=np.int64)
-            keys = 1.0 - purity[owner, columns]
-        else:
-            owner = np.argmin(angles, axis=0) if columns.size else np.empty(0, dtype=np.int64)
-            keys = angles[owner, columns]
-        best = angles[owner, columns]
+        owner = np.argmin(scores, axis=0) if columns.size else np.empty(0, dtype=np.int64)
+        keys = scores[owner, columns]
         for p in range(self.M.shape[1]):
-            mine = np.flatnonzero((owner == p) & (best <= self.max_angle))
+            mine = np.flatnonzero((owner == p) & (keys <= self.max_angle))
             mine = mine[_smallest(keys[mine], self.cap)]
             self._merge(p, keys[mine], index_block[mine], Y_block[:, mine])
 
     def _merge(self, p, keys, indices, spectra):
         """Keep the ``cap`` first pixels in (key, tie order) among the kept and the new candidates.
 
-        The key is the spectral angle, or ``1 - purity`` for ``"spatial"``; the tie order
+        The key is the spectral angle, or ``-purity`` for ``"spatial"``; the tie order
         the index, or its :func:`tie_order` for ``"spatial"``.
         """
         keys = np.concatenate([self._keys[p], keys])

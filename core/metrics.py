@@ -215,11 +215,12 @@ class MetricsAccumulator:
                 raise DeepGUError("endmember blocks must both be (L, %d, %d), got %s and %s"
                                   % (P, A.shape[1], M.shape, M_true.shape))
             self.n_bands = M.shape[0]
+            norms, norms_true = _norms(M), _norms(M_true)                         # (P, n) each
             for i in range(P):
                 diff = M[:, i, None, :] - M_true                                   # (L, P, n)
                 self._sse_m[i] += np.einsum("ljn,ljn->j", diff, diff)
                 dots = np.einsum("ln,ljn->jn", M[:, i], M_true)
-                self._angles[i] += _arccos_ratio(dots, _norms(M[:, i]) * _norms(M_true)).sum(axis=1)
+                self._angles[i] += _arccos_ratio(dots, norms[i] * norms_true).sum(axis=1)
         self.n_pixels += A.shape[1]
 
     def result(self):

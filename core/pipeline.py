@@ -13,8 +13,8 @@ import numpy as np
 from .bundles import DEFAULT_WINDOW, local_purity, select_bundles
 from .fcls import fcls
 from .feedback import SubFeedback, ensure
-from .unmix import deepgu_unmix
 from .defaults import DEFAULT_EPOCHS
+from .unmix import deepgu_unmix
 from .vae import train_endmember_model
 from .vca import vca
 
@@ -31,9 +31,8 @@ class PipelineResult:
 
 
 def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="spatial", n_pixels=200, window=DEFAULT_WINDOW,
-                 latent_dim=2,
-                 epochs=DEFAULT_EPOCHS, lambda_z=0.1,
-                 lambda_a=0.01, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
+                 latent_dim=2, epochs=DEFAULT_EPOCHS, lambda_z=0.1, lambda_a=0.01, max_iter=10, tol=1e-3,
+                 device="cpu", names=None, feedback=None):
     """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels).
 
     ``bundle_method`` and ``n_pixels`` are those of :func:`core.bundles.select_bundles`;

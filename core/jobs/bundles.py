@@ -11,7 +11,6 @@ from ..sampling import sample_pixels
 from .vca import DEFAULT_SAMPLE
 
 
-
 def _open_abundances(path, info, n_materials):
     """Describe the abundance raster of the ``spatial`` method, checked against the image."""
     if not path:

@@ -50,7 +50,9 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
                               % (m_est.n_bands, P))
         rasters += [m_est, m_ref]
     accumulator = MetricsAccumulator(P, with_endmembers=len(rasters) == 4)
-    bytes_per_pixel = 8 * sum(r.n_bands for r in rasters) + 8 * P * P * (rasters[-1].n_bands // P + 1)
+    L = rasters[2].n_bands // P if len(rasters) == 4 else 0
+    # float32 blocks as read + their float64 copies, and the accumulator's (P, P) and (L, P) temporaries
+    bytes_per_pixel = 12 * sum(r.n_bands for r in rasters) + 8 * P * (P + L)
     for row0, n_rows in iter_blocks(est, block_rows(est, memory_mb, bytes_per_pixel)):
         feedback.check_canceled()
         blocks = [read_block(r, row0, n_rows) for r in rasters]

@@ -13,14 +13,15 @@ HALO = 8
 _BYTES_PER_PIXEL_BAND_MATERIAL = 160
 
 
-def _read_init(path, like, n_materials, tile):
+def _open_init(path, like, n_materials):
+    """Describe the INIT_ABUNDANCES raster, checked against the image and the model."""
     info = open_raster(path)
     if (info.rows, info.cols) != (like.rows, like.cols):
         raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but the image is %d x %d"
                           % (info.rows, info.cols, like.rows, like.cols))
     if info.n_bands != n_materials:
         raise DeepGUError("INIT_ABUNDANCES has %d bands but the model has %d materials" % (info.n_bands, n_materials))
-    return read_block(info, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
+    return info
 
 
 def run(input_path, model_path, output, init_abundances=None, output_endmembers=None, output_latent=None,
@@ -40,6 +41,7 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
     budget = memory_mb * 2 ** 20 // (_BYTES_PER_PIXEL_BAND_MATERIAL * L * P)
     layout = list(tiles(info.rows, info.cols, tile_size(budget, halo), halo))
+    init = _open_init(init_abundances, info, P) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
     any_valid = False
     with OutputSet() as outputs:
@@ -56,8 +58,8 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
                 continue        # never-written blocks read as nodata (SPARSE_OK)
             any_valid = True
             A0 = None
-            if init_abundances:
-                A0, init_valid = _read_init(init_abundances, info, P, tile)
+            if init is not None:
+                A0, init_valid = read_block(init, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
                 valid &= init_valid
             if len(layout) > 1:
                 feedback.info("tile %d/%d: rows %d-%d, cols %d-%d" % (number + 1, len(layout), tile.row0,
