@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.bundles import BundlesAlgorithm
+from .algorithms.endmembers import EndmembersAlgorithm
 from .algorithms.fcls import FCLSAlgorithm
 from .algorithms.metrics import MetricsAlgorithm
 from .algorithms.samplevae import SampleVAEAlgorithm
@@ -32,7 +33,7 @@ class DeepGUProvider(QgsProcessingProvider):
         return QIcon(os.path.join(HERE, "icon.svg"))
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), FCLSAlgorithm(), BundlesAlgorithm(),
+        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), EndmembersAlgorithm(), FCLSAlgorithm(), BundlesAlgorithm(),
                           TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(), MetricsAlgorithm()):
             self.addAlgorithm(algorithm)
         workflow = QgsProcessingModelAlgorithm()

@@ -20,6 +20,20 @@ A-step, so early that J rose by up to 30x between iterations on a
 2000 x 2000 scene's tiles; 1e-3 with the guard is both monotone and faster,
 because the Z-step then starts close to its solution.) Only valid pixels take part; nodata pixels are NaN in every output.
 
+Latent codes are whitened by each material's code spread (:mod:`.latent`): the solver's
+variables are ``u`` with ``z_p = z0_p + C_p u_p``, so ``lambda_Z/2 ||u||^2`` penalises the
+Mahalanobis distance from the reference code in units of the spread of the codes the
+VAE was trained on (the identity for models without a spread: the paper's prior).
+
+Regularisation that needs no tuning (``lambda_z`` / ``lambda_a`` = ``"auto"``): both terms are
+weighed against the data term, which scales with the square of the data's units and with
+the band count, by the *residual level* ``rho^2 = median_n ||y_n - M0 a_n||^2`` of the initial
+(FCLS) fit: ``lambda_Z = KAPPA_Z rho^2`` and ``lambda_A = KAPPA_A rho^2``. This is the
+Bayesian weighting of a unit-variance Gaussian prior on ``u`` (and a Laplace prior on the
+abundance differences) against a Gaussian misfit whose per-pixel energy is that of the
+reference model's residual: multiplying the scene by c multiplies rho^2 and the data term
+by c^2 and leaves the abundances unchanged; resampling the bands keeps the balance.
+
 The Z-step returns, per pixel, the Gram statistics of [G(Z_n), dG/dZ] at its
 codes (:class:`.zstep.PixelStats`): the A-step takes M_n^T M_n and M_n^T y_n
 from them and the next Z-step starts from them, so the decoder is evaluated
@@ -36,10 +50,15 @@ import torch
 from .astep import PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, project_simplex
 from .errors import DeepGUError
 from .feedback import ensure
+from .latent import TRUST_RADIUS, WhitenedModel, trust_distances
 from .zstep import PixelStats, decode, zstep
 
 ADMM_TOL = 1e-3
 FINAL_ADMM_TOL = 1e-4
+AUTO = "auto"
+#: lambda_Z = KAPPA_Z * rho^2 and lambda_A = KAPPA_A * rho^2 at ``auto`` (see :func:`resolve_regularisation`).
+KAPPA_Z = 1.0
+KAPPA_A = 1.0
 
 
 @dataclass
@@ -51,7 +70,8 @@ class UnmixResult:
     reconstruction RMSE sqrt(mean_l (y - G(Z_n) a_n)^2); history: one dict per
     outer iteration (iteration, objective = data + z_reg + lambda_A tv, data, z_reg,
     tv, change_a, change_z, z_converged, z_iterations, admm_iterations, a_accepted,
-    z_seconds, seconds); n_iter; converged: the relative-change test stopped the loop.
+    z_seconds, seconds); n_iter; converged: the relative-change test stopped the loop;
+    lambda_z, lambda_a: the weights used; report: :func:`variability_report`.
     """
 
     abundances: np.ndarray
@@ -61,6 +81,9 @@ class UnmixResult:
     history: list = field(default_factory=list)
     n_iter: int = 0
     converged: bool = False
+    lambda_z: float = 0.0
+    lambda_a: float = 0.0
+    report: list = field(default_factory=list)
 
 
 def resolve_device(device):
@@ -91,6 +114,27 @@ def _valid_mask(Y, mask):
     return mask
 
 
+def residual_level(Y, m0, A):
+    """rho^2 = median over pixels of ||y_n - m0 a_n||^2 for pixels Y (N, L), m0 (L, P), A (N, P) (torch or NumPy)."""
+    Y, A = torch.as_tensor(Y), torch.as_tensor(A)
+    residual = Y - A.to(Y.dtype) @ torch.as_tensor(m0, dtype=Y.dtype, device=Y.device).T
+    return float((residual * residual).sum(1).median())
+
+
+def resolve_regularisation(lambda_z, lambda_a, level):
+    """(lambda_Z, lambda_A) with each ``"auto"`` replaced by KAPPA * ``level`` (rho^2, :func:`residual_level`)."""
+    if not np.isfinite(level) or level < 0:
+        raise DeepGUError("the residual level must be a finite number >= 0, got %r" % (level,))
+    level = max(float(level), np.finfo(np.float64).tiny)
+    lz = KAPPA_Z * level if _is_auto(lambda_z) else float(lambda_z)
+    la = KAPPA_A * level if _is_auto(lambda_a) else float(lambda_a)
+    return lz, la
+
+
+def _is_auto(value):
+    return value is None or (isinstance(value, str) and value.lower() == AUTO)
+
+
 def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
     if Y.ndim != 3:
         raise DeepGUError("the image must be (bands, rows, cols), got shape %s" % (Y.shape,))
@@ -98,8 +142,11 @@ def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
         raise DeepGUError("the image has %d bands but the model has %d" % (Y.shape[0], model.n_bands))
     if A_init is not None and A_init.shape != (model.n_materials,) + Y.shape[1:]:
         raise DeepGUError("A_init must be %s, got %s" % ((model.n_materials,) + Y.shape[1:], A_init.shape))
-    if lambda_z < 0 or lambda_a < 0:
-        raise DeepGUError("lambda_Z and lambda_A must be >= 0 (got %g, %g)" % (lambda_z, lambda_a))
+    for name, value in (("lambda_Z", lambda_z), ("lambda_A", lambda_a)):
+        if _is_auto(value):
+            continue
+        if isinstance(value, str) or not np.isfinite(value) or value < 0:
+            raise DeepGUError("%s must be 'auto' or a finite number >= 0, got %r" % (name, value))
     if max_iter < 1 or tol <= 0:
         raise DeepGUError("max_iter must be >= 1 and tol > 0 (got %d, %g)" % (max_iter, tol))
     if tv not in TV_KINDS:
@@ -134,9 +181,9 @@ def _to_grid(values, mask):
     return out
 
 
-def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, max_iter=10, tol=1e-3,
+def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO, max_iter=10, tol=1e-3,
                  tv="anisotropic", device="cpu", feedback=None, dtype=torch.float64,
-                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192):
+                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192, level=None):
     """DeepGU (module docstring) on an image.
 
     Parameters
@@ -147,7 +194,9 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
     mask : (rows, cols) bool, True at valid pixels (default: pixels finite in every band;
         non-finite pixels are always invalid).
     A_init : (P, rows, cols) initial abundances (projected onto the simplex); default FCLS with m0.
-    lambda_z, lambda_a : regularisation weights; max_iter, tol : outer loop limits.
+    lambda_z, lambda_a : regularisation weights, or "auto" (module docstring); max_iter, tol : outer loop limits.
+    level : the residual level rho^2 that "auto" scales (default: :func:`residual_level` of this image with the
+        initial abundances; pass one level for all tiles of a scene).
     tv : "anisotropic" (default), "group" or "isotropic" (see :mod:`.astep`).
     device : "cpu", "cuda" or "auto". dtype : precision of the solver algebra
         (the decoder runs in the model's own dtype).
@@ -164,7 +213,7 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
     _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv)
     dev = resolve_device(device)
     mask = _valid_mask(Y, mask)
-    model = model.to(dev)
+    model = WhitenedModel(model.to(dev))
     grid = PixelGrid(mask, dev)
     Yv = torch.as_tensor(Y[:, mask].T, dtype=dtype, device=dev).contiguous()
     yy = (Yv * Yv).sum(1)
@@ -175,6 +224,11 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
         if not np.all(np.isfinite(A_valid)):
             raise DeepGUError("A_init has non-finite values at valid pixels")
         A = project_simplex(torch.as_tensor(A_valid, dtype=dtype, device=dev))
+    if level is None:
+        level = residual_level(Yv, model.m0, A)
+    lambda_z, lambda_a = resolve_regularisation(lambda_z, lambda_a, level)
+    feedback.info("regularisation: lambda_Z %.4g, lambda_A %.4g (residual level rho^2 %.4g)"
+                  % (lambda_z, lambda_a, level))
     z0 = model.z0.to(device=dev, dtype=dtype)
     Z = z0.expand(grid.n_pixels, -1, -1).clone()
     stats = PixelStats.shared(model, z0, Yv)
@@ -216,11 +270,42 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
     A, _, _ = _guarded_astep(stats, yy, grid, lambda_a, A, tv, FINAL_ADMM_TOL, final_admm_max_iter, admm_state)
     M = decode(model, Z, chunk_size)
     residual = Yv - torch.einsum("nlp,np->nl", M, A)
+    report = variability_report(model, Z, M)
+    for line in report_lines(report):
+        feedback.info(line)
     feedback.set_progress(100.0)
     return UnmixResult(
         abundances=_to_grid(A, mask),
-        latent=_to_grid(Z, mask),
+        latent=_to_grid(model.codes(Z), mask),
         endmembers=_to_grid(M, mask),
         rmse=_to_grid(residual.pow(2).mean(1).sqrt(), mask),
         history=history, n_iter=it, converged=converged,
+        lambda_z=lambda_z, lambda_a=lambda_a, report=report,
     )
+
+
+def variability_report(model, U, M):
+    """Per material: how far the per-pixel endmembers moved from the reference, and trust-region exits.
+
+    ``U`` (N, P, K) whitened codes, ``M`` (N, L, P) per-pixel endmembers. Returns a list over
+    materials of dicts: name, median_angle and p95_angle (degrees between G_p(z_pn) and m0_p),
+    outside (fraction of pixels with ||u_pn|| > TRUST_RADIUS).
+    """
+    m0 = torch.as_tensor(model.m0, dtype=M.dtype, device=M.device)
+    cos = (M * m0).sum(1) / (M.norm(dim=1) * m0.norm(dim=0)).clamp(min=torch.finfo(M.dtype).tiny)
+    angles = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))                  # (N, P)
+    outside = (trust_distances(U) > TRUST_RADIUS).to(M.dtype).mean(0)
+    quantiles = torch.quantile(angles, torch.tensor([0.5, 0.95], dtype=M.dtype, device=M.device), dim=0)
+    return [{"name": name, "median_angle": float(quantiles[0, p]), "p95_angle": float(quantiles[1, p]),
+             "outside": float(outside[p])} for p, name in enumerate(_names(model.model))]
+
+
+def _names(model):
+    return getattr(model, "names", None) or ["material %d" % (p + 1) for p in range(model.n_materials)]
+
+
+def report_lines(report):
+    """One log line per material of :func:`variability_report`."""
+    return ["%s: per-pixel endmembers %.2f deg from the reference (median; 95%% within %.2f deg); "
+            "%.1f%% of pixels outside the trust region" % (r["name"], r["median_angle"], r["p95_angle"],
+                                                           100.0 * r["outside"]) for r in report]
