@@ -2,7 +2,7 @@
 
 import os
 
-from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.bundles import BundlesAlgorithm
@@ -14,9 +14,9 @@ from .algorithms.synthetic import SyntheticAlgorithm
 from .algorithms.trainvae import TrainVAEAlgorithm
 from .algorithms.unmix import UnmixAlgorithm
 from .algorithms.vca import VCAAlgorithm
+from .algorithms.workflow import WorkflowAlgorithm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKFLOW_MODEL = os.path.join(HERE, "models", "deepgu_workflow.model3")
 
 
 class DeepGUProvider(QgsProcessingProvider):
@@ -36,6 +36,6 @@ class DeepGUProvider(QgsProcessingProvider):
         for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), EndmembersAlgorithm(), FCLSAlgorithm(), BundlesAlgorithm(),
                           TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(), MetricsAlgorithm()):
             self.addAlgorithm(algorithm)
-        workflow = QgsProcessingModelAlgorithm()
-        if workflow.fromFile(WORKFLOW_MODEL):      # deepgu:workflow, the whole pipeline
+        workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
+        if workflow.loaded:
             self.addAlgorithm(workflow)

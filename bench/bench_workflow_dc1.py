@@ -11,9 +11,7 @@ the wall time of each workflow run. Needs QGIS (scripts/setup_env.sh installs it
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,25 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.measure import machine_line  # noqa: E402
-
-
-def qgis_environment(config):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=config)
-    site = subprocess.run([sys.executable, "-c", "import site; print(site.getsitepackages()[0])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    env["PYTHONPATH"] = site
-    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")], env=env, check=True,
-                   capture_output=True)
-    return env
-
-
-def run(env, algorithm, **parameters):
-    """``qgis_process.bin --json run ALG -- K=V ...``; the results dict."""
-    args = ["qgis_process.bin", "--json", "run", algorithm, "--"] + ["%s=%s" % kv for kv in parameters.items()]
-    done = subprocess.run(args, env=env, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit("%s failed:\n%s" % (algorithm, done.stdout[-2000:] + done.stderr[-2000:]))
-    return json.loads(done.stdout[done.stdout.index("{"):])["results"]
+from bench.qgis_runner import QgisProcessError, qgis_environment, run  # noqa: E402
 
 
 def main():
@@ -76,4 +56,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except QgisProcessError as error:
+        sys.exit(str(error))
