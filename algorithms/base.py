@@ -72,6 +72,13 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
     def run_job(self, parameters, context, feedback):
         raise NotImplementedError
 
+    def optional_number(self, parameters, name, context):
+        """The number parameter ``name``, or None when it was left empty (meaning 'auto')."""
+        value = parameters.get(name)
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+            return None
+        return self.parameterAsDouble(parameters, name, context)
+
     def raster_path(self, parameters, name, context):
         """File path of the raster parameter ``name``; a clear error when it is not a readable file."""
         layer = self.parameterAsRasterLayer(parameters, name, context)

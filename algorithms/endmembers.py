@@ -30,8 +30,8 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
             "INPUT: multiband raster; nodata and NaN pixels are ignored. ENDMEMBERS: number of materials P.\n"
             "METHOD:\n"
             "- refined (default, the workflow's): VCA with restarts, then alternately FCLS and, per material, "
-            "the mean of the N_PIXELS pixels of highest FCLS abundance averaged over a WINDOW x WINDOW "
-            "neighbourhood, ITERATIONS times. VCA and N-FINDR pick the most extreme pixels, which under "
+            "the mean of the FRACTION (a third) of the pixels it dominates whose FCLS abundance, averaged "
+            "over a WINDOW x WINDOW neighbourhood, is highest; ITERATIONS times. VCA and N-FINDR pick the most extreme pixels, which under "
             "variability and noise are atypical; the mean of the purest pixels is the material's typical "
             "spectrum (bench/bench_endmembers.py).\n"
             "- vca-best: VCA with RESTARTS seeds, keeping the run with the lowest FCLS reconstruction error.\n"
@@ -54,9 +54,10 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
                                                        maxValue=2**31 - 1))
         self.addParameter(advanced(QgsProcessingParameterNumber("RESTARTS", "VCA restarts", integer,
                                                                 methods.DEFAULT_RESTARTS, minValue=1, maxValue=1000)))
-        self.addParameter(advanced(QgsProcessingParameterNumber("N_PIXELS", "Purest pixels averaged (refined)",
-                                                                integer, methods.DEFAULT_REFINE_PIXELS, minValue=1,
-                                                                maxValue=100000)))
+        self.addParameter(advanced(QgsProcessingParameterNumber("FRACTION", "Fraction of its pixels averaged (refined)",
+                                                                QgsProcessingParameterNumber.Double,
+                                                                methods.DEFAULT_REFINE_FRACTION, minValue=0.001,
+                                                                maxValue=1.0)))
         self.addParameter(advanced(QgsProcessingParameterNumber("WINDOW", "Purity window (pixels, odd; refined)",
                                                                 integer, DEFAULT_WINDOW, minValue=1, maxValue=99)))
         self.addParameter(advanced(QgsProcessingParameterNumber("ITERATIONS", "Refinement iterations", integer,
@@ -77,7 +78,7 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
             seed=self.parameterAsInt(parameters, "SEED", context),
             sample_size=self.parameterAsInt(parameters, "SAMPLE_SIZE", context),
             restarts=self.parameterAsInt(parameters, "RESTARTS", context),
-            n_pixels=self.parameterAsInt(parameters, "N_PIXELS", context),
+            fraction=self.parameterAsDouble(parameters, "FRACTION", context),
             window=self.parameterAsInt(parameters, "WINDOW", context),
             iterations=self.parameterAsInt(parameters, "ITERATIONS", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),

@@ -14,9 +14,11 @@ return endmembers ``M`` (L, P) as float64.
   repeat until no vertex changes.
 - :func:`refine_purest`: alternating FCLS and a constrained endmember update. Given M,
   ``A = FCLS(Y, M)``; the local purity ``s_pn`` (mean of ``a_p`` over a ``window x window``
-  neighbourhood, :func:`core.bundles.local_purity`) ranks the pixels; each ``m_p`` becomes
-  the mean of the ``n_pixels`` spatially purest pixels of material p (the same pixels a
-  ``spatial`` bundle holds). Repeated ``iterations`` times or until M stops changing.
+  neighbourhood, :func:`core.bundles.local_purity`) assigns each pixel to the material
+  it is purest in and ranks it there; each ``m_p`` becomes the mean of the ``fraction``
+  (default a third) spatially purest of the pixels p dominates. Repeated ``iterations``
+  times or until M stops changing. A fraction of each material's own pixels, not a fixed
+  count, makes the rule independent of the scene's size and of how common the material is.
   VCA and N-FINDR pick the most *extreme* pixels, which under variability and noise are the
   brightest or most atypical ones (on Samson 2-9 degrees from the reference); the mean of
   the purest pixels is the typical spectrum of the material, which is what FCLS and the
@@ -24,8 +26,9 @@ return endmembers ``M`` (L, P) as float64.
 """
 
 import numpy as np
+from scipy import sparse
 
-from .bundles import DEFAULT_WINDOW, BundleSelector, local_purity
+from .bundles import DEFAULT_WINDOW, local_purity
 from .errors import DeepGUError
 from .fcls import fcls
 from .vca import vca
@@ -33,10 +36,11 @@ from .vca import vca
 METHODS = ("vca", "vca-best", "nfindr", "refined")
 DEFAULT_METHOD = "refined"
 DEFAULT_RESTARTS = 12
-DEFAULT_REFINE_PIXELS = 200
-DEFAULT_REFINE_ITERATIONS = 5
+DEFAULT_REFINE_FRACTION = 1 / 3
+DEFAULT_REFINE_ITERATIONS = 30
+PURITY_BINS = 512
 FIT_SAMPLE = 20000          # pixels on which vca_best scores its restarts
-_REFINE_TOL = 1e-6          # relative change of M that ends the refinement early
+_REFINE_TOL = 1e-5          # relative change of M that ends the refinement early
 
 
 def _check(Y, P):
@@ -124,25 +128,69 @@ def image_strips(image, mask=None):
     return lambda halo: iter([(np.where(mask, image, 0.0), mask, 0, image.shape[1])])
 
 
-def refine_purest(strips, M, n_pixels=DEFAULT_REFINE_PIXELS, window=DEFAULT_WINDOW,
-                  iterations=DEFAULT_REFINE_ITERATIONS, seed=0, feedback=None):
+class PurityHistogram:
+    """Per material, a histogram of local purity over the pixels it dominates, with the summed spectra per bin.
+
+    A pixel belongs to ``owner = argmax_p s_pn``; its bin is ``floor(s_owner * bins)``.
+    ``counts`` (P, bins) and ``sums`` (P, bins, L) are all the streaming refinement keeps, so its
+    memory does not grow with the scene. :meth:`means` then averages, per material, the pixels
+    of the top bins that hold at least ``fraction`` of the pixels it dominates.
+    """
+
+    def __init__(self, n_materials, n_bands, bins=PURITY_BINS):
+        self.bins = int(bins)
+        self.counts = np.zeros((n_materials, self.bins))
+        self.sums = np.zeros((n_materials, self.bins, n_bands))
+
+    def update(self, pixels, purity):
+        """Add pixels (L, n) with their local purity (P, n) (finite)."""
+        if pixels.shape[1] == 0:
+            return
+        owner = np.argmax(purity, axis=0)
+        level = purity[owner, np.arange(pixels.shape[1])]
+        cell = owner * self.bins + np.clip((level * self.bins).astype(np.int64), 0, self.bins - 1)
+        size = self.counts.size
+        onehot = sparse.csr_matrix((np.ones(cell.size), (cell, np.arange(cell.size))), shape=(size, cell.size))
+        self.counts += np.bincount(cell, minlength=size).reshape(self.counts.shape)
+        self.sums += (onehot @ pixels.T).reshape(self.sums.shape)
+
+    def means(self, fraction, M):
+        """(L, P) mean spectrum of each material's purest ``fraction`` (top bins); M's column when it owns nothing.
+
+        Also returns the number of pixels averaged per material (P,).
+        """
+        out, used = M.copy(), np.zeros(self.counts.shape[0], dtype=np.int64)
+        for p in range(self.counts.shape[0]):
+            total = self.counts[p].sum()
+            if total == 0:
+                continue
+            top = np.cumsum(self.counts[p, ::-1])                      # pixels in the k highest bins
+            k = int(np.searchsorted(top, max(1.0, fraction * total))) + 1
+            used[p] = int(top[k - 1])
+            out[:, p] = self.sums[p, -k:].sum(axis=0) / used[p]
+        return out, used
+
+
+def refine_purest(strips, M, fraction=DEFAULT_REFINE_FRACTION, window=DEFAULT_WINDOW,
+                  iterations=DEFAULT_REFINE_ITERATIONS, feedback=None):
     """Alternate FCLS and the purest-pixel mean (module docstring), streaming the scene in strips.
 
     ``strips(halo)`` yields ``(data (L, h, cols), valid (h, cols), first, n_core)``: full-width
     row strips that cover the scene once, each with up to ``halo`` extra rows on either side;
     ``first`` is the strip's first *core* row inside ``data`` and ``n_core`` its number of core
-    rows; the core rows of consecutive strips tile the scene from the top
-    (:func:`image_strips`, or :func:`core.jobs.endmembers.raster_strips` for a file). Purity
-    needs ``window // 2`` rows of halo; FCLS is solved on the halo rows too. ``M`` (L, P)
-    starting endmembers. Returns ``(M (L, P), bundles)`` with ``bundles`` the last selection:
-    a list over materials of ``(spectra (L, n_p), flat row-major indices (n_p,))``.
+    rows (:func:`image_strips`, or :func:`core.jobs.endmembers.raster_strips` for a file).
+    Purity needs ``window // 2`` rows of halo; FCLS is solved on the halo rows too. ``M`` (L, P)
+    starting endmembers; each iteration replaces ``m_p`` by the mean of the ``fraction`` of the
+    pixels p dominates that have the highest local purity (:class:`PurityHistogram`).
+    Returns ``(M (L, P), used (P,))``: the endmembers and how many pixels each averages.
     """
     M = np.asarray(M, dtype=np.float64)
+    if not 0 < fraction <= 1:
+        raise DeepGUError("the refinement fraction must be in (0, 1], got %r" % (fraction,))
     halo = int(window) // 2
-    bundles = None
+    used = np.zeros(M.shape[1], dtype=np.int64)
     for it in range(int(iterations)):
-        selector = BundleSelector(M, "spatial", n_pixels, min_pixels=1, seed=seed)
-        row = 0
+        histogram = PurityHistogram(M.shape[1], M.shape[0])
         for data, valid, first, n_core in strips(halo):
             if feedback is not None:
                 feedback.check_canceled()
@@ -150,23 +198,14 @@ def refine_purest(strips, M, n_pixels=DEFAULT_REFINE_PIXELS, window=DEFAULT_WIND
             if valid.any():
                 A[:, valid] = fcls(data[:, valid], M)
             core = slice(first, first + n_core)
-            purity = local_purity(A, valid, window)[:, core]
             core_valid = valid[core]
-            flat = row * valid.shape[1] + np.flatnonzero(core_valid.ravel())
-            selector.update(data[:, core][:, core_valid], flat, purity[:, core_valid])
-            row += n_core
-        bundles = selector.result()
-        M_new = purest_means(bundles, M)
+            purity = local_purity(A, valid, window)[:, core][:, core_valid]
+            histogram.update(data[:, core][:, core_valid].astype(np.float64), purity)
+        M_new, used = histogram.means(fraction, M)
         change = np.linalg.norm(M_new - M) / np.linalg.norm(M)
         M = M_new
         if feedback is not None:
             feedback.set_progress(100.0 * (it + 1) / int(iterations))
         if change < _REFINE_TOL:
             break
-    return M, bundles
-
-
-def purest_means(bundles, M):
-    """Mean spectrum (L, P) of each material's bundle; a material with an empty bundle keeps its column of M."""
-    return np.stack([spectra.mean(axis=1) if spectra.shape[1] else M[:, p]
-                     for p, (spectra, _) in enumerate(bundles)], axis=1)
+    return M, used

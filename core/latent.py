@@ -13,6 +13,16 @@ the metric of the bundle's spread: the same number means the same thing for ever
 material, latent size and training run (raw codes of a VAE have an arbitrary scale).
 ``||u_p|| <= TRUST_RADIUS`` is the trust region: about where the bundle's codes lie
 (for a Gaussian spread, 99 % of a K = 2 bundle lies within 3).
+
+The decoders are also anchored to the references: a VAE need not reproduce ``m0_p`` at
+its code ``z0_p`` (the reference is a mean of many pixels and the decoder a smooth fit of
+its bundle; on Samson they were 2 degrees apart), and then DeepGU starts from, and is pulled
+towards, a spectrum that is not the reference. The solver's decoder is
+
+    G~_p(u_p) = G_p(z0_p + C_p u_p) (.) m0_p / G_p(z0_p)        (band-wise, (.) the product),
+
+so ``G~_p(0) = m0_p`` exactly: at u = 0 DeepGU *is* FCLS with the references, and the VAE
+supplies only the relative, band-wise change of the spectrum as the code moves.
 """
 
 import numpy as np
@@ -22,13 +32,17 @@ TRUST_RADIUS = 3.0
 
 
 class WhitenedModel:
-    """The generative model of ``model`` in whitened codes ``u`` (N, P, K); ``z0`` is 0 (module docstring)."""
+    """The solver's view of ``model``: whitened codes ``u`` (N, P, K), ``z0`` = 0, anchored decoders (module docstring)."""
 
     def __init__(self, model):
         self.model = model
         self.z0 = torch.zeros_like(model.z0)
         spread = getattr(model, "code_spread", None)
         self.spread = torch.eye(model.latent_dim).expand(model.n_materials, -1, -1) if spread is None else spread
+        with torch.no_grad():
+            at_z0 = model.decode(model.z0[None])[0]                                   # (L, P)
+        m0 = torch.as_tensor(model.m0, dtype=at_z0.dtype, device=at_z0.device)
+        self.anchor = m0 / at_z0.clamp(min=torch.finfo(at_z0.dtype).tiny)
 
     m0 = property(lambda self: self.model.m0)
     n_materials = property(lambda self: self.model.n_materials)
@@ -39,6 +53,7 @@ class WhitenedModel:
         self.model.to(device=device, dtype=dtype)
         self.z0 = self.z0.to(device=device, dtype=dtype)
         self.spread = self.spread.to(device=device, dtype=dtype)
+        self.anchor = self.anchor.to(device=device, dtype=dtype)
         return self
 
     def codes(self, u):
@@ -47,9 +62,9 @@ class WhitenedModel:
         return self.model.z0.to(device=u.device, dtype=u.dtype) + torch.einsum("pij,npj->npi", spread, u)
 
     def decode(self, u):
-        """Endmembers (N, L, P) of whitened codes u (N, P, K); autograd flows through."""
+        """Anchored endmembers (N, L, P) of whitened codes u (N, P, K); autograd flows through."""
         dtype = self.model.z0.dtype
-        return self.model.decode(self.codes(u.to(dtype)))
+        return self.model.decode(self.codes(u.to(dtype))) * self.anchor.to(dtype)
 
 
 def trust_distances(u):

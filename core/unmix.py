@@ -126,12 +126,12 @@ def resolve_regularisation(lambda_z, lambda_a, level):
     if not np.isfinite(level) or level < 0:
         raise DeepGUError("the residual level must be a finite number >= 0, got %r" % (level,))
     level = max(float(level), np.finfo(np.float64).tiny)
-    lz = KAPPA_Z * level if _is_auto(lambda_z) else float(lambda_z)
-    la = KAPPA_A * level if _is_auto(lambda_a) else float(lambda_a)
+    lz = KAPPA_Z * level if is_auto(lambda_z) else float(lambda_z)
+    la = KAPPA_A * level if is_auto(lambda_a) else float(lambda_a)
     return lz, la
 
 
-def _is_auto(value):
+def is_auto(value):
     return value is None or (isinstance(value, str) and value.lower() == AUTO)
 
 
@@ -143,7 +143,7 @@ def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
     if A_init is not None and A_init.shape != (model.n_materials,) + Y.shape[1:]:
         raise DeepGUError("A_init must be %s, got %s" % ((model.n_materials,) + Y.shape[1:], A_init.shape))
     for name, value in (("lambda_Z", lambda_z), ("lambda_A", lambda_a)):
-        if _is_auto(value):
+        if is_auto(value):
             continue
         if isinstance(value, str) or not np.isfinite(value) or value < 0:
             raise DeepGUError("%s must be 'auto' or a finite number >= 0, got %r" % (name, value))
@@ -224,11 +224,12 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
         if not np.all(np.isfinite(A_valid)):
             raise DeepGUError("A_init has non-finite values at valid pixels")
         A = project_simplex(torch.as_tensor(A_valid, dtype=dtype, device=dev))
-    if level is None:
+    auto = is_auto(lambda_z) or is_auto(lambda_a)
+    if auto and level is None:
         level = residual_level(Yv, model.m0, A)
-    lambda_z, lambda_a = resolve_regularisation(lambda_z, lambda_a, level)
-    feedback.info("regularisation: lambda_Z %.4g, lambda_A %.4g (residual level rho^2 %.4g)"
-                  % (lambda_z, lambda_a, level))
+    lambda_z, lambda_a = resolve_regularisation(lambda_z, lambda_a, level if auto else 0.0)
+    feedback.info("regularisation: lambda_Z %.4g, lambda_A %.4g%s" % (
+        lambda_z, lambda_a, " (auto, from the residual level rho^2 = %.4g)" % level if auto else ""))
     z0 = model.z0.to(device=dev, dtype=dtype)
     Z = z0.expand(grid.n_pixels, -1, -1).clone()
     stats = PixelStats.shared(model, z0, Yv)

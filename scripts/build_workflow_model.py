@@ -1,4 +1,4 @@
-"""Build models/deepgu_workflow.model3: VCA -> FCLS -> bundles -> trainvae -> unmix, the paper's defaults.
+"""Build models/deepgu_workflow.model3: endmembers -> FCLS -> bundles -> trainvae -> unmix.
 
 Run with the plugin importable (QGIS's Python, torch not needed):
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/build_workflow_model.py
@@ -19,25 +19,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, "models", "deepgu_workflow.model3")
 
 # model parameter -> (child parameter it feeds, in which children)
-INPUTS = {"INPUT": ("INPUT", ["vca", "fcls", "bundles", "unmix"]),
-          "MATERIALS": ("ENDMEMBERS", ["vca"]),
-          "SEED": ("SEED", ["vca", "bundles", "trainvae"]),
+INPUTS = {"INPUT": ("INPUT", ["endmembers", "fcls", "bundles", "unmix"]),
+          "MATERIALS": ("ENDMEMBERS", ["endmembers"]),
+          "SEED": ("SEED", ["endmembers", "bundles", "trainvae"]),
           "LAMBDA_A": ("LAMBDA_A", ["unmix"])}
 # (child id, algorithm, {child parameter: (child id, its output)}, {model output name: child output})
 STEPS = [
-    ("vca", "deepgu:vca", {}, {"ENDMEMBERS_CSV": "OUTPUT"}),
-    ("fcls", "deepgu:fcls", {"ENDMEMBERS": ("vca", "OUTPUT")}, {"FCLS_ABUNDANCES": "OUTPUT"}),
-    ("bundles", "deepgu:bundles", {"ENDMEMBERS": ("vca", "OUTPUT"), "ABUNDANCES": ("fcls", "OUTPUT")},
+    ("endmembers", "deepgu:endmembers", {}, {"ENDMEMBERS_CSV": "OUTPUT"}),
+    ("fcls", "deepgu:fcls", {"ENDMEMBERS": ("endmembers", "OUTPUT")}, {"FCLS_ABUNDANCES": "OUTPUT"}),
+    ("bundles", "deepgu:bundles", {"ENDMEMBERS": ("endmembers", "OUTPUT"), "ABUNDANCES": ("fcls", "OUTPUT")},
      {"BUNDLES_CSV": "OUTPUT"}),
-    ("trainvae", "deepgu:trainvae", {"BUNDLES": ("bundles", "OUTPUT"), "ENDMEMBERS": ("vca", "OUTPUT")},
+    ("trainvae", "deepgu:trainvae", {"BUNDLES": ("bundles", "OUTPUT"), "ENDMEMBERS": ("endmembers", "OUTPUT")},
      {"MODEL_FILE": "OUTPUT"}),
     ("unmix", "deepgu:unmix", {"MODEL": ("trainvae", "OUTPUT"), "INIT_ABUNDANCES": ("fcls", "OUTPUT")},
      {"DEEPGU_ABUNDANCES": "OUTPUT", "DEEPGU_ENDMEMBERS": "OUTPUT_ENDMEMBERS", "DEEPGU_RMSE": "OUTPUT_RMSE"}),
 ]
 # Fixed child settings that differ from the algorithms' defaults: spatially pure bundles of 200 pixels
-# (bench/bench_table3.py: on DC1 they halve DeepGU's abundance error against the paper's nearest-angle bundles).
-STATIC = {"bundles": {"METHOD": 3, "N_PIXELS": 200}}
-OUTPUT_LABELS = {"ENDMEMBERS_CSV": "Reference endmembers (VCA)", "FCLS_ABUNDANCES": "FCLS abundances",
+# (bench/bench_table3.py: on DC1 they halve DeepGU's abundance error against the paper's nearest-angle bundles),
+# down to the VAE's minimum of 3 pixels for a material that dominates few pixels (bench/bench_accuracy.py's
+# four-material scenes).
+STATIC = {"bundles": {"METHOD": 3, "N_PIXELS": 200, "MIN_PIXELS": 3}}
+OUTPUT_LABELS = {"ENDMEMBERS_CSV": "Reference endmembers", "FCLS_ABUNDANCES": "FCLS abundances",
                  "BUNDLES_CSV": "Bundles", "MODEL_FILE": "VAE model file", "DEEPGU_ABUNDANCES": "DeepGU abundances",
                  "DEEPGU_ENDMEMBERS": "DeepGU per-pixel endmembers", "DEEPGU_RMSE": "DeepGU reconstruction RMSE"}
 
@@ -58,22 +60,25 @@ def build():
     model.setName("workflow")
     model.setGroup("DeepGU")
     model.setHelpContent({
-        "ALG_DESC": "The whole DeepGU pipeline (Borsoi et al. 2019, Algorithm 1) with the paper's defaults: "
-                    "VCA reference endmembers, FCLS initial abundances, bundles of the 200 spatially purest "
+        "ALG_DESC": "The whole DeepGU pipeline (Borsoi et al. 2019, Algorithm 1): reference endmembers "
+                    "(deepgu:endmembers, 'refined': VCA with restarts, then the mean of each material's "
+                    "spatially purest pixels), FCLS initial abundances, bundles of the 200 spatially purest "
                     "pixels per material (FCLS abundance averaged over 5 x 5 pixels), one VAE per "
-                    "material, DeepGU unmixing (lambda_Z = 0.1).",
+                    "material, DeepGU unmixing with regularisation set from the data (auto). "
+                    "Required: INPUT, MATERIALS and the DeepGU abundances output; every other output is "
+                    "optional (temporary unless given).",
         "INPUT": "Hyperspectral image.", "MATERIALS": "Number of materials P.",
         "SEED": "Random seed of every random step.",
-        "LAMBDA_A": "Spatial smoothing of the abundances (0.05, the authors' demo value; the paper's grid is "
-                    "0.005-0.05).",
+        "LAMBDA_A": "Spatial smoothing of the abundances; empty (the default) = auto, set from the data's "
+                    "residual level; a number overrides it (the paper's grid on reflectance: 0.005-0.05).",
     })
     parameters = [
         QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"),
         QgsProcessingParameterNumber("MATERIALS", "Number of materials", QgsProcessingParameterNumber.Integer, 3,
                                      minValue=2),
         QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer, 0, minValue=0),
-        QgsProcessingParameterNumber("LAMBDA_A", "Spatial smoothing (lambda_A)", QgsProcessingParameterNumber.Double,
-                                     0.05, minValue=0.0),
+        QgsProcessingParameterNumber("LAMBDA_A", "Spatial smoothing (lambda_A; empty = auto)",
+                                     QgsProcessingParameterNumber.Double, None, optional=True, minValue=0.0),
     ]
     for parameter in parameters:
         model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))

@@ -1,7 +1,7 @@
 """Reference endmembers of a raster by a chosen method (:mod:`core.endmembers`), file to file."""
 
 from ..bundles import DEFAULT_WINDOW
-from ..endmembers import (DEFAULT_METHOD, DEFAULT_REFINE_ITERATIONS, DEFAULT_REFINE_PIXELS, DEFAULT_RESTARTS,
+from ..endmembers import (DEFAULT_METHOD, DEFAULT_REFINE_FRACTION, DEFAULT_REFINE_ITERATIONS, DEFAULT_RESTARTS,
                           METHODS, nfindr, refine_purest, vca_best)
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
@@ -26,7 +26,7 @@ def raster_strips(info, memory_mb):
 
 
 def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sample_size=DEFAULT_SAMPLE,
-        restarts=DEFAULT_RESTARTS, n_pixels=DEFAULT_REFINE_PIXELS, window=DEFAULT_WINDOW,
+        restarts=DEFAULT_RESTARTS, fraction=DEFAULT_REFINE_FRACTION, window=DEFAULT_WINDOW,
         iterations=DEFAULT_REFINE_ITERATIONS, memory_mb=256, feedback=None):
     """Extract ``n_endmembers`` reference spectra of ``input_path`` and write them to ``output_csv``.
 
@@ -62,10 +62,10 @@ def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sam
     M = Y[:, indices].astype("float64")
     rows, cols = divmod(flat[indices], info.cols)
     if method == "refined":
-        M, bundles = refine_purest(raster_strips(info, memory_mb), M, n_pixels=n_pixels, window=window,
-                                   iterations=iterations, seed=seed, feedback=SubFeedback(feedback, sampled, 100))
-        feedback.info("refined: each endmember is the mean of its %s spatially purest pixels"
-                      % "/".join(str(spectra.shape[1]) for spectra, _ in bundles))
+        M, used = refine_purest(raster_strips(info, memory_mb), M, fraction=fraction, window=window,
+                                iterations=iterations, feedback=SubFeedback(feedback, sampled, 100))
+        feedback.info("refined: the endmembers are the means of %s spatially purest pixels"
+                      % "/".join(str(n) for n in used))
         rows = cols = None
     names = ["EM%d" % (i + 1) for i in range(n_endmembers)]
     write_spectra(output_csv, M, names, info.wavelengths, rows, cols)
