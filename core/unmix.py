@@ -25,20 +25,8 @@ variables are ``u`` with ``z_p = z0_p + C_p u_p``, so ``lambda_Z/2 ||u||^2`` pen
 Mahalanobis distance from the reference code in units of the spread of the codes the
 VAE was trained on (the identity for models without a spread: the paper's prior).
 
-Regularisation that needs no tuning (``lambda_z`` / ``lambda_a`` = ``"auto"``): both terms are
-weighed against the data term, which scales with the square of the data's units and with
-the band count, by the *residual level* ``rho^2 = median_n ||y_n - M0 a_n||^2`` of the initial
-(FCLS) fit: ``lambda_Z = KAPPA_Z rho^2`` and ``lambda_A = KAPPA_A rho^2``. This is the
-Bayesian weighting of a unit-variance Gaussian prior on ``u`` (and a Laplace prior on the
-abundance differences) against a Gaussian misfit whose per-pixel energy is that of the
-reference model's residual: multiplying the scene by c multiplies rho^2 and the data term
-by c^2 and leaves the abundances unchanged; resampling the bands keeps the balance.
-
-The Z-step returns, per pixel, the Gram statistics of [G(Z_n), dG/dZ] at its
-codes (:class:`.zstep.PixelStats`): the A-step takes M_n^T M_n and M_n^T y_n
-from them and the next Z-step starts from them, so the decoder is evaluated
-only where the codes move; the first statistics, all at Z0, cost one decoder
-call. The per-pixel endmembers G(Z_n) are decoded once, at the end.
+Regularisation that needs no tuning (``lambda_z`` / ``lambda_a`` = ``"auto"``): both weights are
+set from levels measured on the initial fit (:mod:`.regularisation`).
 """
 
 import time
@@ -51,14 +39,11 @@ from .astep import PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched
 from .errors import DeepGUError
 from .feedback import ensure
 from .latent import TRUST_RADIUS, WhitenedModel, trust_distances
+from .regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from .zstep import PixelStats, decode, zstep
 
 ADMM_TOL = 1e-3
 FINAL_ADMM_TOL = 1e-4
-AUTO = "auto"
-#: lambda_Z = KAPPA_Z * rho^2 and lambda_A = KAPPA_A * rho^2 at ``auto`` (see :func:`resolve_regularisation`).
-KAPPA_Z = 1.0
-KAPPA_A = 1.0
 
 
 @dataclass
@@ -114,27 +99,6 @@ def _valid_mask(Y, mask):
     return mask
 
 
-def residual_level(Y, m0, A):
-    """rho^2 = median over pixels of ||y_n - m0 a_n||^2 for pixels Y (N, L), m0 (L, P), A (N, P) (torch or NumPy)."""
-    Y, A = torch.as_tensor(Y), torch.as_tensor(A)
-    residual = Y - A.to(Y.dtype) @ torch.as_tensor(m0, dtype=Y.dtype, device=Y.device).T
-    return float((residual * residual).sum(1).median())
-
-
-def resolve_regularisation(lambda_z, lambda_a, level):
-    """(lambda_Z, lambda_A) with each ``"auto"`` replaced by KAPPA * ``level`` (rho^2, :func:`residual_level`)."""
-    if not np.isfinite(level) or level < 0:
-        raise DeepGUError("the residual level must be a finite number >= 0, got %r" % (level,))
-    level = max(float(level), np.finfo(np.float64).tiny)
-    lz = KAPPA_Z * level if is_auto(lambda_z) else float(lambda_z)
-    la = KAPPA_A * level if is_auto(lambda_a) else float(lambda_a)
-    return lz, la
-
-
-def is_auto(value):
-    return value is None or (isinstance(value, str) and value.lower() == AUTO)
-
-
 def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
     if Y.ndim != 3:
         raise DeepGUError("the image must be (bands, rows, cols), got shape %s" % (Y.shape,))
@@ -183,7 +147,7 @@ def _to_grid(values, mask):
 
 def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO, max_iter=10, tol=1e-3,
                  tv="anisotropic", device="cpu", feedback=None, dtype=torch.float64,
-                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192, level=None):
+                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192, levels=None):
     """DeepGU (module docstring) on an image.
 
     Parameters
@@ -195,8 +159,8 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
         non-finite pixels are always invalid).
     A_init : (P, rows, cols) initial abundances (projected onto the simplex); default FCLS with m0.
     lambda_z, lambda_a : regularisation weights, or "auto" (module docstring); max_iter, tol : outer loop limits.
-    level : the residual level rho^2 that "auto" scales (default: :func:`residual_level` of this image with the
-        initial abundances; pass one level for all tiles of a scene).
+    levels : :class:`.regularisation.Levels` that "auto" uses (default: measured on this image with the
+        initial abundances; pass the same levels to every tile of a scene).
     tv : "anisotropic" (default), "group" or "isotropic" (see :mod:`.astep`).
     device : "cpu", "cuda" or "auto". dtype : precision of the solver algebra
         (the decoder runs in the model's own dtype).
@@ -225,11 +189,11 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
             raise DeepGUError("A_init has non-finite values at valid pixels")
         A = project_simplex(torch.as_tensor(A_valid, dtype=dtype, device=dev))
     auto = is_auto(lambda_z) or is_auto(lambda_a)
-    if auto and level is None:
-        level = residual_level(Yv, model.m0, A)
-    lambda_z, lambda_a = resolve_regularisation(lambda_z, lambda_a, level if auto else 0.0)
+    if auto and levels is None:
+        levels = measure_levels(Y, model.m0, _to_grid(A, mask), mask)
+    lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
     feedback.info("regularisation: lambda_Z %.4g, lambda_A %.4g%s" % (
-        lambda_z, lambda_a, " (auto, from the residual level rho^2 = %.4g)" % level if auto else ""))
+        lambda_z, lambda_a, " (auto: %s)" % describe(levels) if auto else ""))
     z0 = model.z0.to(device=dev, dtype=dtype)
     Z = z0.expand(grid.n_pixels, -1, -1).clone()
     stats = PixelStats.shared(model, z0, Yv)

@@ -8,7 +8,7 @@ from core.latent import TRUST_RADIUS, WhitenedModel, confusions
 from core.metrics import match_materials
 from core.pipeline import run_pipeline
 from core.synthetic import make_scene
-from core.unmix import resolve_regularisation
+from core.regularisation import Levels, abundance_noise, resolve, weakest_curvature
 from core.vae import code_spread, train_vaes
 from test_zstep import ToyModel, one_thread  # noqa: F401  (autouse fixture)
 
@@ -78,10 +78,17 @@ def test_confusions_name_a_decoder_that_reaches_another_reference_inside_the_tru
     assert TRUST_RADIUS == 3.0
 
 
-def test_auto_regularisation_scales_with_the_residual_level():
-    assert resolve_regularisation("auto", "auto", 2.0)[0] == pytest.approx(2 * resolve_regularisation(
-        "auto", "auto", 1.0)[0])
-    assert resolve_regularisation(0.3, "auto", 5.0)[0] == 0.3
+def test_auto_regularisation_levels_against_known_values():
+    rng = np.random.default_rng(0)
+    noise = 0.05 * rng.standard_normal((3, 64, 64))
+    smooth = np.linspace(0, 1, 64)[None, :, None] * np.ones((3, 64, 64))    # a ramp has zero Haar detail
+    assert abundance_noise(smooth + noise) == pytest.approx(0.05, rel=0.1)
+    assert abundance_noise(smooth) == pytest.approx(0.0, abs=1e-12)
+    M = np.array([[1.0, 1.0], [0.0, 0.1]])                  # two close materials: difference (0, 0.1)
+    assert weakest_curvature(M) == pytest.approx(0.1 ** 2 / 2, rel=1e-9)
+    lz, la = resolve("auto", "auto", Levels(rho2=2.0, sigma_a=0.1, curvature=3.0))
+    assert lz == pytest.approx(2.0 * 1.0) and la == pytest.approx(2.0 * 0.1 * 3.0)
+    assert resolve(0.3, 0.0, Levels(5.0, 1.0, 1.0)) == (0.3, 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -111,4 +118,5 @@ def test_auto_regularisation_is_invariant_to_the_data_units(close_pair):
     """int16 DN and the same DN with a 1e-4 scale factor give the same abundances at auto."""
     _, reflectance, dn = close_pair
     assert dn.unmixed.lambda_z == pytest.approx(reflectance.unmixed.lambda_z * 1e8, rel=1e-6)
+    assert dn.unmixed.lambda_a == pytest.approx(reflectance.unmixed.lambda_a * 1e8, rel=1e-6)
     assert np.max(np.abs(reflectance.unmixed.abundances - dn.unmixed.abundances)) < 1e-3

@@ -7,14 +7,14 @@ from ..fcls import fcls
 from ..feedback import SubFeedback, ensure
 from ..model_file import check_compatible, load_model
 from ..raster_io import OutputSet, endmember_band_names, open_raster, read_block
-from ..sampling import sample_pixels
+from ..regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from ..tiling import tile_size, tiles
-from ..unmix import AUTO, is_auto, deepgu_unmix, resolve_regularisation, residual_level
+from ..unmix import deepgu_unmix
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
 HALO = 8
-#: valid pixels (a seeded sample) on which the residual level of ``auto`` regularisation is measured.
-LEVEL_SAMPLE = 20000
+#: side of the central window on which ``auto`` regularisation's levels are measured (pixels).
+LEVEL_WINDOW = 256
 #: rough working memory of the solver per pixel and per band x material, in bytes.
 _BYTES_PER_PIXEL_BAND_MATERIAL = 160
 
@@ -30,6 +30,18 @@ def _open_init(path, like, n_materials):
     return info
 
 
+def _central_levels(info, m0):
+    """Regularisation levels of FCLS with ``m0`` on the central window of the raster."""
+    rows, cols = min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols)
+    data, valid = read_block(info, (info.rows - rows) // 2, rows, (info.cols - cols) // 2, cols)
+    if not valid.any():
+        raise DeepGUError("the central %d x %d pixels of %s are all nodata: give LAMBDA_Z and LAMBDA_A "
+                          "explicitly" % (rows, cols, info.path))
+    A = np.full((m0.shape[1],) + valid.shape, np.nan)
+    A[:, valid] = fcls(data[:, valid].astype(np.float64), m0)
+    return measure_levels(data, m0, A, valid)
+
+
 def run(input_path, model_path, output, init_abundances=None, output_endmembers=None, output_latent=None,
         output_rmse=None, lambda_z=AUTO, lambda_a=AUTO, max_iter=10, tol=1e-3, tv="anisotropic", device="auto",
         memory_mb=1024, halo=HALO, feedback=None):
@@ -39,9 +51,9 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     ``halo``-pixel margin of its neighbours and only its core is written. Outputs:
     abundances (P named bands), optional per-pixel endmembers (P x L bands), latent
     codes (P x K bands) and reconstruction RMSE. ``"auto"`` regularisation is resolved once for
-    the whole scene, from the residual level of FCLS with the model's references on a seeded
-    sample of :data:`LEVEL_SAMPLE` pixels, so every tile uses the same weights. Returns the
-    number of tiles.
+    the whole scene, from FCLS with the model's references on the central window of
+    :data:`LEVEL_WINDOW` x :data:`LEVEL_WINDOW` pixels (:mod:`core.regularisation`), so every
+    tile uses the same weights. Returns the number of tiles.
     """
     feedback = ensure(feedback)
     info = open_raster(input_path)
@@ -52,14 +64,11 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     layout = list(tiles(info.rows, info.cols, tile_size(budget, halo), halo))
     init = _open_init(init_abundances, info, P) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
-    level = 0.0
     if is_auto(lambda_z) or is_auto(lambda_a):
-        sample, _ = sample_pixels(info, LEVEL_SAMPLE, seed=0, feedback=None)
-        sample = sample.astype(np.float64)
-        level = residual_level(sample.T, model.m0, fcls(sample, model.m0).T)
-        feedback.info("auto regularisation: residual level rho^2 = %.4g (median squared FCLS residual of %d "
-                      "sampled pixels)" % (level, sample.shape[1]))
-    lambda_z, lambda_a = resolve_regularisation(lambda_z, lambda_a, level)
+        levels = _central_levels(info, model.m0)
+        feedback.info("auto regularisation, measured on the central %d x %d pixels: %s"
+                      % (min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols), describe(levels)))
+        lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
     any_valid = False
     with OutputSet() as outputs:
         outputs.add("abundances", output, info, P, band_names=model.names)
