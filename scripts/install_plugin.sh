@@ -26,5 +26,5 @@ else
 fi
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 export QGIS_CUSTOM_CONFIG_PATH="$config"
-qgis_process.bin plugins enable deepgu >/dev/null
+log="$(qgis_process.bin plugins enable deepgu 2>&1)" || grep -q "already enabled" <<<"$log" || { echo "$log" >&2; exit 1; }
 echo "DeepGU installed in $plugins/deepgu ($mode) and enabled"

@@ -61,3 +61,16 @@ def test_zip_installs_into_a_fresh_profile_and_runs(tmp_path):
     info = open_raster(scene)
     assert (info.rows, info.cols, info.n_bands) == (8, 9, 198)
     assert os.path.realpath(str(plugins / "deepgu")) != os.path.realpath(ROOT)    # the copy ran, not the clone
+
+
+def test_install_copy_replaces_a_link_and_can_run_twice(tmp_path):
+    require_qgis()
+    env = qgis_env(tmp_path / "config")
+    script = os.path.join(ROOT, "scripts", "install_plugin.sh")
+    plugin = tmp_path / "config" / "profiles" / "default" / "python" / "plugins" / "deepgu"
+    for args in ([], ["--copy"], ["--copy"]):
+        done = subprocess.run(["bash", script] + args, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert plugin.is_dir() and not plugin.is_symlink()
+    assert (plugin / "metadata.txt").exists() and not (plugin / "tests").exists()
+    assert os.path.isdir(os.path.join(ROOT, "tests"))        # removing the link left the clone alone
