@@ -13,6 +13,7 @@ from .algorithms.synthetic import SyntheticAlgorithm
 from .algorithms.trainvae import TrainVAEAlgorithm
 from .algorithms.unmix import UnmixAlgorithm
 from .algorithms.vca import VCAAlgorithm
+from .core.formats import RASTER_EXTENSIONS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKFLOW_MODEL = os.path.join(HERE, "models", "deepgu_workflow.model3")
@@ -30,6 +31,13 @@ class DeepGUProvider(QgsProcessingProvider):
 
     def icon(self):
         return QIcon(os.path.join(HERE, "icon.svg"))
+
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        """What the raster writer can write (GeoTIFF, ENVI): the dialogs offer only these."""
+        return [extension.lstrip(".") for extension in RASTER_EXTENSIONS]
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"
 
     def loadAlgorithms(self):  # noqa: N802
         for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), FCLSAlgorithm(), BundlesAlgorithm(),

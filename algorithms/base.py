@@ -4,8 +4,11 @@ import importlib.util
 import os
 import traceback
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
+from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputLayerDefinition,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterRasterDestination)
 
+from ..core import formats
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
 
@@ -14,6 +17,11 @@ TORCH_MISSING = (
     "runs QGIS, e.g. 'python3 -m pip install --user torch' (on Debian/Ubuntu: '/usr/bin/python3 -m pip "
     "install --user --break-system-packages torch'), then restart QGIS."
 )
+
+
+#: dialog filters of spectral library files (:data:`core.formats.LIBRARY_EXTENSIONS`)
+LIBRARY_INPUT_FILTER = "Spectral libraries: CSV or ENVI (*.csv *.sli *.hdr)"
+LIBRARY_OUTPUT_FILTER = "CSV files (*.csv);;ENVI spectral libraries (*.sli)"
 
 
 class QgisFeedback(Feedback):
@@ -57,7 +65,8 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         if self.needs_torch and importlib.util.find_spec("torch") is None:
             raise QgsProcessingException(TORCH_MISSING)
         try:
-            return self.run_job(parameters, context, QgisFeedback(feedback))
+            self.check_raster_outputs(parameters)
+            return self.written_paths(self.run_job(parameters, context, QgisFeedback(feedback)), context)
         except DeepGUError as error:
             raise QgsProcessingException(str(error)) from None
         except Canceled:
@@ -71,6 +80,28 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def run_job(self, parameters, context, feedback):
         raise NotImplementedError
+
+    def check_raster_outputs(self, parameters):
+        """Refuse, naming the parameter, a raster output whose extension has no writer (:mod:`core.formats`)."""
+        for definition in self.destinationParameterDefinitions():
+            value = parameters.get(definition.name())
+            if isinstance(value, QgsProcessingOutputLayerDefinition):
+                value = value.sink.staticValue()
+            if (isinstance(definition, QgsProcessingParameterRasterDestination) and isinstance(value, str)
+                    and value and value != QgsProcessing.TEMPORARY_OUTPUT):
+                formats.raster_driver(value, what=definition.name())
+
+    def written_paths(self, results, context):
+        """``results`` with each raster output named by the file QGIS opens (``x.dat`` for an ENVI ``x.hdr``)."""
+        layers = context.layersToLoadOnCompletion()
+        for definition in self.destinationParameterDefinitions():
+            path = results.get(definition.name())
+            if isinstance(definition, QgsProcessingParameterRasterDestination) and isinstance(path, str) and path:
+                results[definition.name()] = formats.raster_data_path(path)
+                if path in layers and results[definition.name()] != path:
+                    layers[results[definition.name()]] = layers.pop(path)
+        context.setLayersToLoadOnCompletion(layers)
+        return results
 
     def raster_path(self, parameters, name, context):
         """File path of the raster parameter ``name``; a clear error when it is not a readable file."""
@@ -117,6 +148,16 @@ def write_pixel_points(algorithm, parameters, name, context, info, materials, ro
     return dest_id
 
 
+def library_parameter(name, description, optional=False):
+    """An input spectral library (CSV or ENVI ``.sli``) parameter."""
+    return QgsProcessingParameterFile(name, description, fileFilter=LIBRARY_INPUT_FILTER, optional=optional)
+
+
+def library_destination(name, description, optional=False):
+    """An output spectral library parameter: CSV, or ENVI ``.sli`` by extension."""
+    return QgsProcessingParameterFileDestination(name, description, LIBRARY_OUTPUT_FILTER, optional=optional)
+
+
 def memory_parameter(default=256):
     """The MEMORY_MB expert parameter: budget for one block of pixels in memory."""
     from qgis.core import QgsProcessingParameterNumber
@@ -137,6 +178,7 @@ def write_abundance_style(path):
     from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterLayer,
                            QgsSingleBandGrayRenderer)
 
+    path = formats.raster_data_path(path)
     layer = QgsRasterLayer(path, "abundances", "gdal")
     if not layer.isValid():
         return

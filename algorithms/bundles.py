@@ -1,12 +1,12 @@
 """deepgu:bundles - the purest pixels of each material, for training its VAE."""
 
 from qgis.core import (QgsProcessing, QgsProcessingParameterEnum, QgsProcessingParameterFeatureSink,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
 from ..core.bundles import DEFAULT_WINDOW
 from ..core.jobs import bundles as job
-from .base import DeepGUAlgorithm, advanced, memory_parameter, write_pixel_points
+from .base import (DeepGUAlgorithm, advanced, library_destination, library_parameter, memory_parameter,
+                   write_pixel_points)
 
 
 class BundlesAlgorithm(DeepGUAlgorithm):
@@ -40,7 +40,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         integer = QgsProcessingParameterNumber.Integer
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
-        self.addParameter(QgsProcessingParameterFile("ENDMEMBERS", "Reference endmembers (CSV)", extension="csv"))
+        self.addParameter(library_parameter("ENDMEMBERS", "Reference endmembers (CSV or ENVI .sli)"))
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", ["nearest pixels", "within an angle",
                                                                           "automated (VCA on subsets)",
                                                                           "spatially pure (needs abundances)"],
@@ -57,7 +57,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
                                                                 integer, 10, minValue=1)))
         self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0)))
         self.addParameter(memory_parameter())
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Bundles", "CSV files (*.csv)"))
+        self.addParameter(library_destination("OUTPUT", "Bundles"))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_POINTS", "Bundle pixels",
                                                             QgsProcessing.TypeVectorPoint, optional=True,
                                                             createByDefault=False))

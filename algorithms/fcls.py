@@ -1,10 +1,9 @@
 """deepgu:fcls - fully constrained least-squares abundances."""
 
-from qgis.core import (QgsProcessingParameterFile, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
 from ..core.jobs import fcls as job
-from .base import DeepGUAlgorithm, memory_parameter, write_abundance_style
+from .base import DeepGUAlgorithm, library_parameter, memory_parameter, write_abundance_style
 
 
 class FCLSAlgorithm(DeepGUAlgorithm):
@@ -28,7 +27,7 @@ class FCLSAlgorithm(DeepGUAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
-        self.addParameter(QgsProcessingParameterFile("ENDMEMBERS", "Endmembers (CSV)", extension="csv"))
+        self.addParameter(library_parameter("ENDMEMBERS", "Endmembers (CSV or ENVI .sli)"))
         self.addParameter(memory_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Abundances"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_RMSE", "Reconstruction RMSE",

@@ -3,7 +3,7 @@
 from qgis.core import (QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber)
 
-from .base import DeepGUAlgorithm
+from .base import DeepGUAlgorithm, library_destination, library_parameter
 
 
 class SampleVAEAlgorithm(DeepGUAlgorithm):
@@ -30,14 +30,13 @@ class SampleVAEAlgorithm(DeepGUAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("MODEL", "DeepGU model file"))
-        self.addParameter(QgsProcessingParameterFile("BUNDLES", "Bundles (CSV)", extension="csv", optional=True))
+        self.addParameter(library_parameter("BUNDLES", "Bundles (CSV or ENVI .sli)", optional=True))
         self.addParameter(QgsProcessingParameterNumber("SPAN", "Latent half-width", QgsProcessingParameterNumber.Double,
                                                        2.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber("STEPS", "Steps per latent axis",
                                                        QgsProcessingParameterNumber.Integer, 5, minValue=1,
                                                        maxValue=50))
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Generated spectra", "CSV files (*.csv)",
-                                                                optional=True))
+        self.addParameter(library_destination("OUTPUT", "Generated spectra", optional=True))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_PLOT", "Plot", "PNG files (*.png)",
                                                                 optional=True))
 

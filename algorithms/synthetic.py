@@ -1,10 +1,9 @@
 """deepgu:synthetic - a synthetic scene with known truth (paper Section VII-A)."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
 
 from ..core.jobs import synthetic as job
-from .base import DeepGUAlgorithm, advanced, write_abundance_style
+from .base import DeepGUAlgorithm, advanced, library_destination, write_abundance_style
 
 KINDS = ["DC1", "DC2"]
 
@@ -44,8 +43,7 @@ class SyntheticAlgorithm(DeepGUAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Scene"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_ABUNDANCES", "True abundances",
                                                                   optional=True))
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_LIBRARY", "Library spectra",
-                                                                "CSV files (*.csv)", optional=True))
+        self.addParameter(library_destination("OUTPUT_LIBRARY", "Library spectra", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_ENDMEMBERS", "True per-pixel endmembers",
                                                                   optional=True, createByDefault=False))
 

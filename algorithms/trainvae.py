@@ -1,10 +1,10 @@
 """deepgu:trainvae - one variational autoencoder per material, saved as a model file."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber)
 
 from ..core.defaults import DEFAULT_BETA, DEFAULT_EPOCHS
-from .base import DeepGUAlgorithm, advanced
+from .base import DeepGUAlgorithm, advanced, library_parameter
 
 LOSSES = ["bce", "mse"]
 
@@ -36,8 +36,8 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         integer = QgsProcessingParameterNumber.Integer
-        self.addParameter(QgsProcessingParameterFile("BUNDLES", "Bundles (CSV)", extension="csv"))
-        self.addParameter(QgsProcessingParameterFile("ENDMEMBERS", "Reference endmembers (CSV)", extension="csv"))
+        self.addParameter(library_parameter("BUNDLES", "Bundles (CSV or ENVI .sli)"))
+        self.addParameter(library_parameter("ENDMEMBERS", "Reference endmembers (CSV or ENVI .sli)"))
         self.addParameter(advanced(QgsProcessingParameterNumber("LATENT_DIM", "Latent dimension", integer, 2,
                                                                 minValue=1, maxValue=16)))
         self.addParameter(advanced(QgsProcessingParameterNumber("EPOCHS", "Epochs", integer, DEFAULT_EPOCHS,

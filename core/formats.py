@@ -34,7 +34,11 @@ def _extension(path):
 
 
 def _choices(extensions):
-    return ", ".join(sorted(extensions))
+    """``.tif, .tiff (GTiff) or .hdr, .dat (ENVI)``: the extensions grouped by format."""
+    groups = {}
+    for extension, kind in extensions.items():
+        groups.setdefault(kind, []).append(extension)
+    return " or ".join("%s (%s)" % (", ".join(group), kind) for kind, group in groups.items())
 
 
 def raster_driver(path, what="output raster"):
@@ -86,8 +90,7 @@ def library_format(path, writing=False):
     """``CSV`` or ``ENVI`` for the spectral library ``path``; writing refuses extensions other than the known ones."""
     known = LIBRARY_EXTENSIONS.get(_extension(path))
     if known is None and writing:
-        raise DeepGUError("cannot write spectral library %s: use %s (.sli and .hdr: ENVI spectral library)"
-                          % (path, _choices(LIBRARY_EXTENSIONS)))
+        raise DeepGUError("cannot write spectral library %s: use %s" % (path, _choices(LIBRARY_EXTENSIONS)))
     return known or CSV
 
 

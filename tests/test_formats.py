@@ -46,8 +46,8 @@ def test_unwritten_pixels_are_nodata_in_every_format(tmp_path, name):
 
 
 def test_unsupported_raster_extension_is_refused_and_leaves_nothing(tmp_path):
-    with pytest.raises(DeepGUError, match=r"cannot write '\.png' files .*use .*\.hdr.*\.tif"):
-        write_raster(str(tmp_path / "x.png"), np.ones((1, 2, 2)), georeference(2, 2))
+    with pytest.raises(DeepGUError, match=r"output raster: cannot write '\.png' files .*use \.tif, \.tiff \(GTiff\) or \.hdr, .*\(ENVI\)"):
+        RasterWriter(str(tmp_path / "x.png"), georeference(2, 2), n_bands=1)
     assert os.listdir(str(tmp_path)) == []
 
 
@@ -124,7 +124,7 @@ def test_bad_envi_library_is_refused_with_a_reason(tmp_path, header, message):
 
 
 def test_library_writes_refuse_unknown_extensions_and_unsafe_names(tmp_path):
-    with pytest.raises(DeepGUError, match=r"use \.csv, \.hdr, \.sli"):
+    with pytest.raises(DeepGUError, match=r"use \.csv \(CSV\) or \.sli, \.hdr \(ENVI\)"):
         write_spectra(str(tmp_path / "lib.txt"), np.ones((2, 1)), ["a"])
     with pytest.raises(DeepGUError, match="cannot hold ','"):
         write_spectra(str(tmp_path / "lib.sli"), np.ones((2, 1)), ["a, b"])

@@ -70,6 +70,13 @@ def test_model_inspection_writes_csv_and_png(qgis_process, trained, tmp_path):
     assert generated.spectra.shape == (198, 27) and generated.material_names() == ["EM1", "EM2", "EM3"]
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    plot = str(tmp_path / "plot")                      # no extension: written, and reported, as given
+    results = run_json(qgis_process, "deepgu:samplevae", MODEL=trained["model.pt"], STEPS=2,
+                       OUTPUT=str(tmp_path / "gen.sli"), OUTPUT_PLOT=plot)
+    assert results["OUTPUT_PLOT"] == plot and not os.path.exists(plot + ".png")
+    with open(plot, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert read_spectra(str(tmp_path / "gen.sli")).spectra.shape == (198, 12)
 
 
 def test_unmix_writes_georeferenced_outputs_and_keeps_nodata(qgis_process, trained, tmp_path):
