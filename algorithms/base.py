@@ -1,10 +1,11 @@
 """What every DeepGU algorithm shares: group, error translation, feedback, torch check."""
 
+import contextlib
 import importlib.util
 import os
 import traceback
 
-from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputLayerDefinition,
+from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputLayerDefinition,
                        QgsProcessingParameterDefinition, QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterRasterDestination)
 
@@ -24,20 +25,42 @@ LIBRARY_INPUT_FILTER = "Spectral libraries: CSV or ENVI (*.csv *.sli *.hdr)"
 LIBRARY_OUTPUT_FILTER = "CSV files (*.csv);;ENVI spectral libraries (*.sli)"
 
 
+@contextlib.contextmanager
+def quiet_gdal():
+    """Silence GDAL's messages while QGIS loads a raster layer: loading computes the histograms of the default
+    renderer's bands, and GDAL reports a constant band (e.g. a material absent from an abundance map) as
+    "ERROR 5: dfMax should be strictly greater than dfMin". A layer that fails to load is still invalid."""
+    from osgeo import gdal
+
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+
+
 class QgisFeedback(Feedback):
     """Adapts ``QgsProcessingFeedback`` to the core's feedback interface."""
 
     def __init__(self, feedback):
         self.feedback = feedback
+        # qgis_process draws progress as a dot per 2.5 % on the current line ("0...10..") and prints messages
+        # where the line stands: a message after new dots starts on a line of its own there.
+        self.console = QgsApplication.platform() == "qgis_process"
+        self.after_dots, self.tick = self.console, -1
 
     def set_progress(self, percent):
         self.feedback.setProgress(percent)
+        tick = int(percent / 2.5)
+        self.after_dots = self.after_dots or (self.console and tick != self.tick)
+        self.tick = tick
 
     def is_canceled(self):
         return self.feedback.isCanceled()
 
     def info(self, message):
-        self.feedback.pushInfo(message)
+        self.feedback.pushInfo(("\n" if self.after_dots else "") + message)
+        self.after_dots = False
 
 
 def advanced(parameter):
@@ -60,6 +83,10 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        with quiet_gdal():          # QGIS loads the input layers here
+            return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         if self.needs_torch and importlib.util.find_spec("torch") is None:
@@ -105,7 +132,8 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def raster_path(self, parameters, name, context):
         """File path of the raster parameter ``name``; a clear error when it is not a readable file."""
-        layer = self.parameterAsRasterLayer(parameters, name, context)
+        with quiet_gdal():
+            layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None or not layer.isValid():
             raise DeepGUError("%s is not a valid raster layer" % name)
         path = layer.source().split("|")[0]
@@ -115,7 +143,9 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def optional_raster_path(self, parameters, name, context):
         """:meth:`raster_path` of an optional raster parameter, or None when it is not set."""
-        if self.parameterAsRasterLayer(parameters, name, context) is None:
+        with quiet_gdal():
+            missing = self.parameterAsRasterLayer(parameters, name, context) is None
+        if missing:
             return None
         return self.raster_path(parameters, name, context)
 
@@ -179,7 +209,8 @@ def write_abundance_style(path):
                            QgsSingleBandGrayRenderer)
 
     path = formats.raster_data_path(path)
-    layer = QgsRasterLayer(path, "abundances", "gdal")
+    with quiet_gdal():
+        layer = QgsRasterLayer(path, "abundances", "gdal")
     if not layer.isValid():
         return
 

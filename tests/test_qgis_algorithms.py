@@ -81,8 +81,10 @@ def test_vca_fcls_metrics_chain(qgis_process, scene, tmp_path):
                        OUTPUT_REPORT=report)
     # The paper reports FCLS RMSE_A of 0.06-0.12 on scenes with variability (Table III).
     assert 0.02 < results["RMSE_A"] < 0.15
+    assert results["RMSE_M"] is None and results["SAM_M"] is None       # not computed: null, never -1
     with open(report) as f:
-        assert abs(json.load(f)["RMSE_A"] - results["RMSE_A"]) < 1e-9
+        written = json.load(f)
+    assert abs(written["RMSE_A"] - results["RMSE_A"]) < 1e-9 and "RMSE_M" not in written
 
 
 def test_nodata_pixels_stay_nodata(qgis_process, scene, tmp_path):
