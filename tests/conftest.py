@@ -68,3 +68,14 @@ def read_only_folder(tmp_path):
     folder.chmod(0o555)
     yield str(folder) if not os.access(str(folder), os.W_OK) else "/proc/1"
     folder.chmod(0o755)
+
+
+@pytest.fixture
+def one_thread():
+    """These problems are tiny: one torch thread avoids OpenMP waits on a busy machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

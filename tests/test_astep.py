@@ -8,7 +8,8 @@ from scipy.optimize import minimize, nnls
 from core.astep import (PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, normal_equations,
                         project_simplex)
 from core.errors import DeepGUError
-from test_zstep import one_thread  # noqa: F401  (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 F64 = torch.float64
 

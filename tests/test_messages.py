@@ -9,7 +9,7 @@ import numpy as np
 
 from conftest import ROOT, qgis_env, require_qgis
 from core.raster_io import georeference, write_raster
-from test_qgis_algorithms import run_json
+from helpers import run_json
 
 
 def test_no_torch_jit_deprecation_warning_from_forward_mode_jacobians():

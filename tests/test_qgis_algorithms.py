@@ -11,20 +11,7 @@ import pytest
 from conftest import ROOT, qgis_env, require_qgis
 from core.library import read_spectra
 from core.raster_io import NODATA, open_raster, read_all
-
-
-def run_json(qgis_process, algorithm, **parameters):
-    """Run an algorithm, assert success and return its JSON results."""
-    done = qgis_process("run", algorithm, "--json", "--", *["%s=%s" % kv for kv in parameters.items()])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(done.stdout[done.stdout.index("{"):])["results"]
-
-
-def run_fails(qgis_process, algorithm, **parameters):
-    """Run an algorithm expected to fail; return its combined output."""
-    done = qgis_process.run(algorithm, **parameters)
-    assert done.returncode != 0, done.stdout[-2000:]
-    return done.stdout + done.stderr
+from helpers import run_fails, run_json
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from conftest import SHARED_DATA
 from core.bundles import local_purity
 from core.library import read_spectra
 from core.raster_io import NODATA, georeference, open_raster, read_all, write_raster
-from test_qgis_algorithms import run_fails, run_json
+from helpers import run_fails, run_json
 
 
 @pytest.fixture(scope="module")

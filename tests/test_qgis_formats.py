@@ -7,7 +7,7 @@ from osgeo import gdal
 
 from core.library import read_spectra
 from core.raster_io import open_raster, read_all
-from test_qgis_algorithms import run_fails, run_json
+from helpers import run_fails, run_json
 
 
 def test_envi_scene_library_and_abundances(qgis_process, tmp_path):
