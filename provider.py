@@ -26,20 +26,20 @@ class DeepGUProvider(QgsProcessingProvider):
     def name(self):
         return "DeepGU"
 
-    def longName(self):  # noqa: N802 (QGIS's name)
+    def longName(self):
         return "DeepGU spectral unmixing"
 
     def icon(self):
         return QIcon(os.path.join(HERE, "icon.svg"))
 
-    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+    def supportedOutputRasterLayerExtensions(self):
         """What the raster writer can write (GeoTIFF, ENVI): the dialogs offer only these."""
         return [extension.lstrip(".") for extension in RASTER_EXTENSIONS]
 
-    def defaultRasterFileExtension(self):  # noqa: N802
+    def defaultRasterFileExtension(self):
         return "tif"
 
-    def loadAlgorithms(self):  # noqa: N802
+    def loadAlgorithms(self):
         for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), FCLSAlgorithm(), BundlesAlgorithm(),
                           TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(), MetricsAlgorithm()):
             self.addAlgorithm(algorithm)

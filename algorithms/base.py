@@ -5,8 +5,8 @@ import importlib.util
 import os
 import traceback
 
-from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputLayerDefinition,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterFile,
+from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterDefinition, QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterRasterDestination)
 
 from ..core import formats
@@ -78,17 +78,17 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
     def group(self):
         return "DeepGU"
 
-    def groupId(self):  # noqa: N802 (QGIS's name)
+    def groupId(self):
         return "DeepGU"    # the workflow model's group id is its group name: one group in the toolbox
 
-    def createInstance(self):  # noqa: N802
+    def createInstance(self):
         return type(self)()
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
+    def checkParameterValues(self, parameters, context):
         with quiet_gdal():          # QGIS loads the input layers here
             return super().checkParameterValues(parameters, context)
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def processAlgorithm(self, parameters, context, feedback):
         if self.needs_torch and importlib.util.find_spec("torch") is None:
             raise QgsProcessingException(TORCH_MISSING)
         try:

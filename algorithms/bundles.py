@@ -13,10 +13,10 @@ class BundlesAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "bundles"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Extract endmember bundles"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Collects, for every reference material, the image pixels that best represent it: the training "
             "set of that material's variability model (DeepGU, Algorithm 1 step 3). A pixel belongs to at "
@@ -37,7 +37,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
             "OUTPUT_POINTS (optional): point layer of the bundle pixels with a 'material' attribute."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         integer = QgsProcessingParameterNumber.Integer
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
         self.addParameter(library_parameter("ENDMEMBERS", "Reference endmembers (CSV or ENVI .sli)"))

@@ -13,10 +13,10 @@ class MetricsAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "metrics"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Unmixing accuracy (RMSE, SAM)"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Scores estimated abundances against reference abundances, as in the DeepGU paper (eq. 14-15). "
             "Estimated materials are first matched to reference ones (the permutation with the least "
@@ -31,7 +31,7 @@ class MetricsAlgorithm(DeepGUAlgorithm):
             "OUTPUT_REPORT: the same numbers, the permutation and the pixel count as JSON."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("ESTIMATE", "Estimated abundances"))
         self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference abundances"))
         self.addParameter(QgsProcessingParameterRasterLayer("ESTIMATE_ENDMEMBERS", "Estimated per-pixel endmembers",

@@ -12,10 +12,10 @@ class SampleVAEAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "samplevae"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Inspect endmember variability model"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Decodes a grid of latent codes around each material's reference code z_p0 and shows the "
             "spectra the model generates: the variability it learned. Needs PyTorch.\n\n"
@@ -28,7 +28,7 @@ class SampleVAEAlgorithm(DeepGUAlgorithm):
             "reference in black."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile("MODEL", "DeepGU model file"))
         self.addParameter(library_parameter("BUNDLES", "Bundles (CSV or ENVI .sli)", optional=True))
         self.addParameter(QgsProcessingParameterNumber("SPAN", "Latent half-width", QgsProcessingParameterNumber.Double,

@@ -15,10 +15,10 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "trainvae"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Train endmember variability models (VAE)"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Learns how each material's spectrum varies in the scene: one small variational autoencoder "
             "per material (DeepGU, Tables I-II), trained on that material's bundle of pure pixels. Needs "
@@ -34,7 +34,7 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
             "spectrum and code, band count, wavelengths and training loss. It is read without executing code."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         integer = QgsProcessingParameterNumber.Integer
         self.addParameter(library_parameter("BUNDLES", "Bundles (CSV or ENVI .sli)"))
         self.addParameter(library_parameter("ENDMEMBERS", "Reference endmembers (CSV or ENVI .sli)"))

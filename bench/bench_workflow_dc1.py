@@ -23,7 +23,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line  # noqa: E402
+from bench.measure import machine_line
 
 
 def qgis_environment(config):

@@ -144,5 +144,6 @@ def read(path):
         wavelengths = to_nanometres(_numbers(fields, "wavelength", n_bands, header_path), units)
     rows = cols = None
     if "pixel row" in fields and "pixel col" in fields:
-        rows, cols = (_numbers(fields, key, n_spectra, header_path).astype(np.int64) for key in ("pixel row", "pixel col"))
+        rows, cols = (_numbers(fields, key, n_spectra, header_path).astype(np.int64)
+                      for key in ("pixel row", "pixel col"))
     return spectra, materials, wavelengths, rows, cols

@@ -182,7 +182,8 @@ def scatter(values, valid):
 
 
 class RasterWriter:
-    """Write a float32 GeoTIFF or ENVI raster (by extension) block by block; it appears at ``path`` only on :meth:`close`.
+    """Write a float32 GeoTIFF or ENVI raster (by extension) block by block; it appears at ``path`` only on
+    :meth:`close`.
 
     Use as a context manager: leaving the block with an exception deletes the
     temporary file, so nothing half-written is left behind::

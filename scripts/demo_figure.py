@@ -16,11 +16,11 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from core.inspect_model import sample_latent_grid  # noqa: E402
-from core.library import read_spectra  # noqa: E402
-from core.metrics import match_materials  # noqa: E402
-from core.model_file import load_model  # noqa: E402
-from core.raster_io import read_all  # noqa: E402
+from core.inspect_model import sample_latent_grid
+from core.library import read_spectra
+from core.metrics import match_materials
+from core.model_file import load_model
+from core.raster_io import read_all
 
 
 def main(folder):

@@ -134,7 +134,10 @@ def test_tv_lowers_the_objective_stays_on_simplex_and_denoises(tv):
     obj = abundance_objective(G, b, yy, A, grid, lam, tv)[0]
     assert obj <= abundance_objective(G, b, yy, A_fcls, grid, lam, tv)[0]
     assert obj <= abundance_objective(G, b, yy, A_init, grid, lam, tv)[0]
-    rmse = lambda X: float(((X - A_true) ** 2).mean().sqrt())  # noqa: E731
+
+    def rmse(X):
+        return float(((X - A_true) ** 2).mean().sqrt())
+
     assert rmse(A) < 0.5 * rmse(A_fcls)
 
 

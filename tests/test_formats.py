@@ -8,7 +8,7 @@ from osgeo import gdal
 
 from core.errors import DeepGUError
 from core.library import read_spectra, write_spectra
-from core.raster_io import NODATA, RasterWriter, georeference, open_raster, read_all, write_raster
+from core.raster_io import NODATA, RasterWriter, georeference, read_all, write_raster
 
 WAVELENGTHS = np.array([400.5, 500.0, 612.25, 700.0])
 
@@ -46,7 +46,8 @@ def test_unwritten_pixels_are_nodata_in_every_format(tmp_path, name):
 
 
 def test_unsupported_raster_extension_is_refused_and_leaves_nothing(tmp_path):
-    with pytest.raises(DeepGUError, match=r"output raster: cannot write '\.png' files .*use \.tif, \.tiff \(GTiff\) or \.hdr, .*\(ENVI\)"):
+    expected = r"output raster: cannot write '\.png' files .*use \.tif, \.tiff \(GTiff\) or \.hdr, .*\(ENVI\)"
+    with pytest.raises(DeepGUError, match=expected):
         RasterWriter(str(tmp_path / "x.png"), georeference(2, 2), n_bands=1)
     assert os.listdir(str(tmp_path)) == []
 

@@ -47,11 +47,11 @@ def test_stats_give_the_autograd_gradient_and_gauss_newton_matrix():
     H, g = stats.system(A, Z.reshape(4, -1) - z0, lam)
     f = stats.objective((Y * Y).sum(1), A, Z.reshape(4, -1) - z0, lam)
     for n in range(4):
-        def f_n(z):
+        def f_n(z, n=n):
             r = Y[n] - model.decode(z.reshape(1, 3, 2))[0] @ A[n]
             return 0.5 * (r @ r + lam * ((z - z0[0]) ** 2).sum())
 
-        def model_out(z):
+        def model_out(z, n=n):
             return model.decode(z.reshape(1, 3, 2))[0] @ A[n]
 
         z = Z[n].reshape(-1).clone()
