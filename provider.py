@@ -15,6 +15,7 @@ from .algorithms.trainvae import TrainVAEAlgorithm
 from .algorithms.unmix import UnmixAlgorithm
 from .algorithms.vca import VCAAlgorithm
 from .algorithms.workflow import WorkflowAlgorithm
+from .core.formats import RASTER_EXTENSIONS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -26,15 +27,23 @@ class DeepGUProvider(QgsProcessingProvider):
     def name(self):
         return "DeepGU"
 
-    def longName(self):  # noqa: N802 (QGIS's name)
+    def longName(self):
         return "DeepGU spectral unmixing"
 
     def icon(self):
         return QIcon(os.path.join(HERE, "icon.svg"))
 
-    def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), EndmembersAlgorithm(), FCLSAlgorithm(), BundlesAlgorithm(),
-                          TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(), MetricsAlgorithm()):
+    def supportedOutputRasterLayerExtensions(self):
+        """What the raster writer can write (GeoTIFF, ENVI): the dialogs offer only these."""
+        return [extension.lstrip(".") for extension in RASTER_EXTENSIONS]
+
+    def defaultRasterFileExtension(self):
+        return "tif"
+
+    def loadAlgorithms(self):
+        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), EndmembersAlgorithm(), FCLSAlgorithm(),
+                          BundlesAlgorithm(), TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(),
+                          MetricsAlgorithm()):
             self.addAlgorithm(algorithm)
         workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
         if workflow.loaded:

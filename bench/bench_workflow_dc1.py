@@ -21,8 +21,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line  # noqa: E402
-from bench.qgis_runner import QgisProcessError, qgis_environment, run  # noqa: E402
+from bench.measure import machine_line
+from bench.qgis_runner import QgisProcessError, qgis_environment, run
 
 
 def main():

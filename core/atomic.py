@@ -9,8 +9,9 @@ from .errors import DeepGUError
 
 @contextlib.contextmanager
 def atomic_output(path, mode="w", what="file", **open_kwargs):
-    """Yield a file object (``what`` names the file in error messages) open on a temporary file in ``path``'s folder; on leaving the block
-    without an exception it becomes ``path``, otherwise it is deleted (nothing half-written)."""
+    """Yield a file object (``what`` names the file in error messages) open on a temporary file in ``path``'s
+    folder; on leaving the block without an exception it becomes ``path``, otherwise it is deleted (nothing
+    half-written)."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise DeepGUError("cannot write %s %s: the output folder does not exist" % (what, path))

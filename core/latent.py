@@ -32,7 +32,7 @@ TRUST_RADIUS = 3.0
 
 
 class WhitenedModel:
-    """The solver's view of ``model``: whitened codes ``u`` (N, P, K), ``z0`` = 0, anchored decoders (module docstring)."""
+    """The solver's view of ``model``: whitened codes ``u`` (N, P, K), ``z0`` = 0, anchored decoders (see above)."""
 
     def __init__(self, model):
         self.model = model
@@ -73,7 +73,7 @@ def trust_distances(u):
 
 
 def confusions(model, radius=TRUST_RADIUS, steps=9):
-    """Pairs ``(p, q, angle_pq, angle_pp)``: material p's decoder, within the trust region, gets closer to q's reference.
+    """Pairs ``(p, q, angle_pq, angle_pp)``: within the trust region, p's decoder gets closer to q's reference.
 
     The decoder of p is evaluated on a ``steps``^K grid of whitened codes in the ball of ``radius``
     (K <= 3; a random sample of 2000 codes, seed 0, beyond); angles in degrees between each

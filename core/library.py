@@ -12,6 +12,9 @@ follow with the pixel each spectrum came from. Then one row per band::
     ...
 
 An endmember set is the same file with one column per material.
+
+Files named ``.sli`` (or their ``.hdr``) are ENVI spectral libraries instead
+(:mod:`core.envi_library`); the format follows the extension (:func:`core.formats.library_format`).
 """
 
 import csv
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import envi_library, formats
 from .atomic import atomic_output
 from .errors import DeepGUError
 
@@ -70,6 +74,8 @@ def write_spectra(path, spectra, materials, wavelengths=None, rows=None, cols=No
     spectra = np.asarray(spectra, dtype=np.float64)
     if spectra.ndim != 2 or spectra.shape[1] != len(materials):
         raise DeepGUError("spectra must be (bands, %d), got %s" % (len(materials), spectra.shape))
+    if formats.library_format(path, writing=True) == formats.ENVI:
+        return envi_library.write(path, spectra, materials, wavelengths, rows, cols)
     with atomic_output(path, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["wavelength" if wavelengths is not None else "band"] + [str(m) for m in materials])
@@ -92,7 +98,9 @@ def _number(text, path, line):
 
 
 def read_spectra(path):
-    """Read a library or bundle CSV; raise :class:`DeepGUError` naming any problem."""
+    """Read a library or bundle (CSV or ENVI); raise :class:`DeepGUError` naming any problem."""
+    if formats.library_format(path) == formats.ENVI:
+        return SpectralSet(*envi_library.read(path))
     if not os.path.isfile(path):
         raise DeepGUError("spectral library not found: %s" % path)
     try:

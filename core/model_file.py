@@ -173,7 +173,7 @@ def load_model(path):
     except DeepGUError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        raise DeepGUError("%s is damaged (%s: %s)" % (path, type(exc).__name__, exc))
+        raise DeepGUError("%s is damaged (%s: %s)" % (path, type(exc).__name__, exc)) from None
 
 
 def check_compatible(model, n_bands, wavelengths=None, tolerance_nm=1.0):

@@ -3,9 +3,10 @@
 Reading gives float32 blocks ``(bands, rows, cols)`` with the band scale/offset
 applied and a validity mask ``(rows, cols)``: a pixel is valid only when every
 band is finite and differs from the band's nodata value. Writing goes to a
-temporary GeoTIFF beside the target that is renamed into place only when the
+temporary file beside the target that is renamed into place only when the
 whole raster has been written, so a failure or a cancel never leaves a
-half-written output.
+half-written output. The format follows the output's extension (:mod:`core.formats`):
+GeoTIFF, or ENVI with band names and wavelengths in its header.
 
 Wavelengths are read (in nanometres) from, in order: GDAL band metadata
 ``wavelength``/``wavelength_units`` (ENVI driver, and what we write), the ENVI
@@ -21,12 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal, osr
 
+from . import formats
 from .errors import DeepGUError
 
 #: nodata value written to every floating-point output.
 NODATA = -9999.0
-
-_MICRO_UNITS = ("micrometer", "micrometers", "micrometre", "micrometres", "micron", "microns", "um", "µm")
 
 
 @dataclass
@@ -65,15 +65,6 @@ def _open(path, update=False):
     return ds
 
 
-def _to_nanometres(values, units):
-    """Convert wavelengths to nm; unitless values below 30 are taken as micrometres."""
-    values = np.asarray(values, dtype=np.float64)
-    units = (units or "").strip().lower()
-    if units in _MICRO_UNITS or (not units and np.nanmax(values) < 30.0):
-        return values * 1000.0
-    return values
-
-
 def _parse_list(text):
     return [float(v) for v in re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", text)]
 
@@ -85,16 +76,25 @@ def _read_wavelengths(ds):
     values = [b.GetMetadataItem("wavelength") for b in bands]
     if all(v not in (None, "") for v in values):
         units = bands[0].GetMetadataItem("wavelength_units") or ds.GetMetadataItem("wavelength_units")
-        return _to_nanometres([_parse_list(v)[0] for v in values], units)
+        return formats.to_nanometres([_parse_list(v)[0] for v in values], units)
     envi = ds.GetMetadata("ENVI") or {}
     if "wavelength" in envi:
         parsed = _parse_list(envi["wavelength"])
         if len(parsed) == n:
-            return _to_nanometres(parsed, envi.get("wavelength_units"))
+            return formats.to_nanometres(parsed, envi.get("wavelength_units"))
     imagery = [b.GetMetadataItem("CENTRAL_WAVELENGTH_UM", "IMAGERY") for b in bands]
     if all(v not in (None, "") for v in imagery):
         return np.array([float(v) for v in imagery]) * 1000.0
     return None
+
+
+def _band_names(ds):
+    """Band descriptions; for ENVI files the header's ``band names`` (GDAL appends the wavelength to those)."""
+    envi = (ds.GetMetadata("ENVI") or {}).get("band_names", "")
+    names = [name.strip() for name in envi.strip().strip("{}").split(",")] if envi else []
+    if len(names) == ds.RasterCount:
+        return names
+    return [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)]
 
 
 def open_raster(path):
@@ -114,7 +114,7 @@ def open_raster(path):
         scales=[b.GetScale() if b.GetScale() is not None else 1.0 for b in bands],
         offsets=[b.GetOffset() if b.GetOffset() is not None else 0.0 for b in bands],
         wavelengths=_read_wavelengths(ds),
-        band_names=[b.GetDescription() for b in bands],
+        band_names=_band_names(ds),
     )
 
 
@@ -182,7 +182,8 @@ def scatter(values, valid):
 
 
 class RasterWriter:
-    """Write a float32 GeoTIFF block by block; it appears at ``path`` only on :meth:`close`.
+    """Write a float32 GeoTIFF or ENVI raster (by extension) block by block; it appears at ``path`` only on
+    :meth:`close`.
 
     Use as a context manager: leaving the block with an exception deletes the
     temporary file, so nothing half-written is left behind::
@@ -192,20 +193,18 @@ class RasterWriter:
     """
 
     def __init__(self, path, like, n_bands, band_names=None, wavelengths=None, rows=None, cols=None):
-        self.path = os.path.abspath(path)
+        self.driver = formats.raster_driver(path)
+        self.path = os.path.abspath(formats.raster_data_path(path))
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise DeepGUError("output folder does not exist: %s" % folder)
         if not os.access(folder, os.W_OK):
             raise DeepGUError("output folder is not writable: %s" % folder)
-        fd, self.tmp_path = tempfile.mkstemp(prefix=".deepgu-", suffix=".tif", dir=folder)
+        fd, self.tmp_path = tempfile.mkstemp(prefix=".deepgu-", suffix=os.path.splitext(self.path)[1], dir=folder)
         os.close(fd)
         rows = like.rows if rows is None else rows
         cols = like.cols if cols is None else cols
-        options = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"]  # unwritten = nodata
-        if n_bands > 1:
-            options.append("INTERLEAVE=BAND")
-        ds = gdal.GetDriverByName("GTiff").Create(self.tmp_path, cols, rows, n_bands, gdal.GDT_Float32, options)
+        ds = formats.create_raster(self.tmp_path, self.driver, cols, rows, n_bands, NODATA)
         if ds is None:
             os.unlink(self.tmp_path)
             raise DeepGUError("cannot create %s: %s" % (path, gdal.GetLastErrorMsg()))
@@ -220,6 +219,8 @@ class RasterWriter:
             if wavelengths is not None:
                 band.SetMetadataItem("wavelength", "%g" % wavelengths[i])
                 band.SetMetadataItem("wavelength_units", "Nanometers")
+        if self.driver == formats.ENVI:
+            formats.write_envi_header_items(ds, self.path, wavelengths)
         self._ds = ds
 
     def write(self, block, row0, col0=0):
@@ -232,16 +233,20 @@ class RasterWriter:
         """Flush and move the finished file to its final path."""
         self._ds.FlushCache()
         self._ds = None
+        finals = formats.raster_sidecars(self.path, self.driver)
+        for tmp, final in zip(formats.raster_sidecars(self.tmp_path, self.driver), finals):
+            if os.path.exists(tmp):
+                os.replace(tmp, final)
+            elif os.path.exists(final):      # a stale one from an earlier file of that name
+                os.unlink(final)
         os.replace(self.tmp_path, self.path)
-        stale_sidecar = self.path + ".aux.xml"
-        if os.path.exists(stale_sidecar):
-            os.unlink(stale_sidecar)
 
     def abort(self):
         """Discard the temporary file."""
         self._ds = None
-        if os.path.exists(self.tmp_path):
-            os.unlink(self.tmp_path)
+        for tmp in [self.tmp_path] + formats.raster_sidecars(self.tmp_path, self.driver):
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def __enter__(self):
         return self

@@ -75,9 +75,9 @@ def weakest_curvature(M):
 
 
 def measure_levels(Y, M, A, valid):
-    """:class:`Levels` of an image ``Y`` (L, rows, cols) with references ``M`` (L, P) and abundances ``A`` (P, rows, cols).
+    """:class:`Levels` of an image ``Y`` (L, rows, cols) with references ``M`` (L, P).
 
-    ``valid`` (rows, cols) marks the pixels to use.
+    ``A`` (P, rows, cols) the abundances of the fit; ``valid`` (rows, cols) marks the pixels to use.
     """
     pixels, abundances = np.asarray(Y, dtype=np.float64)[:, valid], np.asarray(A, dtype=np.float64)[:, valid]
     if pixels.shape[1] == 0:

@@ -37,6 +37,7 @@ machine), and one thread also keeps the arithmetic order fixed.
 
 import contextlib
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -46,6 +47,10 @@ from torch.nn import functional as F
 from .defaults import DEFAULT_BETA, DEFAULT_EPOCHS
 from .errors import DeepGUError
 from .feedback import ensure
+
+# torch's forward-mode AD (torch.func.jvp, the Z-step's Jacobians) compiles its decompositions with
+# torch.jit.script on first use, which torch deprecates: a warning on every run that no user can act on.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
 
 SCALE_MARGIN = 1.25
 CODE_SPREAD_FLOOR = 0.1     # relative floor of the code spread's standard deviation (see code_spread)

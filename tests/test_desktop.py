@@ -23,8 +23,8 @@ def test_toolbox_and_unmix_dialog(tmp_path):
     env = qgis_env(tmp_path / "cfg")
     env.pop("QT_QPA_PLATFORM")
     env["DEEPGU_DESKTOP_OUT"] = ARTIFACTS
-    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")], env=dict(env, QT_QPA_PLATFORM="offscreen"),
-                   check=True, capture_output=True)
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")],
+                   env=dict(env, QT_QPA_PLATFORM="offscreen"), check=True, capture_output=True)
     report_path = os.path.join(ARTIFACTS, "report.json")
     if os.path.exists(report_path):
         os.unlink(report_path)

@@ -10,7 +10,7 @@ from core.pipeline import run_pipeline
 from core.synthetic import make_scene
 from core.regularisation import Levels, abundance_noise, resolve, weakest_curvature
 from core.vae import code_spread, train_vaes
-from test_zstep import ToyModel, one_thread  # noqa: F401  (autouse fixture)
+from toy_model import ToyModel
 
 
 class OffsetToy(ToyModel):

@@ -30,7 +30,8 @@ def run(input_path, n_endmembers, output_csv, seed=0, sample_size=DEFAULT_SAMPLE
     feedback.info("VCA on %d pixels x %d bands, P = %d" % (Y.shape[1], Y.shape[0], n_endmembers))
     result = vca(Y, n_endmembers, seed=seed)
     rows, cols = divmod(flat[result.indices], info.cols)
-    feedback.info("SNR estimate %.1f dB (%s projection)" % (result.snr_db, "projective" if result.projective else "PCA"))
+    feedback.info("SNR estimate %.1f dB (%s projection)"
+                  % (result.snr_db, "projective" if result.projective else "PCA"))
     names = ["EM%d" % (i + 1) for i in range(n_endmembers)]
     write_spectra(output_csv, result.endmembers, names, info.wavelengths, rows, cols)
     feedback.set_progress(100)
