@@ -41,7 +41,7 @@ def main():
                 OUTPUT_ABUNDANCES=f["truth.tif"])
             start = time.perf_counter()
             run(env, "deepgu:workflow", INPUT=f["scene.tif"], MATERIALS=3, LAMBDA_A=args.lambda_a, SEED=seed,
-                **{"vca:ENDMEMBERS_CSV": f["em.csv"], "fcls:FCLS_ABUNDANCES": f["fcls.tif"],
+                **{"endmembers:ENDMEMBERS_CSV": f["em.csv"], "fcls:FCLS_ABUNDANCES": f["fcls.tif"],
                    "bundles:BUNDLES_CSV": f["bundles.csv"], "trainvae:MODEL_FILE": f["model.pt"],
                    "unmix:DEEPGU_ABUNDANCES": f["deepgu.tif"]})
             seconds = time.perf_counter() - start

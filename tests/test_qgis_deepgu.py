@@ -163,7 +163,7 @@ def test_workflow_model_runs_the_whole_pipeline(qgis_process, tmp_path):
     abundances = str(tmp_path / "deepgu.tif")
     run_json(qgis_process, "deepgu:workflow", INPUT=scene, MATERIALS=3, SEED=2, LAMBDA_A=0.05,
              **{"unmix:DEEPGU_ABUNDANCES": abundances, "trainvae:MODEL_FILE": str(tmp_path / "m.pt"),
-                "vca:ENDMEMBERS_CSV": str(tmp_path / "em.csv"), "fcls:FCLS_ABUNDANCES": str(tmp_path / "f.tif"),
+                "endmembers:ENDMEMBERS_CSV": str(tmp_path / "em.csv"), "fcls:FCLS_ABUNDANCES": str(tmp_path / "f.tif"),
                 "bundles:BUNDLES_CSV": str(tmp_path / "b.csv")})
     assert os.path.exists(abundances) and os.path.exists(str(tmp_path / "m.pt"))
     assert [g[1].shape[1] for g in read_spectra(str(tmp_path / "b.csv")).by_material()] == [200, 200, 200]
