@@ -140,7 +140,8 @@ def main():
     missing = [name for name in NAMES if name not in names and args.scenes is None]
     if missing:
         print("# not available here: %s" % ", ".join(missing), flush=True)
-    print("# %s, parameters: defaults%s" % (WORKFLOW, "".join(" %s=%s" % kv for kv in extra.items())), flush=True)
+    print("# %s, parameters: defaults%s; load average %.1f (other processes share the cores: seconds grow with it)"
+          % (WORKFLOW, "".join(" %s=%s" % kv for kv in extra.items()), os.getloadavg()[0]), flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         env = qgis_environment(os.path.join(tmp, "qgis-config"))
@@ -160,6 +161,7 @@ def main():
                     name, seed, r["fcls"], r["deepgu"], "/".join(bench_scene.materials),
                     " ".join("%.3f" % v for v in r["deepgu_materials"]), r["seconds"]), flush=True)
     summaries = {name: summarise(runs) for name, runs in results.items()}
+    print("# load average at the end: %.1f" % os.getloadavg()[0])
     print()
     print(table(summaries, args.seeds))
     if args.json:
