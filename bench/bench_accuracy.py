@@ -17,7 +17,8 @@ with the RMSE of each matched material alongside. Seconds are the wall time of o
 (qgis_process start-up included). Prints one line per run, then per scene: the FCLS and DeepGU
 means over seeds, their ratio, the seed where DeepGU is worst (its RMSE_A and whether DeepGU is
 above FCLS there) and the mean seconds per run; the summary is also a Markdown table for README.
-Runs are serial (the machine has 2 cores). Full run (6 scenes x 5 seeds): about 10 minutes.
+Runs are serial (the machine has 2 cores). ``--json`` is rewritten after every run, so an interrupted
+run keeps what it finished; ``--report`` prints the table of a saved file.
 """
 
 import argparse
@@ -35,6 +36,7 @@ sys.path.insert(0, ROOT)
 from bench.accuracy_scenes import NAMES, available, scene  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
 from bench.qgis_runner import QgisProcessError, mandatory_outputs, qgis_environment, run  # noqa: E402
+from core.atomic import atomic_output  # noqa: E402
 from core.metrics import match_materials  # noqa: E402
 from core.raster_io import georeference, read_all, write_raster  # noqa: E402
 
@@ -98,7 +100,7 @@ def summarise(runs):
             "seconds": np.mean([r["seconds"] for r in done]), "runs": len(done), "failed": len(runs) - len(done)}
 
 
-def table(summaries, seeds):
+def table(summaries, seeds, settings):
     """The summary as Markdown."""
     lines = ["| scene | FCLS RMSE_A | DeepGU RMSE_A | DeepGU/FCLS | worst seed: DeepGU | DeepGU > FCLS there "
              "| seeds with DeepGU > FCLS | s per run |", "|---|---|---|---|---|---|---|---|"]
@@ -111,8 +113,8 @@ def table(summaries, seeds):
             "yes" if s["worst_above_fcls"] else "no", s["seeds_above_fcls"], s["runs"], s["seconds"])
             + (" (%d failed)" % s["failed"] if s["failed"] else ""))
     lines.append("")
-    lines.append("RMSE_A: mean over seeds %s; workflow defaults (only INPUT, MATERIALS, SEED and outputs given)."
-                 % " ".join(map(str, seeds)))
+    lines.append("RMSE_A: mean over seeds %s; workflow defaults (only INPUT, MATERIALS, SEED and outputs given)%s."
+                 % (" ".join(map(str, seeds)), "".join(", except %s=%s" % kv for kv in settings.items())))
     return "\n".join(lines)
 
 
@@ -132,42 +134,55 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="extra workflow parameters (experiments; the benchmark of record uses none)")
-    parser.add_argument("--json", metavar="OUT", help="save every run and the summaries as JSON")
+    parser.add_argument("--json", metavar="OUT", help="save every run (as it finishes) and the summaries as JSON")
+    parser.add_argument("--report", metavar="JSON", help="print the table of a saved --json file; run nothing")
     args = parser.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            saved = json.load(f)
+        print(saved["machine"])
+        print("# from %s (%s)" % (args.report, "complete" if "summary" in saved else "interrupted: finished runs only"))
+        print(table({name: summarise(runs) for name, runs in saved["runs"].items()}, saved["seeds"], saved["settings"]))
+        return
     extra = parse_settings(args.set)
     names = args.scenes or available()
-    print(machine_line(), flush=True)
+    machine = machine_line()
+    print(machine, flush=True)
     missing = [name for name in NAMES if name not in names and args.scenes is None]
     if missing:
         print("# not available here: %s" % ", ".join(missing), flush=True)
     print("# %s, parameters: defaults%s; load average %.1f (other processes share the cores: seconds grow with it)"
           % (WORKFLOW, "".join(" %s=%s" % kv for kv in extra.items()), os.getloadavg()[0]), flush=True)
-    results = {}
+    record = {"machine": machine, "workflow": WORKFLOW, "settings": extra, "seeds": args.seeds, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         env = qgis_environment(os.path.join(tmp, "qgis-config"))
         outputs = workflow_outputs(env, tmp)
         for name in names:
-            results[name] = []
+            runs = record["runs"][name] = []
             for seed in args.seeds:
                 bench_scene = scene(name, seed)
                 try:
                     r = run_once(env, bench_scene, seed, tmp, outputs, extra)
+                    print("%-17s seed %d: RMSE_A FCLS %.4f DeepGU %.4f (per material %s: %s) %.1f s" % (
+                        name, seed, r["fcls"], r["deepgu"], "/".join(bench_scene.materials),
+                        " ".join("%.3f" % v for v in r["deepgu_materials"]), r["seconds"]), flush=True)
                 except QgisProcessError as error:
                     print("%-17s seed %d: FAILED %s" % (name, seed, str(error).splitlines()[-1]), flush=True)
-                    results[name].append({"seed": seed, "error": str(error)})
-                    continue
-                results[name].append(r)
-                print("%-17s seed %d: RMSE_A FCLS %.4f DeepGU %.4f (per material %s: %s) %.1f s" % (
-                    name, seed, r["fcls"], r["deepgu"], "/".join(bench_scene.materials),
-                    " ".join("%.3f" % v for v in r["deepgu_materials"]), r["seconds"]), flush=True)
-    summaries = {name: summarise(runs) for name, runs in results.items()}
+                    r = {"seed": seed, "error": str(error)}
+                runs.append(r)
+                save(args.json, record)
+    record["summary"] = {name: summarise(runs) for name, runs in record["runs"].items()}
+    save(args.json, record)
     print("# load average at the end: %.1f" % os.getloadavg()[0])
     print()
-    print(table(summaries, args.seeds))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine_line(), "workflow": WORKFLOW, "settings": extra, "seeds": args.seeds,
-                       "runs": results, "summary": summaries}, f, indent=1, default=float)
+    print(table(record["summary"], args.seeds, extra))
+
+
+def save(path, record):
+    """Write ``record`` to ``path`` as JSON (nothing when path is None), replacing the file whole."""
+    if path:
+        with atomic_output(path, "w") as f:
+            json.dump(record, f, indent=1, default=float)
 
 
 if __name__ == "__main__":
