@@ -1,11 +1,13 @@
 """Run Processing algorithms through ``qgis_process.bin`` as a user does, in a private QGIS configuration.
 
     env = qgis_environment(os.path.join(tmp, "qgis-config"))     # plugin installed and enabled there
+    outputs = mandatory_outputs(env, "deepgu:workflow", folder, "run1-")      # qgis_process asks for these
     results = run(env, "deepgu:workflow", INPUT=..., MATERIALS=3, SEED=0, **outputs)
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -30,7 +32,27 @@ def qgis_environment(config):
 def run(env, algorithm, **parameters):
     """``qgis_process.bin --json run ALG -- K=V ...``; the results dict, or :class:`QgisProcessError`."""
     args = ["qgis_process.bin", "--json", "run", algorithm, "--"] + ["%s=%s" % kv for kv in parameters.items()]
-    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    return _json(subprocess.run(args, env=env, capture_output=True, text=True), algorithm)["results"]
+
+
+def _json(done, what):
     if done.returncode:
-        raise QgisProcessError("%s failed:\n%s" % (algorithm, done.stdout[-2000:] + done.stderr[-2000:]))
-    return json.loads(done.stdout[done.stdout.index("{"):])["results"]
+        raise QgisProcessError("%s failed:\n%s" % (what, done.stdout[-2000:] + done.stderr[-2000:]))
+    return json.loads(done.stdout[done.stdout.index("{"):])
+
+
+def mandatory_outputs(env, algorithm, folder, prefix=""):
+    """``{name: path in folder}`` for every output ``qgis_process run`` requires (the non-optional destinations).
+
+    Raster outputs get ``.tif``, file outputs the first extension of their file filter (``.out`` without one),
+    so a bench keeps working when the workflow's steps and output names change.
+    """
+    done = subprocess.run(["qgis_process.bin", "--json", "help", algorithm], env=env, capture_output=True, text=True)
+    outputs = {}
+    for name, parameter in _json(done, "help " + algorithm)["parameters"].items():
+        if not parameter["is_destination"] or parameter["optional"]:
+            continue
+        found = re.search(r"\*(\.\w+)", parameter["raw_definition"].get("file_filter") or "")
+        extension = ".tif" if parameter["type"]["id"] == "rasterDestination" else found.group(1) if found else ".out"
+        outputs[name] = os.path.join(folder, prefix + name.replace(":", "-") + extension)
+    return outputs
