@@ -6,7 +6,6 @@ import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import pytest
 
 from conftest import ROOT, require_qgis
 from core.raster_io import read_all
