@@ -32,19 +32,28 @@ TRUST_RADIUS = 3.0
 
 
 class WhitenedModel:
-    """The solver's view of ``model``: whitened codes ``u`` (N, P, K), ``z0`` = 0, anchored decoders (see above)."""
+    """The solver's view of ``model``: whitened codes ``u`` (N, P, K), ``z0`` = 0, anchored decoders (see above).
 
-    def __init__(self, model):
+    Spectra are in units of ``unit`` (the solver divides the scene by its RMS value, so that its
+    tolerances mean the same whatever the data's units).
+    """
+
+    def __init__(self, model, unit=1.0):
         self.model = model
+        self.unit = float(unit)
         self.z0 = torch.zeros_like(model.z0)
         spread = getattr(model, "code_spread", None)
         self.spread = torch.eye(model.latent_dim).expand(model.n_materials, -1, -1) if spread is None else spread
         with torch.no_grad():
             at_z0 = model.decode(model.z0[None])[0]                                   # (L, P)
         m0 = torch.as_tensor(model.m0, dtype=at_z0.dtype, device=at_z0.device)
-        self.anchor = m0 / at_z0.clamp(min=torch.finfo(at_z0.dtype).tiny)
+        self.anchor = m0 / (at_z0.clamp(min=torch.finfo(at_z0.dtype).tiny) * self.unit)
 
-    m0 = property(lambda self: self.model.m0)
+    @property
+    def m0(self):
+        """The references (L, P) in the solver's units (scene units / ``unit``)."""
+        return self.model.m0 / self.unit
+
     n_materials = property(lambda self: self.model.n_materials)
     latent_dim = property(lambda self: self.model.latent_dim)
     n_bands = property(lambda self: self.model.n_bands)

@@ -177,9 +177,12 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
     _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv)
     dev = resolve_device(device)
     mask = _valid_mask(Y, mask)
-    model = WhitenedModel(model.to(dev))
     grid = PixelGrid(mask, dev)
     Yv = torch.as_tensor(Y[:, mask].T, dtype=dtype, device=dev).contiguous()
+    # the solver works on Y / unit (unit = the data's RMS), so every tolerance is independent of the units
+    unit = max(float(Yv.pow(2).mean().sqrt()), float(torch.finfo(dtype).tiny))
+    Yv = Yv / unit
+    model = WhitenedModel(model.to(dev), unit)
     yy = (Yv * Yv).sum(1)
     if A_init is None:
         A = fcls_batched(torch.as_tensor(model.m0, dtype=dtype, device=dev), Yv)
@@ -190,10 +193,12 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
         A = project_simplex(torch.as_tensor(A_valid, dtype=dtype, device=dev))
     auto = is_auto(lambda_z) or is_auto(lambda_a)
     if auto and levels is None:
-        levels = measure_levels(Y, model.m0, _to_grid(A, mask), mask)
+        levels = measure_levels(Y, model.model.m0, _to_grid(A, mask), mask)
     lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
     feedback.info("regularisation: lambda_Z %.4g, lambda_A %.4g%s" % (
         lambda_z, lambda_a, " (auto: %s)" % describe(levels) if auto else ""))
+    scene_lambdas = lambda_z, lambda_a
+    lambda_z, lambda_a = lambda_z / unit ** 2, lambda_a / unit ** 2       # the cost / unit^2
     z0 = model.z0.to(device=dev, dtype=dtype)
     Z = z0.expand(grid.n_pixels, -1, -1).clone()
     stats = PixelStats.shared(model, z0, Yv)
@@ -214,6 +219,7 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
         change_a, change_z = _rel_change(A_new, A), _rel_change(zres.Z, Z)
         A, Z = A_new, zres.Z
         z_reg = 0.5 * lambda_z * float(((Z - z0) ** 2).sum())
+        total, data, z_reg = total * unit ** 2, data * unit ** 2, z_reg * unit ** 2      # in scene units
         history.append({
             "iteration": it, "objective": total + z_reg, "data": data, "z_reg": z_reg, "tv": tv_val,
             "change_a": change_a, "change_z": change_z,
@@ -234,8 +240,9 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
     feedback.check_canceled()
     A, _, _ = _guarded_astep(stats, yy, grid, lambda_a, A, tv, FINAL_ADMM_TOL, final_admm_max_iter, admm_state)
     M = decode(model, Z, chunk_size)
-    residual = Yv - torch.einsum("nlp,np->nl", M, A)
+    residual = (Yv - torch.einsum("nlp,np->nl", M, A)) * unit
     report = variability_report(model, Z, M)
+    M = M * unit
     for line in report_lines(report):
         feedback.info(line)
     feedback.set_progress(100.0)
@@ -245,7 +252,7 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
         endmembers=_to_grid(M, mask),
         rmse=_to_grid(residual.pow(2).mean(1).sqrt(), mask),
         history=history, n_iter=it, converged=converged,
-        lambda_z=lambda_z, lambda_a=lambda_a, report=report,
+        lambda_z=scene_lambdas[0], lambda_a=scene_lambdas[1], report=report,
     )
 
 
