@@ -8,9 +8,12 @@ model loaded from its file; before the children run it fills every parameter the
 with the model parameter's default, so the documented defaults hold however the workflow is run.
 """
 
+import importlib.util
 import os
 
-from qgis.core import QgsProcessingDestinationParameter, QgsProcessingModelAlgorithm
+from qgis.core import QgsProcessingDestinationParameter, QgsProcessingException, QgsProcessingModelAlgorithm
+
+from .base import TORCH_MISSING
 
 WORKFLOW_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
                               "deepgu_workflow.model3")
@@ -37,5 +40,10 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
     def createInstance(self):  # noqa: N802 (QGIS's name)
         return WorkflowAlgorithm()
 
+    def displayName(self):  # noqa: N802
+        return "DeepGU workflow (endmembers, FCLS, bundles, VAEs, unmixing)"
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        if importlib.util.find_spec("torch") is None:        # before the first step, not after three of them
+            raise QgsProcessingException(TORCH_MISSING)
         return super().processAlgorithm(with_defaults(self.parameterDefinitions(), parameters), context, feedback)
