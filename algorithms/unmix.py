@@ -3,7 +3,7 @@
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
-from .base import DeepGUAlgorithm, advanced, memory_parameter, write_abundance_style
+from .base import DeepGUAlgorithm, advanced, cluster_parameter, memory_parameter, write_abundance_style
 
 DEVICES = ["auto", "cpu", "cuda"]
 TV_KINDS = ["anisotropic", "isotropic"]
@@ -31,7 +31,10 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             "LAMBDA_Z (0.1), LAMBDA_A (0.01; the paper used 0.005-0.05), MAX_ITER (10), TOLERANCE (0.001). "
             "TV (advanced): anisotropic (as the authors) or isotropic. DEVICE (advanced): auto uses a CUDA "
             "GPU when there is one. MEMORY_MB (advanced): the image is solved in square tiles of about this "
-            "working size, each with an 8-pixel overlap so the smoothing leaves no seams.\n\n"
+            "working size, each with an 8-pixel overlap so the smoothing leaves no seams. CLUSTER (advanced): "
+            "empty solves the tiles in QGIS's process; local:N starts N worker processes for this run; a Dask "
+            "scheduler address (tcp://host:8786) sends the tiles to that cluster, whose workers must see INPUT's "
+            "path. The result is the same.\n\n"
             "OUTPUT: abundances, one band per material. OUTPUT_ENDMEMBERS (optional): the per-pixel "
             "endmember spectra, materials x bands. OUTPUT_LATENT (optional): latent codes, materials x K. "
             "OUTPUT_RMSE (optional): per-pixel reconstruction RMSE. Nodata pixels stay nodata."
@@ -51,6 +54,7 @@ class UnmixAlgorithm(DeepGUAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterEnum("TV", "Total variation", TV_KINDS, defaultValue=0)))
         self.addParameter(advanced(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0)))
         self.addParameter(memory_parameter(1024))
+        self.addParameter(cluster_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "DeepGU abundances"))
         for key, label in (("OUTPUT_ENDMEMBERS", "Per-pixel endmembers"), ("OUTPUT_LATENT", "Latent codes"),
                            ("OUTPUT_RMSE", "Reconstruction RMSE")):
@@ -78,6 +82,7 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             tv=TV_KINDS[self.parameterAsEnum(parameters, "TV", context)],
             device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+            cluster=self.parameterAsString(parameters, "CLUSTER", context),
             feedback=feedback,
         )
         write_abundance_style(outputs["OUTPUT"])

@@ -4,7 +4,7 @@
 
 - empty: everything runs in this process (no Dask needed);
 - ``local:N``: a ``distributed.LocalCluster`` of N single-threaded worker processes on this
-  machine, started for one run and closed after it;
+  machine, started for one run and closed after it (in QGIS, with the Python QGIS embeds);
 - a scheduler address (``tcp://host:8786``): an existing cluster. Its workers need the
   plugin's Python dependencies and this package importable, and must see the input raster's path.
 
@@ -18,7 +18,10 @@ plugin's package under the same name as the driver (``core`` from a checkout, ``
 import contextlib
 import hashlib
 import logging
+import multiprocessing
+import os
 import re
+import sys
 
 from .errors import Canceled, DeepGUError
 
@@ -54,6 +57,21 @@ def _distributed():
     return distributed
 
 
+def _use_own_python():
+    """Make spawned worker processes run this interpreter's Python.
+
+    In an embedded interpreter (QGIS, qgis_process) ``sys.executable`` is whatever ``python``
+    comes first on PATH, possibly another installation whose standard library clashes with the
+    ``sys.path`` the workers inherit; the interpreter under ``sys.exec_prefix`` is the right one.
+    """
+    if os.name == "nt":
+        own = os.path.join(sys.exec_prefix, "python.exe")
+    else:
+        own = os.path.join(sys.exec_prefix, "bin", "python%d.%d" % sys.version_info[:2])
+    if os.path.isfile(own) and os.path.realpath(own) != os.path.realpath(sys.executable or ""):
+        multiprocessing.set_executable(own)
+
+
 @contextlib.contextmanager
 def cluster_client(spec, feedback):
     """Yield a ``distributed.Client`` for ``spec`` (see :func:`parse_cluster`), or None for in-process runs.
@@ -66,6 +84,7 @@ def cluster_client(spec, feedback):
         return
     distributed = _distributed()
     if isinstance(target, int):
+        _use_own_python()
         cluster = distributed.LocalCluster(n_workers=target, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=logging.ERROR)
         try:
