@@ -72,6 +72,14 @@ def _use_own_python():
         multiprocessing.set_executable(own)
 
 
+def start_local_cluster(n_workers):
+    """The ``local:N`` cluster: N single-threaded worker processes (torch then uses one thread in each)."""
+    distributed = _distributed()
+    _use_own_python()
+    return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=None, silence_logs=logging.ERROR)
+
+
 @contextlib.contextmanager
 def cluster_client(spec, feedback):
     """Yield a ``distributed.Client`` for ``spec`` (see :func:`parse_cluster`), or None for in-process runs.
@@ -84,9 +92,7 @@ def cluster_client(spec, feedback):
         return
     distributed = _distributed()
     if isinstance(target, int):
-        _use_own_python()
-        cluster = distributed.LocalCluster(n_workers=target, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = start_local_cluster(target)
         try:
             with distributed.Client(cluster) as client:
                 feedback.info("started a local Dask cluster of %d worker processes" % target)
