@@ -23,7 +23,7 @@ distributed = pytest.importorskip("distributed")
 SIDE, BANDS = 200, 50      # 50 of the library's 198 bands keep the solves short for CI
 #: a tile budget of 116^2 padded pixels: 2 x 2 tiles of 100 x 100 pixels plus their 8-pixel halos
 MEMORY_MB = 116 ** 2 * job._BYTES_PER_PIXEL_BAND_MATERIAL * BANDS * 3 / 2 ** 20
-SETTINGS = dict(lambda_a=0.05, max_iter=2, memory_mb=MEMORY_MB)
+SETTINGS = dict(lambda_a=0.05, max_iter=1, memory_mb=MEMORY_MB)
 
 
 @pytest.fixture(scope="module")
