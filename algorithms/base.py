@@ -206,6 +206,17 @@ def memory_parameter(default=256):
     return advanced(parameter)
 
 
+def cluster_parameter():
+    """The CLUSTER expert parameter: where the tiles are solved (see core/cluster.py)."""
+    from qgis.core import QgsProcessingParameterString
+
+    parameter = QgsProcessingParameterString("CLUSTER", "Dask cluster (empty: this process)", defaultValue="",
+                                             optional=True)
+    parameter.setHelp("Empty: solve here. local:N: start N worker processes on this machine for this run. "
+                      "tcp://host:8786: submit to that Dask scheduler; its workers must see the input path.")
+    return advanced(parameter)
+
+
 def write_abundance_style(path):
     """Save ``<path without extension>.qml``, the default style QGIS applies when the raster is loaded.
 

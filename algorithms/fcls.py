@@ -3,7 +3,7 @@
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
 from ..core.jobs import fcls as job
-from .base import DeepGUAlgorithm, library_parameter, memory_parameter, write_abundance_style
+from .base import DeepGUAlgorithm, cluster_parameter, library_parameter, memory_parameter, write_abundance_style
 
 
 class FCLSAlgorithm(DeepGUAlgorithm):
@@ -20,7 +20,9 @@ class FCLSAlgorithm(DeepGUAlgorithm):
             "examined), vectorised, block by block for rasters larger than memory.\n\n"
             "INPUT: multiband raster. ENDMEMBERS: CSV library (e.g. from 'Extract endmembers (VCA)') with "
             "the raster's band count (and wavelengths, when both have them).\n"
-            "MEMORY_MB (advanced): memory budget per block.\n\n"
+            "MEMORY_MB (advanced): memory budget per block. CLUSTER (advanced): empty computes here; local:N "
+            "starts N worker processes for this run; a Dask scheduler address (tcp://host:8786) sends the "
+            "blocks to that cluster, whose workers must see INPUT's path.\n\n"
             "OUTPUT: abundance raster, one band per material named after it; nodata where the input is "
             "nodata. OUTPUT_RMSE (optional): per-pixel reconstruction RMSE sqrt(mean_l (y - M a)^2)."
         )
@@ -29,6 +31,7 @@ class FCLSAlgorithm(DeepGUAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
         self.addParameter(library_parameter("ENDMEMBERS", "Endmembers (CSV or ENVI .sli)"))
         self.addParameter(memory_parameter())
+        self.addParameter(cluster_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Abundances"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_RMSE", "Reconstruction RMSE",
                                                                   optional=True, createByDefault=False))
@@ -42,6 +45,7 @@ class FCLSAlgorithm(DeepGUAlgorithm):
             output,
             output_rmse=rmse,
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+            cluster=self.parameterAsString(parameters, "CLUSTER", context),
             feedback=feedback,
         )
         write_abundance_style(output)

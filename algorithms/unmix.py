@@ -3,7 +3,7 @@
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
-from .base import DeepGUAlgorithm, advanced, memory_parameter, write_abundance_style
+from .base import DeepGUAlgorithm, advanced, cluster_parameter, memory_parameter, write_abundance_style
 
 DEVICES = ["auto", "cpu", "cuda"]
 TV_KINDS = ["anisotropic", "isotropic"]
@@ -28,15 +28,19 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             "INPUT: the image (same bands/wavelengths as the model). MODEL: file from 'Train endmember "
             "variability models'. INIT_ABUNDANCES (optional): starting abundances; default FCLS with the "
             "model's reference endmembers.\n"
-            "LAMBDA_Z, LAMBDA_A: leave empty for 'auto' (the default): both are set from the data, as "
-            "rho^2 = the median squared FCLS residual of the model's references (lambda_Z = rho^2, lambda_A = "
-            "rho^2 x KAPPA_A of core/unmix.py), so they follow the data's units and band count; the log states the "
-            "values used. A number overrides (the paper: lambda_Z 0.1, lambda_A 0.005-0.05 on reflectance). "
+            "LAMBDA_Z, LAMBDA_A: leave empty for 'auto' (the default): both are set from the data "
+            "(core/regularisation.py): lambda_Z = the median squared FCLS residual of the model's references, "
+            "lambda_A = 2 x the white-noise level of the FCLS abundance maps x the weakest curvature of the "
+            "data term, so they follow the data's units and band count; the log states the values used. "
+            "A number overrides (the paper: lambda_Z 0.1, lambda_A 0.005-0.05 on reflectance). "
             "LAMBDA_Z weighs the whitened latent codes: 1 = the spread of the bundle the VAE was trained on. "
             "MAX_ITER (10), TOLERANCE (0.001). "
             "TV (advanced): anisotropic (as the authors) or isotropic. DEVICE (advanced): auto uses a CUDA "
             "GPU when there is one. MEMORY_MB (advanced): the image is solved in square tiles of about this "
-            "working size, each with an 8-pixel overlap so the smoothing leaves no seams.\n\n"
+            "working size, each with an 8-pixel overlap so the smoothing leaves no seams. CLUSTER (advanced): "
+            "empty solves the tiles in QGIS's process; local:N starts N worker processes for this run; a Dask "
+            "scheduler address (tcp://host:8786) sends the tiles to that cluster, whose workers must see INPUT's "
+            "path. The result is the same.\n\n"
             "OUTPUT: abundances, one band per material. OUTPUT_ENDMEMBERS (optional): the per-pixel "
             "endmember spectra, materials x bands. OUTPUT_LATENT (optional): latent codes, materials x K. "
             "OUTPUT_RMSE (optional): per-pixel reconstruction RMSE. Nodata pixels stay nodata."
@@ -56,6 +60,7 @@ class UnmixAlgorithm(DeepGUAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterEnum("TV", "Total variation", TV_KINDS, defaultValue=0)))
         self.addParameter(advanced(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0)))
         self.addParameter(memory_parameter(1024))
+        self.addParameter(cluster_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "DeepGU abundances"))
         for key, label in (("OUTPUT_ENDMEMBERS", "Per-pixel endmembers"), ("OUTPUT_LATENT", "Latent codes"),
                            ("OUTPUT_RMSE", "Reconstruction RMSE")):
@@ -83,6 +88,7 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             tv=TV_KINDS[self.parameterAsEnum(parameters, "TV", context)],
             device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+            cluster=self.parameterAsString(parameters, "CLUSTER", context),
             feedback=feedback,
         )
         write_abundance_style(outputs["OUTPUT"])

@@ -129,7 +129,8 @@ def main():
                                                      out=f["deepgu.tif"])))
         for name, function, kwargs in steps:
             seconds, peak, _ = measure(function, **kwargs)
-            print("%-14s %8.1f s   peak RSS %6.0f MiB" % (name, seconds, peak), flush=True)
+            per_pixel = "   %.3f ms/pixel" % (1000.0 * seconds / (args.rows * args.cols)) if name == "DeepGU" else ""
+            print("%-14s %8.1f s   peak RSS %6.0f MiB%s" % (name, seconds, peak, per_pixel), flush=True)
 
 
 if __name__ == "__main__":

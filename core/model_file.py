@@ -17,6 +17,7 @@ runs code from it.
 """
 
 import hashlib
+import io
 import os
 import pickle
 import warnings
@@ -93,14 +94,15 @@ def save_model(model, path):
         torch.save(data, stream)
 
 
-def _read(path):
-    """``torch.load`` restricted to plain data; any failure becomes a 'not a DeepGU model file' error."""
-    if not os.path.isfile(path):
+def _read(path, data=None):
+    """``torch.load`` (of ``path``, or of the file's bytes ``data``) restricted to plain data; any failure
+    becomes a 'not a DeepGU model file' error."""
+    if data is None and not os.path.isfile(path):
         raise DeepGUError("model file %s does not exist" % path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         reason = "it is not a torch file of plain model data; nothing in it was run"
     except Exception as exc:  # torch raises RuntimeError, KeyError, EOFError, ... on foreign bytes
@@ -141,9 +143,13 @@ def _code_spread(path, materials, latent_dim):
     return spread
 
 
-def load_model(path):
-    """Read a model written by :func:`save_model`; raises :class:`DeepGUError` on any foreign or damaged file."""
-    data = _read(path)
+def load_model(path, data=None):
+    """Read a model written by :func:`save_model`; raises :class:`DeepGUError` on any foreign or damaged file.
+
+    ``data``: the file's bytes, already read (a cluster worker gets them from the driver); ``path``
+    then only names the file in messages.
+    """
+    data = _read(path, data)
     if not isinstance(data, dict) or data.get("magic") != MAGIC:
         raise DeepGUError("%s is not a DeepGU model file (no DeepGU model marker)" % path)
     if data.get("format_version") != FORMAT_VERSION:

@@ -22,7 +22,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating venv $venv"
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-if ! "$venv/bin/python" -c "import torch, rasterio, pytest, matplotlib" >/dev/null 2>&1 || [ ! -x "$venv/bin/ruff" ]; then
+if ! "$venv/bin/python" -c "import torch, rasterio, pytest, matplotlib, distributed" >/dev/null 2>&1 || [ ! -x "$venv/bin/ruff" ]; then
   echo "[setup] installing Python packages into $venv"
   "$venv/bin/pip" install -q torch==2.13.0
   "$venv/bin/pip" install -q -r "$here/requirements.txt"

@@ -1,7 +1,11 @@
-"""Fully constrained least-squares abundances of a raster, block by block."""
+"""Fully constrained least-squares abundances of a raster, block by block, in this process or on a Dask cluster.
+
+Command line (the same parameters as ``deepgu:fcls``): ``python -m core.jobs.fcls --help``.
+"""
 
 import numpy as np
 
+from ..cluster import cluster_client, map_tasks
 from ..errors import DeepGUError
 from ..feedback import ensure
 from ..fcls import fcls, reconstruction_rmse
@@ -9,9 +13,20 @@ from ..library import check_bands, read_spectra
 from ..raster_io import OutputSet, block_rows, iter_blocks, open_raster, read_block, scatter, valid_pixels
 
 
-def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, feedback=None):
+def _solve_strip(info, M, row0, n_rows, with_rmse):
+    """FCLS of rows ``[row0, row0 + n_rows)``: ``(abundances (P, n_rows, cols), rmse (1, ...) or None, n_valid)``."""
+    data, valid = read_block(info, row0, n_rows)
+    Y = valid_pixels(data, valid)
+    A = fcls(Y, M) if Y.shape[1] else np.zeros((M.shape[1], 0))
+    rmse = scatter(reconstruction_rmse(Y, M, A)[None], valid) if with_rmse else None
+    return scatter(A, valid), rmse, Y.shape[1]
+
+
+def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, cluster=None, feedback=None):
     """Write FCLS abundances (one named band per material) and optionally the per-pixel RMSE.
 
+    ``cluster`` (see :func:`core.cluster.parse_cluster`): empty solves the strips here,
+    otherwise they are tasks on a Dask cluster whose workers read their strip from the file.
     Returns the number of valid pixels unmixed.
     """
     feedback = ensure(feedback)
@@ -22,21 +37,57 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, fee
     if M.shape[1] > info.n_bands:
         raise DeepGUError("%d endmembers but only %d bands: the problem is underdetermined"
                           % (M.shape[1], info.n_bands))
+    strips = list(iter_blocks(info, block_rows(info, memory_mb)))
     n_valid = 0
-    with OutputSet() as outputs:
+    with cluster_client(cluster, feedback) as client, OutputSet() as outputs:
         outputs.add("abundances", output, info, M.shape[1], band_names=library.materials)
         outputs.add("rmse", output_rmse, info, 1, band_names=["rmse"])
-        for row0, n_rows in iter_blocks(info, block_rows(info, memory_mb)):
-            feedback.check_canceled()
-            data, valid = read_block(info, row0, n_rows)
-            Y = valid_pixels(data, valid)
-            A = fcls(Y, M) if Y.shape[1] else np.zeros((M.shape[1], 0))
-            n_valid += Y.shape[1]
-            outputs.write("abundances", scatter(A, valid), row0)
-            if "rmse" in outputs:
-                outputs.write("rmse", scatter(reconstruction_rmse(Y, M, A)[None], valid), row0)
-            feedback.set_progress(100.0 * (row0 + n_rows) / info.rows)
+        tasks = [(info, M, row0, n_rows, "rmse" in outputs) for row0, n_rows in strips]
+        if client is None:
+            solved = _in_process(tasks, feedback)
+        else:
+            solved = map_tasks(client, _solve_strip, tasks, weights=[n for _, n in strips], feedback=feedback)
+        for index, (A, rmse, count) in solved:
+            row0 = strips[index][0]
+            n_valid += count
+            outputs.write("abundances", A, row0)
+            if rmse is not None:
+                outputs.write("rmse", rmse, row0)
         if n_valid == 0:
             raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % input_path)
     feedback.info("FCLS: %d valid pixels of %d" % (n_valid, info.n_pixels))
     return n_valid
+
+
+def _in_process(tasks, feedback):
+    """Yield ``(index, result)`` solving the strips one after the other in this process."""
+    for index, task in enumerate(tasks):
+        feedback.check_canceled()
+        yield index, _solve_strip(*task)
+        feedback.set_progress(100.0 * (index + 1) / len(tasks))
+
+
+def main(argv=None):
+    """``python -m core.jobs.fcls``: the ``deepgu:fcls`` algorithm on the command line."""
+    import argparse
+
+    from .cli import add_common_arguments, run_command
+
+    parser = argparse.ArgumentParser(description="FCLS abundances (deepgu:fcls) of INPUT with the endmember "
+                                                 "CSV ENDMEMBERS, written to OUTPUT.")
+    parser.add_argument("input", metavar="INPUT", help="hyperspectral image")
+    parser.add_argument("endmembers", metavar="ENDMEMBERS", help="endmember library (CSV)")
+    parser.add_argument("output", metavar="OUTPUT", help="abundance raster to write")
+    parser.add_argument("--output-rmse", help="reconstruction RMSE raster")
+    add_common_arguments(parser, memory_mb=256)
+    return run_command(parser, argv, lambda args, feedback: run(
+        args.input, args.endmembers, args.output, output_rmse=args.output_rmse, memory_mb=args.memory_mb,
+        cluster=args.cluster, feedback=feedback))
+
+
+if __name__ == "__main__":
+    # run the module under its package name, so that cluster workers find its functions by name
+    import importlib
+    import sys
+
+    sys.exit(importlib.import_module(__spec__.name).main())

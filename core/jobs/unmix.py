@@ -1,7 +1,11 @@
-"""DeepGU unmixing of a raster, tile by tile with an overlap halo."""
+"""DeepGU unmixing of a raster, tile by tile with an overlap halo, in this process or on a Dask cluster.
+
+Command line (the same parameters as ``deepgu:unmix``): ``python -m core.jobs.unmix --help``.
+"""
 
 import numpy as np
 
+from ..cluster import BytesCache, cluster_client, map_tasks
 from ..errors import DeepGUError
 from ..fcls import fcls
 from ..feedback import SubFeedback, ensure
@@ -30,6 +34,16 @@ def _open_init(path, like, n_materials):
     return info
 
 
+def _number_or_auto(text, option):
+    """A command-line value: ``auto`` or a number."""
+    if is_auto(text):
+        return AUTO
+    try:
+        return float(text)
+    except ValueError:
+        raise DeepGUError("%s must be a number or 'auto', got %r" % (option, text)) from None
+
+
 def _central_levels(info, m0):
     """Regularisation levels of FCLS with ``m0`` on the central window of the raster."""
     rows, cols = min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols)
@@ -42,13 +56,77 @@ def _central_levels(info, m0):
     return measure_levels(data, m0, A, valid)
 
 
+def _solve_tile(info, model, tile, init_block, settings, wanted, feedback=None):
+    """Solve one tile with its halo; returns ``{output key: (bands, rows, cols) block of the core}``, or None
+    when the core has no valid pixel. ``init_block``: ``(A0, valid)`` of the padded window, or None."""
+    data, valid = read_block(info, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
+    rs, cs = tile.core_in_pad
+    if not valid[rs, cs].any():
+        return None
+    A0 = None
+    if init_block is not None:
+        A0, init_valid = init_block
+        valid &= init_valid
+    result = deepgu_unmix(data, model, mask=valid, A_init=A0, feedback=feedback, **settings)
+    P, K, L = model.n_materials, model.latent_dim, model.n_bands
+    blocks = {"abundances": result.abundances[:, rs, cs], "rmse": result.rmse[None, rs, cs]}
+    if "endmembers" in wanted:   # (L, P, r, c) -> material-major (P*L, r, c)
+        blocks["endmembers"] = result.endmembers[:, :, rs, cs].transpose(1, 0, 2, 3).reshape(P * L, tile.rows,
+                                                                                              tile.cols)
+    if "latent" in wanted:
+        blocks["latent"] = result.latent[:, :, rs, cs].reshape(P * K, tile.rows, tile.cols)
+    return blocks
+
+
+_worker_models = BytesCache(lambda data: load_model("model file", data))
+
+
+def _solve_tile_on_worker(model_bytes, info, tile, init_block, settings, wanted):
+    """:func:`_solve_tile` in a cluster worker: the model's bytes reach each worker once and are loaded once."""
+    return _solve_tile(info, _worker_models(model_bytes), tile, init_block, settings, wanted)
+
+
+def _read_init(init, tile):
+    if init is None:
+        return None
+    return read_block(init, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
+
+
+def _in_process(info, model, layout, init, settings, wanted, feedback):
+    """Yield ``(tile, blocks)`` solving the tiles one after the other in this process."""
+    for number, tile in enumerate(layout):
+        feedback.check_canceled()
+        if len(layout) > 1:
+            feedback.info("tile %d/%d: rows %d-%d, cols %d-%d" % (number + 1, len(layout), tile.row0,
+                          tile.row0 + tile.rows - 1, tile.col0, tile.col0 + tile.cols - 1))
+        yield tile, _solve_tile(info, model, tile, _read_init(init, tile), settings, wanted,
+                                SubFeedback(feedback, 100.0 * number / len(layout),
+                                            100.0 * (number + 1) / len(layout)))
+
+
+def _on_cluster(client, model_path, info, layout, init, settings, wanted, feedback):
+    """Yield ``(tile, blocks)`` as the cluster's workers finish them (any order).
+
+    Workers read their tile of the image themselves; the (small) initial abundances are read here.
+    """
+    with open(model_path, "rb") as stream:
+        model_bytes = stream.read()
+    tasks = ((info, tile, _read_init(init, tile), settings, wanted) for tile in layout)
+    feedback.info("%d tiles on the cluster" % len(layout))
+    for index, blocks in map_tasks(client, _solve_tile_on_worker, tasks, shared=(model_bytes,),
+                                   weights=[tile.rows * tile.cols for tile in layout], feedback=feedback):
+        yield layout[index], blocks
+
+
 def run(input_path, model_path, output, init_abundances=None, output_endmembers=None, output_latent=None,
         output_rmse=None, lambda_z=AUTO, lambda_a=AUTO, max_iter=10, tol=1e-3, tv="anisotropic", device="auto",
-        memory_mb=1024, halo=HALO, feedback=None):
+        memory_mb=1024, halo=HALO, cluster=None, feedback=None):
     """Unmix ``input_path`` with the DeepGU model at ``model_path`` (see :func:`core.unmix.deepgu_unmix`).
 
     The raster is cut into square tiles sized from ``memory_mb``; each is solved with a
-    ``halo``-pixel margin of its neighbours and only its core is written. Outputs:
+    ``halo``-pixel margin of its neighbours and only its core is written. ``cluster``
+    (see :func:`core.cluster.parse_cluster`): empty solves the tiles here one by one,
+    otherwise they are tasks on a Dask cluster; the tiles and the result are the same. Outputs:
     abundances (P named bands), optional per-pixel endmembers (P x L bands), latent
     codes (P x K bands) and reconstruction RMSE. ``"auto"`` regularisation is resolved once for
     the whole scene, from FCLS with the model's references on the central window of
@@ -69,41 +147,64 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
         feedback.info("auto regularisation, measured on the central %d x %d pixels: %s"
                       % (min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols), describe(levels)))
         lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
+    settings = dict(lambda_z=lambda_z, lambda_a=lambda_a, max_iter=max_iter, tol=tol, tv=tv, device=device)
     any_valid = False
-    with OutputSet() as outputs:
+    with cluster_client(cluster, feedback) as client, OutputSet() as outputs:
         outputs.add("abundances", output, info, P, band_names=model.names)
         outputs.add("endmembers", output_endmembers, info, P * L,
                     band_names=endmember_band_names(model.names, info.wavelengths, L), wavelengths=None)
         outputs.add("latent", output_latent, info, P * K, band_names=latent_names)
         outputs.add("rmse", output_rmse, info, 1, band_names=["rmse"])
-        for number, tile in enumerate(layout):
-            feedback.check_canceled()
-            data, valid = read_block(info, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
-            rs, cs = tile.core_in_pad
-            if not valid[rs, cs].any():
+        wanted = {key for key in ("endmembers", "latent") if key in outputs}
+        if client is None:
+            solved = _in_process(info, model, layout, init, settings, wanted, feedback)
+        else:
+            solved = _on_cluster(client, model_path, info, layout, init, settings, wanted, feedback)
+        for tile, blocks in solved:
+            if blocks is None:
                 continue        # never-written blocks read as nodata (SPARSE_OK)
             any_valid = True
-            A0 = None
-            if init is not None:
-                A0, init_valid = read_block(init, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
-                valid &= init_valid
-            if len(layout) > 1:
-                feedback.info("tile %d/%d: rows %d-%d, cols %d-%d" % (number + 1, len(layout), tile.row0,
-                              tile.row0 + tile.rows - 1, tile.col0, tile.col0 + tile.cols - 1))
-            result = deepgu_unmix(data, model, mask=valid, A_init=A0, lambda_z=lambda_z, lambda_a=lambda_a,
-                                  max_iter=max_iter, tol=tol, tv=tv, device=device,
-                                  feedback=SubFeedback(feedback, 100.0 * number / len(layout),
-                                                       100.0 * (number + 1) / len(layout)))
-            outputs.write("abundances", result.abundances[:, rs, cs], tile.row0, tile.col0)
-            if "endmembers" in outputs:
-                # (L, P, r, c) -> material-major (P*L, r, c)
-                E = result.endmembers[:, :, rs, cs].transpose(1, 0, 2, 3).reshape(P * L, tile.rows, tile.cols)
-                outputs.write("endmembers", E, tile.row0, tile.col0)
-            if "latent" in outputs:
-                outputs.write("latent", result.latent[:, :, rs, cs].reshape(P * K, tile.rows, tile.cols),
-                              tile.row0, tile.col0)
-            outputs.write("rmse", result.rmse[None, rs, cs], tile.row0, tile.col0)
+            for key, block in blocks.items():
+                outputs.write(key, block, tile.row0, tile.col0)
         if not any_valid:
             raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % input_path)
     feedback.set_progress(100)
     return len(layout)
+
+
+def main(argv=None):
+    """``python -m core.jobs.unmix``: the ``deepgu:unmix`` algorithm on the command line."""
+    import argparse
+
+    from .cli import add_common_arguments, run_command
+
+    parser = argparse.ArgumentParser(description="DeepGU unmixing (deepgu:unmix) of INPUT with the model file "
+                                                 "MODEL, written to OUTPUT.")
+    parser.add_argument("input", metavar="INPUT", help="hyperspectral image")
+    parser.add_argument("model", metavar="MODEL", help="DeepGU model file (deepgu:trainvae)")
+    parser.add_argument("output", metavar="OUTPUT", help="abundance raster to write")
+    parser.add_argument("--init-abundances", help="initial abundances (default: FCLS with the model's m_p0)")
+    parser.add_argument("--lambda-z", default=AUTO, help="latent regularisation (a number, or auto: the default)")
+    parser.add_argument("--lambda-a", default=AUTO, help="spatial smoothing (a number, or auto: the default)")
+    parser.add_argument("--max-iter", type=int, default=10, help="maximum alternations (10)")
+    parser.add_argument("--tolerance", type=float, default=1e-3, help="relative-change tolerance (0.001)")
+    parser.add_argument("--tv", choices=("anisotropic", "isotropic"), default="anisotropic")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--output-endmembers", help="per-pixel endmembers raster (P x L bands)")
+    parser.add_argument("--output-latent", help="latent codes raster (P x K bands)")
+    parser.add_argument("--output-rmse", help="reconstruction RMSE raster")
+    add_common_arguments(parser, memory_mb=1024)
+    return run_command(parser, argv, lambda args, feedback: run(
+        args.input, args.model, args.output, init_abundances=args.init_abundances,
+        output_endmembers=args.output_endmembers, output_latent=args.output_latent, output_rmse=args.output_rmse,
+        lambda_z=_number_or_auto(args.lambda_z, "--lambda-z"), lambda_a=_number_or_auto(args.lambda_a, "--lambda-a"),
+        max_iter=args.max_iter, tol=args.tolerance, tv=args.tv,
+        device=args.device, memory_mb=args.memory_mb, cluster=args.cluster, feedback=feedback))
+
+
+if __name__ == "__main__":
+    # run the module under its package name, so that cluster workers find its functions by name
+    import importlib
+    import sys
+
+    sys.exit(importlib.import_module(__spec__.name).main())

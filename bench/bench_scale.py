@@ -1,0 +1,89 @@
+"""DeepGU on the large scene in this process and on a local Dask cluster: time, ms/pixel, speed-up, memory.
+
+Run:  .venv/bin/python bench/bench_scale.py [--rows 2000 --cols 2000 --bands 100 --workers 2]
+
+The scene and the model come from bench/bench_large_scene.py's writer and steps (int16 scene, VCA,
+FCLS, 200 spatial bundles per material, VAEs; not timed here). Then core.jobs.unmix.run solves the
+same tiles twice, each run in a fresh process: in process (CLUSTER empty) and on --workers
+single-threaded worker processes (CLUSTER local:N's cluster, core.cluster.start_local_cluster,
+started inside the timed run). Prints wall seconds, ms per pixel, the speed-up, the peak RSS of
+each process (driver and every worker) and the largest abundance difference between the runs.
+Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500). Run it on an idle machine.
+"""
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.bench_large_scene import step_bundles, step_fcls, step_train, step_vca, write_scene  # noqa: E402
+from bench.measure import machine_line, measure  # noqa: E402
+
+
+def unmix_in_process(path, model, init, out):
+    from core.jobs import unmix
+
+    return unmix.run(path, model, out, init_abundances=init)
+
+
+def unmix_on_local_cluster(path, model, init, out, workers):
+    """Same as CLUSTER=local:N, with the workers' peak RSS (MiB) read before the cluster closes."""
+    import distributed
+
+    from core.cluster import start_local_cluster
+    from core.jobs import unmix
+
+    with start_local_cluster(workers) as cluster, distributed.Client(cluster) as client:
+        n_tiles = unmix.run(path, model, out, init_abundances=init, cluster=cluster.scheduler_address)
+        usage = client.run(resource.getrusage, resource.RUSAGE_SELF)
+    return n_tiles, [u.ru_maxrss / 1024.0 for u in usage.values()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--cols", type=int, default=2000)
+    parser.add_argument("--bands", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    print(machine_line(), flush=True)
+    pixels = args.rows * args.cols
+    print("scene %d x %d x %d int16, P = 4" % (args.rows, args.cols, args.bands), flush=True)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("DEEPGU_BENCH_TMP")) as tmp:
+        f = {name: os.path.join(tmp, name) for name in ("scene.tif", "em.csv", "fcls.tif", "bundles.csv",
+                                                          "model.pt", "here.tif", "cluster.tif")}
+        start = time.perf_counter()
+        for function, kwargs in ((write_scene, dict(path=f["scene.tif"], rows=args.rows, cols=args.cols,
+                                                    bands=args.bands)),
+                                 (step_vca, dict(path=f["scene.tif"], csv=f["em.csv"])),
+                                 (step_fcls, dict(path=f["scene.tif"], csv=f["em.csv"], out=f["fcls.tif"])),
+                                 (step_bundles, dict(path=f["scene.tif"], csv=f["em.csv"], abundances=f["fcls.tif"],
+                                                     out=f["bundles.csv"])),
+                                 (step_train, dict(bundles_csv=f["bundles.csv"], csv=f["em.csv"],
+                                                   model=f["model.pt"]))):
+            measure(function, **kwargs)
+        print("scene and model ready in %.0f s" % (time.perf_counter() - start), flush=True)
+        common = dict(path=f["scene.tif"], model=f["model.pt"], init=f["fcls.tif"])
+        here_s, here_rss, n_tiles = measure(unmix_in_process, out=f["here.tif"], **common)
+        print("DeepGU in process:   %8.1f s  %.3f ms/pixel  %d tiles  peak RSS %.0f MiB"
+              % (here_s, 1000.0 * here_s / pixels, n_tiles, here_rss), flush=True)
+        there_s, driver_rss, (_, worker_rss) = measure(unmix_on_local_cluster, out=f["cluster.tif"],
+                                                       workers=args.workers, **common)
+        print("DeepGU on local:%d:    %8.1f s  %.3f ms/pixel  speed-up %.2fx  peak RSS driver %.0f MiB, workers %s MiB"
+              % (args.workers, there_s, 1000.0 * there_s / pixels, here_s / there_s, driver_rss,
+                 " ".join("%.0f" % r for r in worker_rss)), flush=True)
+        from core.raster_io import read_all
+
+        print("max |abundance difference| between the runs: %.2e"
+              % float(np.max(np.abs(read_all(f["here.tif"])[0] - read_all(f["cluster.tif"])[0]))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Independent window tasks on a Dask cluster: the CLUSTER parameter of the raster jobs.
+
+``CLUSTER`` is one of
+
+- empty: everything runs in this process (no Dask needed);
+- ``local:N``: a ``distributed.LocalCluster`` of N single-threaded worker processes on this
+  machine, started for one run and closed after it (in QGIS, with the Python QGIS embeds);
+- a scheduler address (``tcp://host:8786``): an existing cluster. Its workers need the
+  plugin's Python dependencies and this package importable, and must see the input raster's path.
+
+A job turns its raster into tasks (tiles or strips); each worker reads its own window from the
+file and returns the solved block, and the driver writes the blocks with its atomic writer, so
+an error or a cancel still leaves no output. Worker processes spawned by ``local:N`` inherit this
+process's ``sys.path`` (multiprocessing's spawn start method sends it along), so they import the
+plugin's package under the same name as the driver (``core`` from a checkout, ``deepgu.core`` in QGIS).
+"""
+
+import contextlib
+import hashlib
+import logging
+import multiprocessing
+import os
+import re
+import sys
+
+from .errors import Canceled, DeepGUError
+
+_LOCAL = re.compile(r"^local:(\d+)$")
+_ADDRESS = re.compile(r"^([a-z]+://)?[\w.\-\[\]:]+:\d+$")
+#: seconds to wait for an existing scheduler before giving up.
+CONNECT_TIMEOUT = 20
+#: seconds between checks of the cancel flag while waiting for tasks.
+_POLL = 0.25
+
+
+def parse_cluster(spec):
+    """``None`` (in this process), an int N (``local:N``) or a scheduler address; DeepGUError otherwise."""
+    spec = (spec or "").strip()
+    if not spec:
+        return None
+    local = _LOCAL.match(spec)
+    if local:
+        if int(local.group(1)) < 1:
+            raise DeepGUError("CLUSTER local:N needs at least one worker process (got %s)" % spec)
+        return int(local.group(1))
+    if _ADDRESS.match(spec):
+        return spec
+    raise DeepGUError("CLUSTER must be empty (this process), local:N (N worker processes on this machine) or a "
+                      "Dask scheduler address such as tcp://host:8786; got '%s'" % spec)
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise DeepGUError("CLUSTER needs the Dask distributed package: pip install 'dask[distributed]'") from None
+    return distributed
+
+
+def _use_own_python():
+    """Make spawned worker processes run this interpreter's Python.
+
+    In an embedded interpreter (QGIS, qgis_process) ``sys.executable`` is whatever ``python``
+    comes first on PATH, possibly another installation whose standard library clashes with the
+    ``sys.path`` the workers inherit; the interpreter under ``sys.exec_prefix`` is the right one.
+    """
+    if os.name == "nt":
+        own = os.path.join(sys.exec_prefix, "python.exe")
+    else:
+        own = os.path.join(sys.exec_prefix, "bin", "python%d.%d" % sys.version_info[:2])
+    if os.path.isfile(own) and os.path.realpath(own) != os.path.realpath(sys.executable or ""):
+        multiprocessing.set_executable(own)
+
+
+def start_local_cluster(n_workers):
+    """The ``local:N`` cluster: N single-threaded worker processes (torch then uses one thread in each)."""
+    distributed = _distributed()
+    _use_own_python()
+    return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=None, silence_logs=logging.ERROR)
+
+
+@contextlib.contextmanager
+def cluster_client(spec, feedback):
+    """Yield a ``distributed.Client`` for ``spec`` (see :func:`parse_cluster`), or None for in-process runs.
+
+    A ``local:N`` cluster lives only inside the ``with`` block.
+    """
+    target = parse_cluster(spec)
+    if target is None:
+        yield None
+        return
+    distributed = _distributed()
+    if isinstance(target, int):
+        cluster = start_local_cluster(target)
+        try:
+            with distributed.Client(cluster) as client:
+                feedback.info("started a local Dask cluster of %d worker processes" % target)
+                yield client
+        finally:
+            cluster.close()
+        return
+    try:
+        client = distributed.Client(target, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise DeepGUError("cannot reach the Dask scheduler at %s (CLUSTER): %s" % (target, exc)) from None
+    with client:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        feedback.info("connected to the Dask scheduler %s (%d workers)" % (target, len(workers)))
+        yield client
+
+
+def map_tasks(client, function, tasks, shared=(), weights=None, feedback=None):
+    """Run ``function(*shared, *task)`` for every tuple in ``tasks`` on the cluster.
+
+    Yields ``(index, result)`` in completion order. ``shared`` values are sent once to every
+    worker (``scatter(broadcast=True)``), not pickled with each task. At most twice as many
+    tasks as the cluster has threads are in flight, so the driver holds few results at a time.
+    Progress is the completed share of ``weights`` (one per task); a cancel cancels the
+    running tasks and raises :class:`Canceled`; a task's error is re-raised here. A lost
+    worker's tasks are rerun by the scheduler, so results do not depend on it.
+    """
+    distributed = _distributed()
+    tasks = list(tasks)
+    weights = [1.0] * len(tasks) if weights is None else [float(w) for w in weights]
+    total, done = sum(weights) or 1.0, 0.0
+    shared = [client.scatter(value, broadcast=True, hash=False) for value in shared]
+    limit = max(2, 2 * sum(client.nthreads().values()))
+    pending = iter(enumerate(tasks))
+    running = {}
+    try:
+        while True:
+            for index, task in pending:
+                running[client.submit(function, *shared, *task, pure=False)] = index
+                if len(running) >= limit:
+                    break
+            if not running:
+                break
+            if feedback is not None and feedback.is_canceled():
+                raise Canceled("canceled by the user")
+            try:
+                finished = distributed.wait(list(running), timeout=_POLL, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for future in finished:
+                index = running.pop(future)
+                result = future.result()
+                done += weights[index]
+                if feedback is not None:
+                    feedback.set_progress(100.0 * done / total)
+                yield index, result
+    finally:
+        if running:
+            client.cancel(list(running))
+
+
+class BytesCache:
+    """Per-process cache of an object built from bytes (e.g. a model file), keyed by their SHA-256."""
+
+    def __init__(self, build, size=2):
+        self.build = build
+        self.size = size
+        self._items = {}
+
+    def __call__(self, data):
+        key = hashlib.sha256(data).hexdigest()
+        if key not in self._items:
+            while len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = self.build(data)
+        return self._items[key]
+

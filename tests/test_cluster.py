@@ -1,0 +1,117 @@
+"""CLUSTER: tiles solved by Dask worker processes give the in-process result, survive a lost worker, cancel cleanly."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from core.cluster import parse_cluster
+from core.errors import Canceled, DeepGUError
+from core.feedback import Feedback
+from core.jobs import fcls as fcls_job
+from core.jobs import unmix as job
+from core.jobs import vca as vca_job
+from core.model_file import save_model
+from core.raster_io import georeference, read_all, write_raster
+from core.synthetic import load_library, make_scene
+from core.vae import train_endmember_model
+
+distributed = pytest.importorskip("distributed")
+
+SIDE, BANDS = 200, 50      # 50 of the library's 198 bands keep the solves short for CI
+#: a tile budget of 116^2 padded pixels: 2 x 2 tiles of 100 x 100 pixels plus their 8-pixel halos
+MEMORY_MB = 116 ** 2 * job._BYTES_PER_PIXEL_BAND_MATERIAL * BANDS * 3 / 2 ** 20
+SETTINGS = dict(lambda_a=0.05, max_iter=1, memory_mb=MEMORY_MB)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A 200 x 200 DC2 scene, its VAE model, VCA endmembers and the in-process DeepGU abundances."""
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("cluster")
+    wavelengths, spectra, names = load_library()
+    bands = np.round(np.linspace(0, wavelengths.size - 1, BANDS)).astype(int)
+    truth = make_scene("DC2", SIDE, SIDE, seed=3, library=(wavelengths[bands], spectra[bands], names))
+    image = str(folder / "scene.tif")
+    write_raster(image, truth.image, georeference(SIDE, SIDE), wavelengths=truth.wavelengths)
+    A = truth.abundances.reshape(3, -1)
+    Y = truth.image.reshape(truth.image.shape[0], -1)
+    bundles = [Y[:, np.argsort(-A[p])[:30]] for p in range(3)]
+    model = train_endmember_model(bundles, truth.reference, truth.names, wavelengths=truth.wavelengths, epochs=30)
+    model_path = str(folder / "model.pt")
+    save_model(model, model_path)
+    endmembers = str(folder / "em.csv")
+    vca_job.run(image, 3, endmembers, seed=0)
+    in_process = str(folder / "in-process.tif")
+    assert job.run(image, model_path, in_process, **SETTINGS) == 4
+    return dict(image=image, model=model_path, endmembers=endmembers, abundances=read_all(in_process)[:2])
+
+
+def _assert_same(path, expected):
+    values, valid, _ = read_all(path)
+    assert valid.all() and expected[1].all()
+    assert np.max(np.abs(values - expected[0])) < 1e-6
+
+
+def test_cluster_specs():
+    assert parse_cluster("") is None and parse_cluster(None) is None
+    assert parse_cluster(" local:3 ") == 3
+    assert parse_cluster("tcp://10.0.0.5:8786") == "tcp://10.0.0.5:8786"
+    for bad in ("local:0", "local", "local:two", "my cluster"):
+        with pytest.raises(DeepGUError, match="CLUSTER"):
+            parse_cluster(bad)
+
+
+def test_local_cluster_gives_the_in_process_result(scene, tmp_path):
+    out = str(tmp_path / "local.tif")
+    assert job.run(scene["image"], scene["model"], out, cluster="local:2", **SETTINGS) == 4
+    _assert_same(out, scene["abundances"])
+    # FCLS in strips of 20 rows, on the cluster and here: exactly the same
+    here, there = str(tmp_path / "fcls-here.tif"), str(tmp_path / "fcls-there.tif")
+    memory_mb = 20 * SIDE * 16 * BANDS / 2 ** 20
+    fcls_job.run(scene["image"], scene["endmembers"], here, memory_mb=memory_mb)
+    fcls_job.run(scene["image"], scene["endmembers"], there, memory_mb=memory_mb, cluster="local:2")
+    assert np.array_equal(read_all(here)[0], read_all(there)[0])
+
+
+class KillWorkerOnFirstTile(Feedback):
+    """Kills (SIGKILL) the worker process ``pid`` when the first tile has come back."""
+
+    def __init__(self, pid):
+        self.pid, self.killed_at = pid, None
+
+    def set_progress(self, percent):
+        if self.killed_at is None and 0 < percent < 100:
+            os.kill(self.pid, signal.SIGKILL)
+            self.killed_at = percent
+
+
+def test_a_worker_killed_mid_run_changes_nothing(scene, tmp_path):
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        pids = client.run(os.getpid)
+        feedback = KillWorkerOnFirstTile(sorted(pids.values())[0])
+        out = str(tmp_path / "survivor.tif")
+        job.run(scene["image"], scene["model"], out, cluster=cluster.scheduler_address, feedback=feedback,
+                **SETTINGS)
+        assert feedback.killed_at is not None and feedback.killed_at < 50   # killed with tiles still running
+        assert feedback.pid not in client.run(os.getpid).values()
+    _assert_same(out, scene["abundances"])
+
+
+class CancelWhileRunning(Feedback):
+    """Cancels at the first check, which comes once the tiles are submitted."""
+
+    def is_canceled(self):
+        return True
+
+
+def test_cancel_on_the_cluster_writes_nothing(scene, tmp_path):
+    out = tmp_path / "outputs"
+    out.mkdir()
+    with pytest.raises(Canceled):
+        job.run(scene["image"], scene["model"], str(out / "a.tif"), output_rmse=str(out / "rmse.tif"),
+                cluster="local:2", feedback=CancelWhileRunning(), **SETTINGS)
+    assert os.listdir(str(out)) == []
