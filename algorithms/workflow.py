@@ -13,8 +13,6 @@ import os
 
 from qgis.core import QgsProcessingDestinationParameter, QgsProcessingException, QgsProcessingModelAlgorithm
 
-from .base import TORCH_MISSING
-
 WORKFLOW_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
                               "deepgu_workflow.model3")
 
@@ -45,5 +43,6 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         if importlib.util.find_spec("torch") is None:        # before the first step, not after three of them
+            from .base import TORCH_MISSING      # here: tests import this module without the plugin package
             raise QgsProcessingException(TORCH_MISSING)
         return super().processAlgorithm(with_defaults(self.parameterDefinitions(), parameters), context, feedback)
