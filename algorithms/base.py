@@ -8,6 +8,10 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcess
 
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
+from ..core.validation import INT32_MAX
+
+#: smallest MEMORY_MB the dialogs offer.
+MEMORY_MB_MIN = 16
 
 TORCH_MISSING = (
     "This algorithm needs PyTorch, which QGIS's Python cannot import. Install it for the Python that "
@@ -63,7 +67,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         except Canceled:
             raise QgsProcessingException("Canceled: no output was written") from None
         except MemoryError:
-            raise QgsProcessingException("out of memory: lower MEMORY_MB or the sample size") from None
+            raise QgsProcessingException(self.out_of_memory_message(parameters, context)) from None
         except Exception as error:  # a bug, not bad input: one line for the user, the traceback in the log
             feedback.pushDebugInfo(traceback.format_exc())
             raise QgsProcessingException("unexpected error in %s (%s: %s); please report it with the log"
@@ -71,6 +75,18 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def run_job(self, parameters, context, feedback):
         raise NotImplementedError
+
+    def out_of_memory_message(self, parameters, context):
+        """"out of memory", with what to lower among the parameters this algorithm has."""
+        advice = []
+        if self.parameterDefinition("MEMORY_MB") is not None:
+            memory = self.parameterAsInt(parameters, "MEMORY_MB", context)
+            if memory > MEMORY_MB_MIN:
+                advice.append("lower MEMORY_MB (now %d)" % memory)
+        if self.parameterDefinition("SAMPLE_SIZE") is not None:
+            advice.append("lower SAMPLE_SIZE")
+        return "out of memory%s" % ((": " + " or ".join(advice)) if advice else
+                                    ": the inputs need more memory than this machine has")
 
     def raster_path(self, parameters, name, context):
         """File path of the raster parameter ``name``; a clear error when it is not a readable file."""
@@ -122,7 +138,8 @@ def memory_parameter(default=256):
     from qgis.core import QgsProcessingParameterNumber
 
     parameter = QgsProcessingParameterNumber("MEMORY_MB", "Memory budget per block (MB)",
-                                             QgsProcessingParameterNumber.Integer, default, minValue=16)
+                                             QgsProcessingParameterNumber.Integer, default, minValue=MEMORY_MB_MIN,
+                                             maxValue=INT32_MAX)
     parameter.setHelp("Pixels are read, processed and written in blocks of about this size, so images "
                       "larger than memory can be processed.")
     return advanced(parameter)

@@ -9,6 +9,7 @@ decoded spectra ``G_p(z)`` show the variability the VAE has learnt.
 import numpy as np
 import torch
 
+from .atomic import atomic_output
 from .errors import DeepGUError
 
 MAX_BUNDLE_LINES = 200
@@ -45,7 +46,7 @@ def sample_latent_grid(model, material, span=2.0, steps=5):
         return model.vaes[p].decode(z).T.cpu().double().numpy()
 
 
-def plot_model(model, path_png, bundles=None, span=2.0, steps=5):
+def plot_model(model, path_png, bundles=None, span=2.0, steps=5, what="OUTPUT_PLOT"):
     """Write a PNG with one panel per material: generated spectra (colour), bundle (grey), ``m_p0`` (black).
 
     ``bundles``: optional list of (L, n_p) arrays; at most :data:`MAX_BUNDLE_LINES` pixels of each are drawn.
@@ -69,4 +70,5 @@ def plot_model(model, path_png, bundles=None, span=2.0, steps=5):
         axis.plot(x, model.m0[:, p], color="black", linewidth=1.5)
         axis.set_title(model.names[p])
         axis.set_xlabel("wavelength (nm)" if model.wavelengths is not None else "band")
-    figure.savefig(path_png, dpi=100)
+    with atomic_output(path_png, "wb", what=what) as stream:
+        figure.savefig(stream, format="png", dpi=100)

@@ -3,25 +3,38 @@
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..model_file import check_compatible, load_model
-from ..raster_io import OutputSet, endmember_band_names, open_raster, read_block
+from ..paths import check_paths
+from ..raster_io import OutputSet, block_rows, endmember_band_names, iter_blocks, open_raster, read_block, valid_pixels
 from ..tiling import tile_size, tiles
 from ..unmix import deepgu_unmix
+from ..validation import MAX_ITERATIONS, MAX_LAMBDA, ContrastCheck, as_parameter, finite, integer
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
 HALO = 8
 #: rough working memory of the solver per pixel and per band x material, in bytes.
 _BYTES_PER_PIXEL_BAND_MATERIAL = 160
+#: smallest padded tile side, whatever MEMORY_MB says: smaller tiles spend most of their work on the halo.
+MIN_TILE = 32
 
 
 def _open_init(path, like, n_materials):
     """Describe the INIT_ABUNDANCES raster, checked against the image and the model."""
-    info = open_raster(path)
+    info = open_raster(path, "INIT_ABUNDANCES")
     if (info.rows, info.cols) != (like.rows, like.cols):
         raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but the image is %d x %d"
                           % (info.rows, info.cols, like.rows, like.cols))
     if info.n_bands != n_materials:
         raise DeepGUError("INIT_ABUNDANCES has %d bands but the model has %d materials" % (info.n_bands, n_materials))
     return info
+
+
+def _check_contrast(info, n_materials, memory_mb, feedback):
+    """Stream the image once: refuse it unless it has a non-zero pixel and ``n_materials`` distinct ones."""
+    contrast = ContrastCheck(info.n_bands, n_materials)
+    for row0, n_rows in iter_blocks(info, block_rows(info, memory_mb)):
+        feedback.check_canceled()
+        contrast.update(valid_pixels(*read_block(info, row0, n_rows)))
+    contrast.check(info.label)
 
 
 def run(input_path, model_path, output, init_abundances=None, output_endmembers=None, output_latent=None,
@@ -33,18 +46,36 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     ``halo``-pixel margin of its neighbours and only its core is written. Outputs:
     abundances (P named bands), optional per-pixel endmembers (P x L bands), latent
     codes (P x K bands) and reconstruction RMSE. Returns the number of tiles.
+    Before any tile is solved the parameters are checked, and the image is read once to check that it has
+    the contrast to unmix (:class:`.validation.ContrastCheck`); tiles are at least :data:`MIN_TILE` pixels
+    wide, halo included, whatever ``memory_mb``.
     """
     feedback = ensure(feedback)
-    info = open_raster(input_path)
-    model = load_model(model_path)
-    check_compatible(model, info.n_bands, info.wavelengths)
+    check_paths({"INPUT": input_path, "MODEL": model_path, "INIT_ABUNDANCES": init_abundances},
+                {"OUTPUT": output, "OUTPUT_ENDMEMBERS": output_endmembers, "OUTPUT_LATENT": output_latent,
+                 "OUTPUT_RMSE": output_rmse})
+    lambda_z = finite("LAMBDA_Z", lambda_z, 0, MAX_LAMBDA)
+    lambda_a = finite("LAMBDA_A", lambda_a, 0, MAX_LAMBDA)
+    tol = finite("TOLERANCE", tol, 0, 1, low_open=True)
+    max_iter = integer("MAX_ITER", max_iter, 1, MAX_ITERATIONS)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, low_open=True)
+    info = open_raster(input_path, "INPUT")
+    with as_parameter("MODEL"):
+        model = load_model(model_path)
+        check_compatible(model, info.n_bands, info.wavelengths)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
+    _check_contrast(info, P, memory_mb, feedback)
     budget = memory_mb * 2 ** 20 // (_BYTES_PER_PIXEL_BAND_MATERIAL * L * P)
-    layout = list(tiles(info.rows, info.cols, tile_size(budget, halo), halo))
+    size = max(tile_size(budget, halo), MIN_TILE - 2 * halo, 1)
+    if size > tile_size(budget, halo):
+        feedback.info("MEMORY_MB=%g gives tiles below %d x %d pixels: using %d x %d tiles (with the halo)"
+                      % (memory_mb, MIN_TILE, MIN_TILE, size + 2 * halo, size + 2 * halo))
+    layout = list(tiles(info.rows, info.cols, size, halo))
     init = _open_init(init_abundances, info, P) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
-    any_valid = False
-    with OutputSet() as outputs:
+    any_valid = any_init = False
+    with OutputSet({"abundances": "OUTPUT", "endmembers": "OUTPUT_ENDMEMBERS", "latent": "OUTPUT_LATENT",
+                    "rmse": "OUTPUT_RMSE"}) as outputs:
         outputs.add("abundances", output, info, P, band_names=model.names)
         outputs.add("endmembers", output_endmembers, info, P * L,
                     band_names=endmember_band_names(model.names, info.wavelengths, L), wavelengths=None)
@@ -61,6 +92,9 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
             if init is not None:
                 A0, init_valid = read_block(init, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
                 valid &= init_valid
+                if not valid[rs, cs].any():
+                    continue
+                any_init = True
             if len(layout) > 1:
                 feedback.info("tile %d/%d: rows %d-%d, cols %d-%d" % (number + 1, len(layout), tile.row0,
                               tile.row0 + tile.rows - 1, tile.col0, tile.col0 + tile.cols - 1))
@@ -78,6 +112,9 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
                               tile.row0, tile.col0)
             outputs.write("rmse", result.rmse[None, rs, cs], tile.row0, tile.col0)
         if not any_valid:
-            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % input_path)
+            raise DeepGUError("INPUT %s has no valid pixels (all nodata or non-finite)" % input_path)
+        if init is not None and not any_init:
+            raise DeepGUError("INIT_ABUNDANCES %s is nodata or non-finite at every valid pixel of INPUT"
+                              % init_abundances)
     feedback.set_progress(100)
     return len(layout)
