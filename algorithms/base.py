@@ -89,7 +89,14 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
                                     ": the inputs need more memory than this machine has")
 
     def raster_path(self, parameters, name, context):
-        """File path of the raster parameter ``name``; a clear error when it is not a readable file."""
+        """File path of the raster parameter ``name``; a clear error when it is not a readable file.
+
+        A plain file path is passed on as it is: loading it as a QGIS layer computes statistics that GDAL
+        may write into the input (a VRT) or beside it, and an input must stay untouched.
+        """
+        value = parameters.get(name)
+        if isinstance(value, str) and os.path.isfile(value.split("|")[0]):
+            return value.split("|")[0]
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None or not layer.isValid():
             raise DeepGUError("%s is not a valid raster layer" % name)
@@ -100,7 +107,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def optional_raster_path(self, parameters, name, context):
         """:meth:`raster_path` of an optional raster parameter, or None when it is not set."""
-        if self.parameterAsRasterLayer(parameters, name, context) is None:
+        if parameters.get(name) in (None, ""):
             return None
         return self.raster_path(parameters, name, context)
 

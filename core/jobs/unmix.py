@@ -37,6 +37,17 @@ def _check_contrast(info, n_materials, memory_mb, feedback):
     contrast.check(info.label)
 
 
+def tile_layout(rows, cols, memory_mb, n_bands, n_materials, halo=HALO, feedback=None):
+    """The tiles of a ``rows x cols`` image whose padded working set fits ``memory_mb``, padded side at least
+    :data:`MIN_TILE` (a smaller budget is raised to it, with a note to ``feedback``)."""
+    budget = memory_mb * 2 ** 20 // (_BYTES_PER_PIXEL_BAND_MATERIAL * n_bands * n_materials)
+    size = max(tile_size(budget, halo), MIN_TILE - 2 * halo, 1)
+    if size > tile_size(budget, halo):
+        ensure(feedback).info("MEMORY_MB=%g gives tiles below %d x %d pixels: using %d x %d tiles (with the halo)"
+                              % (memory_mb, MIN_TILE, MIN_TILE, size + 2 * halo, size + 2 * halo))
+    return list(tiles(rows, cols, size, halo))
+
+
 def run(input_path, model_path, output, init_abundances=None, output_endmembers=None, output_latent=None,
         output_rmse=None, lambda_z=0.1, lambda_a=0.01, max_iter=10, tol=1e-3, tv="anisotropic", device="auto",
         memory_mb=1024, halo=HALO, feedback=None):
@@ -65,12 +76,7 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
         check_compatible(model, info.n_bands, info.wavelengths)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
     _check_contrast(info, P, memory_mb, feedback)
-    budget = memory_mb * 2 ** 20 // (_BYTES_PER_PIXEL_BAND_MATERIAL * L * P)
-    size = max(tile_size(budget, halo), MIN_TILE - 2 * halo, 1)
-    if size > tile_size(budget, halo):
-        feedback.info("MEMORY_MB=%g gives tiles below %d x %d pixels: using %d x %d tiles (with the halo)"
-                      % (memory_mb, MIN_TILE, MIN_TILE, size + 2 * halo, size + 2 * halo))
-    layout = list(tiles(info.rows, info.cols, size, halo))
+    layout = tile_layout(info.rows, info.cols, memory_mb, L, P, halo, feedback)
     init = _open_init(init_abundances, info, P) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
     any_valid = any_init = False
