@@ -170,7 +170,8 @@ def read_block(info, row0, n_rows, col0=0, n_cols=None):
     for i, nodata in enumerate(info.nodata):
         if nodata is not None and not np.isnan(nodata):
             valid &= raw[i] != nodata
-    data = raw.astype(np.float32)
+    with np.errstate(over="ignore"):        # float64 beyond float32 becomes inf: refused just below
+        data = raw.astype(np.float32)
     if raw.dtype.itemsize > 4 and raw.dtype.kind == "f" and np.any(np.isfinite(raw[:, valid]) & ~np.isfinite(
             data[:, valid])):
         raise DeepGUError("%s has values beyond the float32 range (rescale it or set its nodata)" % info.label)

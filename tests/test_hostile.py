@@ -32,7 +32,7 @@ from core.jobs import train as train_job
 from core.jobs import unmix as unmix_job
 from core.jobs import vca as vca_job
 from core.library import read_spectra, write_spectra
-from core.model_file import MAGIC, _digest, _pack, load_model, save_model
+from core.model_file import _digest, _pack, load_model, save_model
 from core.raster_io import RasterWriter, georeference, open_raster, read_all, write_raster
 from core.vae import train_vaes
 
