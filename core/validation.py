@@ -39,6 +39,8 @@ MAX_LATENT = 16
 #: rows and columns of a synthetic scene (it is generated in memory).
 MAX_SYNTHETIC_SIDE = 5000
 MAX_SYNTHETIC_PIXELS = 4_000_000
+#: MEMORY_MB at most (the dialogs' int32 maximum).
+MAX_MEMORY_MB = INT32_MAX
 
 
 def finite(name, value, low=None, high=None, low_open=False):

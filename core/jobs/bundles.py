@@ -9,7 +9,7 @@ from ..library import check_bands, read_spectra, write_spectra
 from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block, valid_pixels
 from ..sampling import sample_pixels
-from ..validation import as_parameter, finite, integer
+from ..validation import MAX_MEMORY_MB, as_parameter, finite, integer
 from .vca import DEFAULT_SAMPLE
 
 
@@ -58,7 +58,7 @@ def run(input_path, endmembers_csv, output_csv, method="nearest", n_pixels=100, 
     min_pixels = integer("MIN_PIXELS", min_pixels, 1)
     seed = integer("SEED", seed)
     sample_size = integer("SAMPLE_SIZE", sample_size, 1)
-    memory_mb = finite("MEMORY_MB", memory_mb, 0, low_open=True)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
     window = integer("WINDOW", window, 1, 99)
     info = open_raster(input_path, "INPUT")
     with as_parameter("ENDMEMBERS"):

@@ -8,7 +8,7 @@ from ..fcls import fcls, reconstruction_rmse
 from ..library import check_bands, read_spectra
 from ..paths import check_paths
 from ..raster_io import OutputSet, block_rows, iter_blocks, open_raster, read_block, scatter, valid_pixels
-from ..validation import ContrastCheck, as_parameter, finite
+from ..validation import MAX_MEMORY_MB, ContrastCheck, as_parameter, finite
 
 
 def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, feedback=None):
@@ -19,7 +19,7 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, fee
     """
     feedback = ensure(feedback)
     check_paths({"INPUT": input_path, "ENDMEMBERS": endmembers_csv}, {"OUTPUT": output, "OUTPUT_RMSE": output_rmse})
-    memory_mb = finite("MEMORY_MB", memory_mb, 0, low_open=True)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
     info = open_raster(input_path, "INPUT")
     with as_parameter("ENDMEMBERS"):
         library = read_spectra(endmembers_csv)

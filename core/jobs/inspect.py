@@ -5,7 +5,7 @@ import numpy as np
 from ..atomic import together
 from ..errors import DeepGUError
 from ..inspect_model import plot_model, sample_latent_grid
-from ..library import read_spectra, write_spectra
+from ..library import check_bands, read_spectra, write_spectra
 from ..model_file import load_model
 from ..paths import check_paths
 from ..validation import as_parameter, finite, integer
@@ -39,7 +39,9 @@ def _write(model, generated, output_csv, output_png, bundles_csv, span, steps):
         bundles = None
         if bundles_csv:
             with as_parameter("BUNDLES"):
-                groups = {name: spectra for name, spectra, _, _ in read_spectra(bundles_csv).by_material()}
+                bundle_set = read_spectra(bundles_csv)
+                check_bands(bundle_set, model.n_bands, model.wavelengths, "the bundle file")
+            groups = {name: spectra for name, spectra, _, _ in bundle_set.by_material()}
             missing = [name for name in model.names if name not in groups]
             if missing:
                 raise DeepGUError("the bundle file has no pixels for material(s) %s" % ", ".join(missing))

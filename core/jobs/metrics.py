@@ -8,7 +8,7 @@ from ..feedback import ensure
 from ..metrics import MetricsAccumulator
 from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block
-from ..validation import finite
+from ..validation import MAX_MEMORY_MB, finite
 
 
 def _open_matching(path, like, what, name):
@@ -36,7 +36,7 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
     feedback = ensure(feedback)
     check_paths({"ESTIMATE": estimate, "REFERENCE": reference, "ESTIMATE_ENDMEMBERS": estimate_endmembers,
                  "REFERENCE_ENDMEMBERS": reference_endmembers}, {"OUTPUT_REPORT": report})
-    memory_mb = finite("MEMORY_MB", memory_mb, 0, low_open=True)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
     est = _open_matching(estimate, None, "the estimate", "ESTIMATE")
     ref = _open_matching(reference, est, "the reference", "REFERENCE")
     P = est.n_bands

@@ -7,7 +7,7 @@ from ..paths import check_paths
 from ..raster_io import OutputSet, block_rows, endmember_band_names, iter_blocks, open_raster, read_block, valid_pixels
 from ..tiling import tile_size, tiles
 from ..unmix import deepgu_unmix
-from ..validation import MAX_ITERATIONS, MAX_LAMBDA, ContrastCheck, as_parameter, finite, integer
+from ..validation import MAX_ITERATIONS, MAX_LAMBDA, MAX_MEMORY_MB, ContrastCheck, as_parameter, finite, integer
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
 HALO = 8
@@ -69,7 +69,7 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     lambda_a = finite("LAMBDA_A", lambda_a, 0, MAX_LAMBDA)
     tol = finite("TOLERANCE", tol, 0, 1, low_open=True)
     max_iter = integer("MAX_ITER", max_iter, 1, MAX_ITERATIONS)
-    memory_mb = finite("MEMORY_MB", memory_mb, 0, low_open=True)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
     info = open_raster(input_path, "INPUT")
     with as_parameter("MODEL"):
         model = load_model(model_path)

@@ -8,7 +8,7 @@ from ..library import write_spectra
 from ..paths import check_paths
 from ..raster_io import open_raster
 from ..sampling import sample_pixels
-from ..validation import MAX_MATERIALS, ContrastCheck, finite, integer
+from ..validation import MAX_MATERIALS, MAX_MEMORY_MB, ContrastCheck, finite, integer
 from ..vca import vca
 
 #: pixels VCA looks at by default; scenes with fewer pixels are used whole.
@@ -25,7 +25,7 @@ def run(input_path, n_endmembers, output_csv, seed=0, sample_size=DEFAULT_SAMPLE
     check_paths({"INPUT": input_path}, {"OUTPUT": output_csv})
     seed = integer("SEED", seed)
     sample_size = integer("SAMPLE_SIZE", sample_size, 1)
-    memory_mb = finite("MEMORY_MB", memory_mb, 0, low_open=True)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
     info = open_raster(input_path, "INPUT")
     n_endmembers = integer("ENDMEMBERS", n_endmembers, 2)
     if n_endmembers > info.n_bands:
