@@ -36,6 +36,7 @@ import torch
 from .astep import PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, project_simplex
 from .errors import DeepGUError
 from .feedback import ensure
+from .validation import check_value_range
 from .zstep import PixelStats, decode, zstep
 
 ADMM_TOL = 1e-3
@@ -98,10 +99,11 @@ def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
         raise DeepGUError("the image has %d bands but the model has %d" % (Y.shape[0], model.n_bands))
     if A_init is not None and A_init.shape != (model.n_materials,) + Y.shape[1:]:
         raise DeepGUError("A_init must be %s, got %s" % ((model.n_materials,) + Y.shape[1:], A_init.shape))
-    if lambda_z < 0 or lambda_a < 0:
-        raise DeepGUError("lambda_Z and lambda_A must be >= 0 (got %g, %g)" % (lambda_z, lambda_a))
-    if max_iter < 1 or tol <= 0:
-        raise DeepGUError("max_iter must be >= 1 and tol > 0 (got %d, %g)" % (max_iter, tol))
+    if not (np.isfinite(lambda_z) and np.isfinite(lambda_a) and lambda_z >= 0 and lambda_a >= 0):
+        raise DeepGUError("lambda_Z and lambda_A must be finite and >= 0 (got %g, %g)" % (lambda_z, lambda_a))
+    if max_iter < 1 or not (np.isfinite(tol) and tol > 0):
+        raise DeepGUError("max_iter must be >= 1 and tol finite and > 0 (got %d, %g)" % (max_iter, tol))
+    check_value_range("the image", Y[np.isfinite(Y)])
     if tv not in TV_KINDS:
         raise DeepGUError("unknown TV kind %r; choose one of %s" % (tv, ", ".join(TV_KINDS)))
 

@@ -196,6 +196,16 @@ def test_non_finite_unmix_parameters(files, out, name, settings):
                  name, out, inputs)
 
 
+def test_array_api_refuses_non_finite_weights_and_huge_values(files):
+    from core.unmix import deepgu_unmix
+    data, _, _ = read_all(files["scene.tif"])
+    model = load_model(files["model.pt"])
+    with pytest.raises(DeepGUError, match="lambda_Z and lambda_A must be finite"):
+        deepgu_unmix(data[:, :4, :4], model, lambda_a=float("nan"))
+    with pytest.raises(DeepGUError, match="the image has values up to"):
+        deepgu_unmix(data[:, :4, :4] * np.float32(1e30), model)
+
+
 def test_nan_beta_and_diverging_training(files, out):
     inputs = Inputs(files["bundles.csv"], files["em.csv"])
     core_refused(lambda: train_job.run(files["bundles.csv"], files["em.csv"], str(out / "m.pt"), beta=float("nan")),
