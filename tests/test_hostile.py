@@ -486,6 +486,17 @@ for cls, parameters in ((FCLSAlgorithm, {'MEMORY_MB': 16}), (FCLSAlgorithm, {'ME
     ]
 
 
+def test_huge_memory_budget_and_foreign_bundles_found_by_the_fuzzer(files, tmp_path, out):
+    from core.jobs import inspect as inspect_job
+    inputs = Inputs(files["scene.tif"], files["em.csv"], files["model.pt"])
+    core_refused(lambda: fcls_job.run(files["scene.tif"], files["em.csv"], str(out / "a.tif"), memory_mb=1e308),
+                 "MEMORY_MB", out, inputs)
+    short = str(tmp_path / "short.csv")
+    write_spectra(short, np.ones((26, 15)), ["EM1"] * 5 + ["EM2"] * 5 + ["EM3"] * 5)
+    core_refused(lambda: inspect_job.run(files["model.pt"], output_png=str(out / "p.png"), bundles_csv=short),
+                 "BUNDLES", out, inputs, "26 bands but the image has 198")
+
+
 def test_memory_floor_keeps_tiles_sensible():
     layout = unmix_job.tile_layout(150, 150, 16, 198, 3)
     assert max(t.pad_rows for t in layout) == unmix_job.MIN_TILE == 16 + 2 * unmix_job.HALO
