@@ -1,7 +1,7 @@
 """QGIS entry point of the DeepGU plugin."""
 
 
-def classFactory(iface):  # noqa: N802 (QGIS's name)
+def classFactory(iface):
     """Called by QGIS (and qgis_process, with iface None) to create the plugin."""
     from .plugin import DeepGUPlugin
 

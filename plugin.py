@@ -10,7 +10,7 @@ class DeepGUPlugin:
         self.iface = iface
         self.provider = None
 
-    def initProcessing(self):  # noqa: N802 (QGIS's name)
+    def initProcessing(self):
         """Register the provider; qgis_process calls this without a GUI."""
         self.provider = DeepGUProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
@@ -18,7 +18,7 @@ class DeepGUPlugin:
         # once it is added: load the algorithms again now that it is.
         self.provider.refreshAlgorithms()
 
-    def initGui(self):  # noqa: N802
+    def initGui(self):
         self.initProcessing()
 
     def unload(self):

@@ -2,10 +2,11 @@
 
 import os
 
-from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.bundles import BundlesAlgorithm
+from .algorithms.endmembers import EndmembersAlgorithm
 from .algorithms.fcls import FCLSAlgorithm
 from .algorithms.metrics import MetricsAlgorithm
 from .algorithms.samplevae import SampleVAEAlgorithm
@@ -13,9 +14,10 @@ from .algorithms.synthetic import SyntheticAlgorithm
 from .algorithms.trainvae import TrainVAEAlgorithm
 from .algorithms.unmix import UnmixAlgorithm
 from .algorithms.vca import VCAAlgorithm
+from .algorithms.workflow import WorkflowAlgorithm
+from .core.formats import RASTER_EXTENSIONS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKFLOW_MODEL = os.path.join(HERE, "models", "deepgu_workflow.model3")
 
 
 class DeepGUProvider(QgsProcessingProvider):
@@ -25,16 +27,24 @@ class DeepGUProvider(QgsProcessingProvider):
     def name(self):
         return "DeepGU"
 
-    def longName(self):  # noqa: N802 (QGIS's name)
+    def longName(self):
         return "DeepGU spectral unmixing"
 
     def icon(self):
         return QIcon(os.path.join(HERE, "icon.svg"))
 
-    def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), FCLSAlgorithm(), BundlesAlgorithm(),
-                          TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(), MetricsAlgorithm()):
+    def supportedOutputRasterLayerExtensions(self):
+        """What the raster writer can write (GeoTIFF, ENVI): the dialogs offer only these."""
+        return [extension.lstrip(".") for extension in RASTER_EXTENSIONS]
+
+    def defaultRasterFileExtension(self):
+        return "tif"
+
+    def loadAlgorithms(self):
+        for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), EndmembersAlgorithm(), FCLSAlgorithm(),
+                          BundlesAlgorithm(), TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(),
+                          MetricsAlgorithm()):
             self.addAlgorithm(algorithm)
-        workflow = QgsProcessingModelAlgorithm()
-        if workflow.fromFile(WORKFLOW_MODEL):      # deepgu:workflow, the whole pipeline
+        workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
+        if workflow.loaded:
             self.addAlgorithm(workflow)

@@ -1,11 +1,15 @@
 """What every DeepGU algorithm shares: group, error translation, feedback, torch check."""
 
+import contextlib
 import importlib.util
 import os
 import traceback
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition
+from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterDefinition, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterRasterDestination)
 
+from ..core import formats
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
 from ..core.validation import INT32_MAX
@@ -20,20 +24,47 @@ TORCH_MISSING = (
 )
 
 
+#: dialog filters of spectral library files (:data:`core.formats.LIBRARY_EXTENSIONS`)
+LIBRARY_INPUT_FILTER = "Spectral libraries: CSV or ENVI (*.csv *.sli *.hdr)"
+LIBRARY_OUTPUT_FILTER = "CSV files (*.csv);;ENVI spectral libraries (*.sli)"
+
+
+@contextlib.contextmanager
+def quiet_gdal():
+    """Silence GDAL's messages while QGIS loads a raster layer: loading computes the histograms of the default
+    renderer's bands, and GDAL reports a constant band (e.g. a material absent from an abundance map) as
+    "ERROR 5: dfMax should be strictly greater than dfMin". A layer that fails to load is still invalid."""
+    from osgeo import gdal
+
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+
+
 class QgisFeedback(Feedback):
     """Adapts ``QgsProcessingFeedback`` to the core's feedback interface."""
 
     def __init__(self, feedback):
         self.feedback = feedback
+        # qgis_process draws progress as a dot per 2.5 % on the current line ("0...10..") and prints messages
+        # where the line stands: a message after new dots starts on a line of its own there.
+        self.console = QgsApplication.platform() == "qgis_process"
+        self.after_dots, self.tick = self.console, -1
 
     def set_progress(self, percent):
         self.feedback.setProgress(percent)
+        tick = int(percent / 2.5)
+        self.after_dots = self.after_dots or (self.console and tick != self.tick)
+        self.tick = tick
 
     def is_canceled(self):
         return self.feedback.isCanceled()
 
     def info(self, message):
-        self.feedback.pushInfo(message)
+        self.feedback.pushInfo(("\n" if self.after_dots else "") + message)
+        self.after_dots = False
 
 
 def advanced(parameter):
@@ -51,17 +82,22 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
     def group(self):
         return "DeepGU"
 
-    def groupId(self):  # noqa: N802 (QGIS's name)
+    def groupId(self):
         return "DeepGU"    # the workflow model's group id is its group name: one group in the toolbox
 
-    def createInstance(self):  # noqa: N802
+    def createInstance(self):
         return type(self)()
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def checkParameterValues(self, parameters, context):
+        with quiet_gdal():          # QGIS loads the input layers here
+            return super().checkParameterValues(parameters, context)
+
+    def processAlgorithm(self, parameters, context, feedback):
         if self.needs_torch and importlib.util.find_spec("torch") is None:
             raise QgsProcessingException(TORCH_MISSING)
         try:
-            return self.run_job(parameters, context, QgisFeedback(feedback))
+            self.check_raster_outputs(parameters)
+            return self.written_paths(self.run_job(parameters, context, QgisFeedback(feedback)), context)
         except DeepGUError as error:
             raise QgsProcessingException(str(error)) from None
         except Canceled:
@@ -88,6 +124,35 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         return "out of memory%s" % ((": " + " or ".join(advice)) if advice else
                                     ": the inputs need more memory than this machine has")
 
+    def optional_number(self, parameters, name, context):
+        """The number parameter ``name``, or None when it was left empty (meaning 'auto')."""
+        value = parameters.get(name)
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+            return None
+        return self.parameterAsDouble(parameters, name, context)
+
+    def check_raster_outputs(self, parameters):
+        """Refuse, naming the parameter, a raster output whose extension has no writer (:mod:`core.formats`)."""
+        for definition in self.destinationParameterDefinitions():
+            value = parameters.get(definition.name())
+            if isinstance(value, QgsProcessingOutputLayerDefinition):
+                value = value.sink.staticValue()
+            if (isinstance(definition, QgsProcessingParameterRasterDestination) and isinstance(value, str)
+                    and value and value != QgsProcessing.TEMPORARY_OUTPUT):
+                formats.raster_driver(value, what=definition.name())
+
+    def written_paths(self, results, context):
+        """``results`` with each raster output named by the file QGIS opens (``x.dat`` for an ENVI ``x.hdr``)."""
+        layers = context.layersToLoadOnCompletion()
+        for definition in self.destinationParameterDefinitions():
+            path = results.get(definition.name())
+            if isinstance(definition, QgsProcessingParameterRasterDestination) and isinstance(path, str) and path:
+                results[definition.name()] = formats.raster_data_path(path)
+                if path in layers and results[definition.name()] != path:
+                    layers[results[definition.name()]] = layers.pop(path)
+        context.setLayersToLoadOnCompletion(layers)
+        return results
+
     def raster_path(self, parameters, name, context):
         """File path of the raster parameter ``name``; a clear error when it is not a readable file.
 
@@ -97,7 +162,8 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         value = parameters.get(name)
         if isinstance(value, str) and os.path.isfile(value.split("|")[0]):
             return value.split("|")[0]
-        layer = self.parameterAsRasterLayer(parameters, name, context)
+        with quiet_gdal():
+            layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None or not layer.isValid():
             raise DeepGUError("%s is not a valid raster layer" % name)
         path = layer.source().split("|")[0]
@@ -140,6 +206,16 @@ def write_pixel_points(algorithm, parameters, name, context, info, materials, ro
     return dest_id
 
 
+def library_parameter(name, description, optional=False):
+    """An input spectral library (CSV or ENVI ``.sli``) parameter."""
+    return QgsProcessingParameterFile(name, description, fileFilter=LIBRARY_INPUT_FILTER, optional=optional)
+
+
+def library_destination(name, description, optional=False):
+    """An output spectral library parameter: CSV, or ENVI ``.sli`` by extension."""
+    return QgsProcessingParameterFileDestination(name, description, LIBRARY_OUTPUT_FILTER, optional=optional)
+
+
 def memory_parameter(default=256):
     """The MEMORY_MB expert parameter: budget for one block of pixels in memory."""
     from qgis.core import QgsProcessingParameterNumber
@@ -161,7 +237,9 @@ def write_abundance_style(path):
     from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterLayer,
                            QgsSingleBandGrayRenderer)
 
-    layer = QgsRasterLayer(path, "abundances", "gdal")
+    path = formats.raster_data_path(path)
+    with quiet_gdal():
+        layer = QgsRasterLayer(path, "abundances", "gdal")
     if not layer.isValid():
         return
 

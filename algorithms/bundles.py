@@ -1,23 +1,23 @@
 """deepgu:bundles - the purest pixels of each material, for training its VAE."""
 
 from qgis.core import (QgsProcessing, QgsProcessingParameterEnum, QgsProcessingParameterFeatureSink,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
 from ..core.bundles import DEFAULT_WINDOW
 from ..core.jobs import bundles as job
 from ..core.validation import INT32_MAX
-from .base import DeepGUAlgorithm, advanced, memory_parameter, write_pixel_points
+from .base import (DeepGUAlgorithm, advanced, library_destination, library_parameter, memory_parameter,
+                   write_pixel_points)
 
 
 class BundlesAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "bundles"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Extract endmember bundles"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Collects, for every reference material, the image pixels that best represent it: the training "
             "set of that material's variability model (DeepGU, Algorithm 1 step 3). A pixel belongs to at "
@@ -38,10 +38,10 @@ class BundlesAlgorithm(DeepGUAlgorithm):
             "OUTPUT_POINTS (optional): point layer of the bundle pixels with a 'material' attribute."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         integer = QgsProcessingParameterNumber.Integer
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
-        self.addParameter(QgsProcessingParameterFile("ENDMEMBERS", "Reference endmembers (CSV)", extension="csv"))
+        self.addParameter(library_parameter("ENDMEMBERS", "Reference endmembers (CSV or ENVI .sli)"))
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", ["nearest pixels", "within an angle",
                                                                           "automated (VCA on subsets)",
                                                                           "spatially pure (needs abundances)"],
@@ -59,7 +59,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0,
                                                                 maxValue=INT32_MAX)))
         self.addParameter(memory_parameter())
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Bundles", "CSV files (*.csv)"))
+        self.addParameter(library_destination("OUTPUT", "Bundles"))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_POINTS", "Bundle pixels",
                                                             QgsProcessing.TypeVectorPoint, optional=True,
                                                             createByDefault=False))

@@ -1,20 +1,19 @@
 """deepgu:fcls - fully constrained least-squares abundances."""
 
-from qgis.core import (QgsProcessingParameterFile, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
 from ..core.jobs import fcls as job
-from .base import DeepGUAlgorithm, memory_parameter, write_abundance_style
+from .base import DeepGUAlgorithm, library_parameter, memory_parameter, write_abundance_style
 
 
 class FCLSAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "fcls"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Unmix with fixed endmembers (FCLS)"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Fully constrained least squares: for every pixel y, the abundances a >= 0 with sum(a) = 1 "
             "that minimise ||y - M a||^2 for a fixed endmember matrix M. Exact (every active set is "
@@ -26,9 +25,9 @@ class FCLSAlgorithm(DeepGUAlgorithm):
             "nodata. OUTPUT_RMSE (optional): per-pixel reconstruction RMSE sqrt(mean_l (y - M a)^2)."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
-        self.addParameter(QgsProcessingParameterFile("ENDMEMBERS", "Endmembers (CSV)", extension="csv"))
+        self.addParameter(library_parameter("ENDMEMBERS", "Endmembers (CSV or ENVI .sli)"))
         self.addParameter(memory_parameter())
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Abundances"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_RMSE", "Reconstruction RMSE",

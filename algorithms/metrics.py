@@ -13,10 +13,10 @@ class MetricsAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "metrics"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Unmixing accuracy (RMSE, SAM)"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Scores estimated abundances against reference abundances, as in the DeepGU paper (eq. 14-15). "
             "Estimated materials are first matched to reference ones (the permutation with the least "
@@ -26,11 +26,12 @@ class MetricsAlgorithm(DeepGUAlgorithm):
             "rasters (materials x bands, material-major, as written by 'DeepGU unmixing' and 'Synthetic "
             "scene').\n\n"
             "RMSE_A = sqrt(mean (A - A*)^2); RMSE_M likewise on endmembers; SAM_M = mean over pixels of the "
-            "sum over materials of the spectral angle (radians); -1 when not computed. "
+            "sum over materials of the spectral angle (radians). RMSE_M and SAM_M are computed only with both "
+            "endmember rasters; otherwise they are null (absent from the report). "
             "OUTPUT_REPORT: the same numbers, the permutation and the pixel count as JSON."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("ESTIMATE", "Estimated abundances"))
         self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference abundances"))
         self.addParameter(QgsProcessingParameterRasterLayer("ESTIMATE_ENDMEMBERS", "Estimated per-pixel endmembers",
@@ -56,6 +57,6 @@ class MetricsAlgorithm(DeepGUAlgorithm):
         )
         for key in NUMBERS:
             feedback.info("%s = %s" % (key, metrics.get(key, "not computed")))
-        results = {key: float(metrics.get(key, -1.0)) for key in NUMBERS}
+        results = {key: metrics.get(key) for key in NUMBERS}      # None (null): not computed
         results["OUTPUT_REPORT"] = report
         return results

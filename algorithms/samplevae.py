@@ -3,7 +3,7 @@
 from qgis.core import (QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber)
 
-from .base import DeepGUAlgorithm
+from .base import DeepGUAlgorithm, library_destination, library_parameter
 
 
 class SampleVAEAlgorithm(DeepGUAlgorithm):
@@ -12,10 +12,10 @@ class SampleVAEAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "samplevae"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Inspect endmember variability model"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Decodes a grid of latent codes around each material's reference code z_p0 and shows the "
             "spectra the model generates: the variability it learned. Needs PyTorch.\n\n"
@@ -28,16 +28,15 @@ class SampleVAEAlgorithm(DeepGUAlgorithm):
             "reference in black."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile("MODEL", "DeepGU model file"))
-        self.addParameter(QgsProcessingParameterFile("BUNDLES", "Bundles (CSV)", extension="csv", optional=True))
+        self.addParameter(library_parameter("BUNDLES", "Bundles (CSV or ENVI .sli)", optional=True))
         self.addParameter(QgsProcessingParameterNumber("SPAN", "Latent half-width", QgsProcessingParameterNumber.Double,
                                                        2.0, minValue=0.0, maxValue=100.0))
         self.addParameter(QgsProcessingParameterNumber("STEPS", "Steps per latent axis",
                                                        QgsProcessingParameterNumber.Integer, 5, minValue=1,
                                                        maxValue=50))
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Generated spectra", "CSV files (*.csv)",
-                                                                optional=True))
+        self.addParameter(library_destination("OUTPUT", "Generated spectra", optional=True))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_PLOT", "Plot", "PNG files (*.png)",
                                                                 optional=True))
 

@@ -1,11 +1,10 @@
 """deepgu:synthetic - a synthetic scene with known truth (paper Section VII-A)."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
+from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
 
 from ..core.jobs import synthetic as job
 from ..core.validation import INT32_MAX, MAX_SYNTHETIC_SIDE
-from .base import DeepGUAlgorithm, advanced, write_abundance_style
+from .base import DeepGUAlgorithm, advanced, library_destination, write_abundance_style
 
 KINDS = ["DC1", "DC2"]
 
@@ -14,10 +13,10 @@ class SyntheticAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "synthetic"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Synthetic scene with known truth"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Generates a hyperspectral scene whose abundances and per-pixel endmembers are known, as in "
             "the DeepGU paper's experiments, from a USGS spectral library shipped with the plugin "
@@ -31,7 +30,7 @@ class SyntheticAlgorithm(DeepGUAlgorithm):
             "OUTPUT_ENDMEMBERS (optional): true per-pixel endmembers, materials x bands."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterEnum("KIND", "Variability model", KINDS, defaultValue=0))
         integer = QgsProcessingParameterNumber.Integer
         self.addParameter(QgsProcessingParameterNumber("ROWS", "Rows", integer, 70, minValue=2,
@@ -42,14 +41,14 @@ class SyntheticAlgorithm(DeepGUAlgorithm):
                                                        maxValue=4))
         self.addParameter(QgsProcessingParameterNumber("SNR", "SNR (dB)", QgsProcessingParameterNumber.Double,
                                                        30.0, minValue=-100.0, maxValue=200.0))
-        self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0, maxValue=INT32_MAX))
-        self.addParameter(advanced(QgsProcessingParameterNumber("EPSG", "EPSG code of the CRS", integer, 32633, minValue=1,
-                                                                maxValue=INT32_MAX)))
+        self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0,
+                                                       maxValue=INT32_MAX))
+        self.addParameter(advanced(QgsProcessingParameterNumber("EPSG", "EPSG code of the CRS", integer, 32633,
+                                                                minValue=1, maxValue=INT32_MAX)))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Scene"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_ABUNDANCES", "True abundances",
                                                                   optional=True))
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_LIBRARY", "Library spectra",
-                                                                "CSV files (*.csv)", optional=True))
+        self.addParameter(library_destination("OUTPUT_LIBRARY", "Library spectra", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_ENDMEMBERS", "True per-pixel endmembers",
                                                                   optional=True, createByDefault=False))
 

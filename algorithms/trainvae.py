@@ -1,11 +1,11 @@
 """deepgu:trainvae - one variational autoencoder per material, saved as a model file."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber)
 
 from ..core.defaults import DEFAULT_BETA, DEFAULT_EPOCHS
 from ..core.validation import INT32_MAX, MAX_BETA, MAX_EPOCHS, MAX_LATENT
-from .base import DeepGUAlgorithm, advanced
+from .base import DeepGUAlgorithm, advanced, library_parameter
 
 LOSSES = ["bce", "mse"]
 
@@ -16,10 +16,10 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
     def name(self):
         return "trainvae"
 
-    def displayName(self):  # noqa: N802
+    def displayName(self):
         return "Train endmember variability models (VAE)"
 
-    def shortHelpString(self):  # noqa: N802
+    def shortHelpString(self):
         return (
             "Learns how each material's spectrum varies in the scene: one small variational autoencoder "
             "per material (DeepGU, Tables I-II), trained on that material's bundle of pure pixels. Needs "
@@ -35,10 +35,10 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
             "spectrum and code, band count, wavelengths and training loss. It is read without executing code."
         )
 
-    def initAlgorithm(self, config=None):  # noqa: N802
+    def initAlgorithm(self, config=None):
         integer = QgsProcessingParameterNumber.Integer
-        self.addParameter(QgsProcessingParameterFile("BUNDLES", "Bundles (CSV)", extension="csv"))
-        self.addParameter(QgsProcessingParameterFile("ENDMEMBERS", "Reference endmembers (CSV)", extension="csv"))
+        self.addParameter(library_parameter("BUNDLES", "Bundles (CSV or ENVI .sli)"))
+        self.addParameter(library_parameter("ENDMEMBERS", "Reference endmembers (CSV or ENVI .sli)"))
         self.addParameter(advanced(QgsProcessingParameterNumber("LATENT_DIM", "Latent dimension", integer, 2,
                                                                 minValue=1, maxValue=MAX_LATENT)))
         self.addParameter(advanced(QgsProcessingParameterNumber("EPOCHS", "Epochs", integer, DEFAULT_EPOCHS,

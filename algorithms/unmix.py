@@ -29,7 +29,12 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             "INPUT: the image (same bands/wavelengths as the model). MODEL: file from 'Train endmember "
             "variability models'. INIT_ABUNDANCES (optional): starting abundances; default FCLS with the "
             "model's reference endmembers.\n"
-            "LAMBDA_Z (0.1), LAMBDA_A (0.01; the paper used 0.005-0.05), MAX_ITER (10), TOLERANCE (0.001). "
+            "LAMBDA_Z, LAMBDA_A: leave empty for 'auto' (the default): both are set from the data, as "
+            "rho^2 = the median squared FCLS residual of the model's references (lambda_Z = rho^2, lambda_A = "
+            "rho^2 x KAPPA_A of core/unmix.py), so they follow the data's units and band count; the log states the "
+            "values used. A number overrides (the paper: lambda_Z 0.1, lambda_A 0.005-0.05 on reflectance). "
+            "LAMBDA_Z weighs the whitened latent codes: 1 = the spread of the bundle the VAE was trained on. "
+            "MAX_ITER (10), TOLERANCE (0.001). "
             "TV (advanced): anisotropic (as the authors) or isotropic. DEVICE (advanced): auto uses a CUDA "
             "GPU when there is one. MEMORY_MB (advanced): the image is solved in square tiles of about this "
             "working size, each with an 8-pixel overlap so the smoothing leaves no seams.\n\n"
@@ -43,10 +48,10 @@ class UnmixAlgorithm(DeepGUAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
         self.addParameter(QgsProcessingParameterFile("MODEL", "DeepGU model file"))
         self.addParameter(QgsProcessingParameterRasterLayer("INIT_ABUNDANCES", "Initial abundances", optional=True))
-        self.addParameter(QgsProcessingParameterNumber("LAMBDA_Z", "Latent regularisation (lambda_Z)", double, 0.1,
-                                                       minValue=0.0, maxValue=MAX_LAMBDA))
-        self.addParameter(QgsProcessingParameterNumber("LAMBDA_A", "Spatial smoothing (lambda_A)", double, 0.01,
-                                                       minValue=0.0, maxValue=MAX_LAMBDA))
+        self.addParameter(QgsProcessingParameterNumber("LAMBDA_Z", "Latent regularisation (lambda_Z; empty = auto)",
+                                                       double, None, optional=True, minValue=0.0, maxValue=MAX_LAMBDA))
+        self.addParameter(QgsProcessingParameterNumber("LAMBDA_A", "Spatial smoothing (lambda_A; empty = auto)",
+                                                       double, None, optional=True, minValue=0.0, maxValue=MAX_LAMBDA))
         self.addParameter(QgsProcessingParameterNumber("MAX_ITER", "Maximum alternations", integer, 10, minValue=1,
                                                        maxValue=MAX_ITERATIONS))
         self.addParameter(QgsProcessingParameterNumber("TOLERANCE", "Tolerance", double, 1e-3, minValue=0.0,
@@ -74,8 +79,8 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             output_endmembers=outputs["OUTPUT_ENDMEMBERS"],
             output_latent=outputs["OUTPUT_LATENT"],
             output_rmse=outputs["OUTPUT_RMSE"],
-            lambda_z=self.parameterAsDouble(parameters, "LAMBDA_Z", context),
-            lambda_a=self.parameterAsDouble(parameters, "LAMBDA_A", context),
+            lambda_z=self.optional_number(parameters, "LAMBDA_Z", context),
+            lambda_a=self.optional_number(parameters, "LAMBDA_A", context),
             max_iter=self.parameterAsInt(parameters, "MAX_ITER", context),
             tol=self.parameterAsDouble(parameters, "TOLERANCE", context),
             tv=TV_KINDS[self.parameterAsEnum(parameters, "TV", context)],

@@ -23,14 +23,14 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line  # noqa: E402
-from core.bundles import select_bundles  # noqa: E402
-from core.fcls import fcls  # noqa: E402
-from core.metrics import evaluate  # noqa: E402
-from core.synthetic import load_library, make_scene  # noqa: E402
-from core.unmix import deepgu_unmix  # noqa: E402
-from core.vae import train_endmember_model  # noqa: E402
-from core.vca import vca  # noqa: E402
+from bench.measure import machine_line
+from core.bundles import select_bundles
+from core.fcls import fcls
+from core.metrics import evaluate
+from core.synthetic import load_library, make_scene
+from core.unmix import deepgu_unmix
+from core.vae import train_endmember_model
+from core.vca import vca
 
 
 def peak_mib():

@@ -18,7 +18,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line, measure  # noqa: E402
+from bench.measure import machine_line, measure
 
 
 def pipeline(folder, seed, lambda_a):

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line, measure  # noqa: E402
+from bench.measure import machine_line, measure
 
 SCALE = 1e-4
 NODATA = -32768

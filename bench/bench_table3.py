@@ -33,12 +33,12 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line  # noqa: E402
-from core.metrics import evaluate, match_materials  # noqa: E402
-from core.pipeline import run_pipeline  # noqa: E402
-from core.synthetic import make_scene  # noqa: E402
-from core.unmix import deepgu_unmix  # noqa: E402
-from core.vae import train_endmember_model  # noqa: E402
+from bench.measure import machine_line
+from core.metrics import evaluate, match_materials
+from core.pipeline import run_pipeline
+from core.synthetic import make_scene
+from core.unmix import deepgu_unmix
+from core.vae import train_endmember_model
 
 SIDES = {"DC1": 70, "DC2": 50}
 # Table III: (RMSE_A, SAM_M, seconds); the paper has no SAM_M for FCLS.
@@ -69,7 +69,9 @@ def oracle_bundles(scene, seed, n_pixels=N_PIXELS, purity=ORACLE_PURITY):
 
 
 def oracle_runs(scene, result, seed, lambdas):
-    """DeepGU from the pipeline's M0 and FCLS start, with VAEs trained on oracle bundles: {lambda: (scores, seconds)}."""
+    """DeepGU from the pipeline's M0 and FCLS start, with VAEs trained on oracle bundles.
+
+    Returns {lambda: (scores, seconds)}."""
     perm = match_materials(result.fcls_abundances, scene.abundances, result.reference, scene.endmembers)
     M0, A0 = result.reference[:, perm], result.fcls_abundances[perm]          # now in the true material order
     bundles = oracle_bundles(scene, seed)

@@ -22,9 +22,9 @@ from scipy.io import loadmat
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line  # noqa: E402
-from core.synthetic import load_library  # noqa: E402
-from core.vae import DEFAULT_EPOCHS, train_vaes  # noqa: E402
+from bench.measure import machine_line
+from core.synthetic import load_library
+from core.vae import DEFAULT_EPOCHS, train_vaes
 
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 EXAMPLE = os.path.join(DATA, "vae_example", "training_EM_data.mat")

@@ -27,10 +27,10 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line  # noqa: E402
-from core.synthetic import make_scene  # noqa: E402
-from core.vae import EndmemberModel, train_vaes  # noqa: E402
-from core.zstep import decode, zstep  # noqa: E402
+from bench.measure import machine_line
+from core.synthetic import make_scene
+from core.vae import EndmemberModel, train_vaes
+from core.zstep import decode, zstep
 
 MATERIALS = (0, 1)
 
@@ -52,7 +52,9 @@ def split_pixels(scene, n_train, n_test, train_purity, test_purity, seed):
 
 
 def fit_held_out(vaes, bundles, Y_test, lambda_z, calls):
-    """One-material fits of held-out pixels; returns (decoded at the encoder means, after the Z-steps), each a list of (L, n_p)."""
+    """One-material fits of held-out pixels.
+
+    Returns (decoded at the encoder means, after the Z-steps), each a list of (L, n_p)."""
     m0 = np.stack([b.mean(axis=1) for b in bundles], axis=1)
     model = EndmemberModel(vaes, m0, np.zeros((len(vaes), vaes[0].sizes[-1])), [str(p) for p in MATERIALS])
     model.z0 = model.encode_mean(m0)

@@ -16,7 +16,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line, measure  # noqa: E402
+from bench.measure import machine_line, measure
 
 
 def write_scene(path, rows, cols, bands, n_materials, seed=0):

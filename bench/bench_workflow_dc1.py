@@ -11,9 +11,7 @@ the wall time of each workflow run. Needs QGIS (scripts/setup_env.sh installs it
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,26 +21,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line  # noqa: E402
-
-
-def qgis_environment(config):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=config)
-    site = subprocess.run([sys.executable, "-c", "import site; print(site.getsitepackages()[0])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    env["PYTHONPATH"] = site
-    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")], env=env, check=True,
-                   capture_output=True)
-    return env
-
-
-def run(env, algorithm, **parameters):
-    """``qgis_process.bin --json run ALG -- K=V ...``; the results dict."""
-    args = ["qgis_process.bin", "--json", "run", algorithm, "--"] + ["%s=%s" % kv for kv in parameters.items()]
-    done = subprocess.run(args, env=env, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit("%s failed:\n%s" % (algorithm, done.stdout[-2000:] + done.stderr[-2000:]))
-    return json.loads(done.stdout[done.stdout.index("{"):])["results"]
+from bench.measure import machine_line
+from bench.qgis_runner import QgisProcessError, qgis_environment, run
 
 
 def main():
@@ -61,7 +41,7 @@ def main():
                 OUTPUT_ABUNDANCES=f["truth.tif"])
             start = time.perf_counter()
             run(env, "deepgu:workflow", INPUT=f["scene.tif"], MATERIALS=3, LAMBDA_A=args.lambda_a, SEED=seed,
-                **{"vca:ENDMEMBERS_CSV": f["em.csv"], "fcls:FCLS_ABUNDANCES": f["fcls.tif"],
+                **{"endmembers:ENDMEMBERS_CSV": f["em.csv"], "fcls:FCLS_ABUNDANCES": f["fcls.tif"],
                    "bundles:BUNDLES_CSV": f["bundles.csv"], "trainvae:MODEL_FILE": f["model.pt"],
                    "unmix:DEEPGU_ABUNDANCES": f["deepgu.tif"]})
             seconds = time.perf_counter() - start
@@ -76,4 +56,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except QgisProcessError as error:
+        sys.exit(str(error))

@@ -103,21 +103,28 @@ class TempTarget:
     """A registered temporary file beside ``path`` that :func:`commit` turns into ``path``.
 
     ``name`` is the parameter named in error messages; ``sidecars``: remove the
-    old file's ``.aux.xml``/``.qml`` on commit (rasters).
+    old file's ``.aux.xml``/``.qml`` on commit (rasters). ``tmp``: adopt that
+    temporary path, a file another library writes beside ours (GDAL's ENVI
+    header), instead of creating one; it is registered before it exists.
     """
 
-    def __init__(self, path, name="OUTPUT", sidecars=False):
+    def __init__(self, path, name="OUTPUT", sidecars=False, tmp=None):
         self.path = os.path.abspath(path)
         self.name = name
         self.sidecars = sidecars
         check_target(self.path, name)
         _install_handlers()
+        self.state = "open"        # then "deferred" (inside together()) or "committed"
+        if tmp is not None:
+            self.tmp = os.path.abspath(tmp)
+            with _LOCK:
+                _PENDING.add(self.tmp)
+            return
         try:
             fd, self.tmp = tempfile.mkstemp(prefix=".deepgu-", suffix=os.path.splitext(path)[1] or ".tmp",
                                             dir=os.path.dirname(self.path))
         except OSError as exc:
             raise self.error(exc) from None
-        self.state = "open"        # then "deferred" (inside together()) or "committed"
         with _LOCK:
             _PENDING.add(self.tmp)
         try:
@@ -140,11 +147,13 @@ class TempTarget:
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
 
-    def _remove_sidecars(self):
+    def _remove_sidecars(self, keep=()):
+        """Delete the old file's sidecars, except the paths in ``keep`` (committed with this file)."""
         stem = os.path.splitext(self.path)[0]
         for sidecar in [self.path + s for s in _SIDECAR_SUFFIXES] + [stem + e for e in _SIDECAR_EXTENSIONS]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(sidecar)
+            if sidecar not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(sidecar)
 
 
 @contextlib.contextmanager
@@ -210,7 +219,7 @@ def commit(targets):
                 with contextlib.suppress(OSError):
                     os.unlink(backup)
             if target.sidecars:
-                target._remove_sidecars()
+                target._remove_sidecars(keep={committed.path for committed in targets})
 
 
 @contextlib.contextmanager

@@ -50,7 +50,8 @@ def plot_model(model, path_png, bundles=None, span=2.0, steps=5, what="OUTPUT_PL
     """Write a PNG with one panel per material: generated spectra (colour), bundle (grey), ``m_p0`` (black).
 
     ``bundles``: optional list of (L, n_p) arrays; at most :data:`MAX_BUNDLE_LINES` pixels of each are drawn.
-    Uses matplotlib's Agg canvas directly, so no global backend is changed.
+    Uses matplotlib's Agg canvas directly, so no global backend is changed. The PNG is written at exactly
+    ``path_png`` (no extension added), atomically.
     """
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg

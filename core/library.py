@@ -13,7 +13,10 @@ follow with the pixel each spectrum came from. Then one row per band::
 
 An endmember set is the same file with one column per material.
 
-Reading accepts a UTF-8 byte-order mark and refuses, naming the file: more
+Files named ``.sli`` (or their ``.hdr``) are ENVI spectral libraries instead
+(:mod:`core.envi_library`); the format follows the extension (:func:`core.formats.library_format`).
+
+Reading (either format) accepts a UTF-8 byte-order mark (CSV) and refuses, naming the file: more
 than :data:`.validation.MAX_MATERIALS` distinct materials, values beyond
 :data:`.validation.MAX_ABS_VALUE`, and material names starting with ``=``,
 ``+``, ``-``, ``@``, a tab or a carriage return, which a spreadsheet opening the
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import envi_library, formats
 from .atomic import atomic_output
 from .errors import DeepGUError
 from .validation import MAX_ABS_VALUE, check_materials
@@ -93,6 +97,8 @@ def write_spectra(path, spectra, materials, wavelengths=None, rows=None, cols=No
     if spectra.ndim != 2 or spectra.shape[1] != len(materials):
         raise DeepGUError("spectra must be (bands, %d), got %s" % (len(materials), spectra.shape))
     check_material_names(what, materials)
+    if formats.library_format(path, writing=True) == formats.ENVI:
+        return envi_library.write(path, spectra, materials, wavelengths, rows, cols, what=what)
     with atomic_output(path, "w", what=what, newline="") as f:
         out = csv.writer(f)
         out.writerow(["wavelength" if wavelengths is not None else "band"] + [str(m) for m in materials])
@@ -117,7 +123,14 @@ def _number(text, path, line):
 
 
 def read_spectra(path):
-    """Read a library or bundle CSV; raise :class:`DeepGUError` naming any problem."""
+    """Read a library or bundle (CSV or ENVI); raise :class:`DeepGUError` naming any problem."""
+    if formats.library_format(path) == formats.ENVI:
+        spectral_set = SpectralSet(*envi_library.read(path))
+        check_materials(path, len(set(spectral_set.materials)))
+        check_material_names(path, spectral_set.materials)
+        if np.any(np.abs(spectral_set.spectra) > MAX_ABS_VALUE):
+            raise DeepGUError("%s holds values beyond +-%g" % (path, MAX_ABS_VALUE))
+        return spectral_set
     if not os.path.isfile(path):
         raise DeepGUError("spectral library not found: %s" % path)
     try:

@@ -33,7 +33,8 @@ def rmse(X, X_true):
 
 
 def _per_pixel(M, name):
-    """Endmembers as ``(L, P, N)``: per-pixel ``(L, P, N)`` / ``(L, P, rows, cols)``, or constant ``(L, P)`` -> N = 1."""
+    """Endmembers as ``(L, P, N)``: per-pixel ``(L, P, N)`` / ``(L, P, rows, cols)``, or constant ``(L, P)``
+    -> N = 1."""
     M = np.asarray(M)
     if M.ndim not in (2, 3, 4):
         raise DeepGUError("%s must be (L, P), (L, P, N) or (L, P, rows, cols), got %s" % (name, M.shape))

@@ -8,7 +8,8 @@ The file is ``torch.save`` of a plain dict (strings, numbers, lists, tensors)::
     n_bands, latent_dim, wavelengths (L,) float64 tensor or None
     materials       list over materials of dicts:
                     name, layer_sizes [L, h1, h2, h3, K], scale, m0 (L,) float64, z0 (K,) in the weights' dtype,
-                    bundle_size, loss_curve (epochs,), weights {parameter name: tensor}
+                    bundle_size, loss_curve (epochs,), weights {parameter name: tensor},
+                    code_spread (K, K) (optional: files without it decode with the identity)
 
 It is read with ``torch.load(..., weights_only=True)``, which rebuilds only
 such plain data and refuses any other pickled object, so opening a file never
@@ -81,6 +82,7 @@ def _pack(model):
             "bundle_size": int(model.bundle_sizes[p]),
             "loss_curve": _tensor(model.loss_curves[p]),
             "weights": {key: value.detach().cpu().clone() for key, value in vae.state_dict().items()},
+            "code_spread": model.code_spread[p].detach().cpu().clone(),
         }
         for p, vae in enumerate(model.vaes)
     ]
@@ -169,6 +171,20 @@ def _build_vae(path, p, entry, n_bands, latent_dim):
     return vae.eval().requires_grad_(False)
 
 
+def _code_spread(path, materials, latent_dim):
+    """(P, K, K) code spread of the material entries, None when the file has none; checked finite and regular."""
+    if not all("code_spread" in entry for entry in materials):
+        return None
+    spread = torch.stack([torch.as_tensor(entry["code_spread"], dtype=torch.float64) for entry in materials])
+    if spread.shape[1:] != (latent_dim, latent_dim):
+        raise DeepGUError("%s is damaged (code spread of shape %s for latent size %d)"
+                          % (path, tuple(spread.shape[1:]), latent_dim))
+    diagonal = torch.diagonal(spread, dim1=1, dim2=2)
+    if not bool(torch.isfinite(spread).all()) or not bool((diagonal > 0).all()):
+        raise DeepGUError("%s is damaged (code spread not finite or not positive)" % path)
+    return spread
+
+
 def load_model(path):
     """Read a model written by :func:`save_model`; raises :class:`DeepGUError` on any foreign or damaged file."""
     data = _read(path)
@@ -205,11 +221,12 @@ def load_model(path):
             wavelengths=None if wavelengths is None else wavelengths.numpy(),
             loss_curves=[entry["loss_curve"].numpy() for entry in materials],
             bundle_sizes=[int(entry["bundle_size"]) for entry in materials],
+            code_spread=_code_spread(path, materials, latent_dim),
         )
     except DeepGUError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        raise DeepGUError("%s is damaged (%s: %s)" % (path, type(exc).__name__, exc))
+        raise DeepGUError("%s is damaged (%s: %s)" % (path, type(exc).__name__, exc)) from None
 
 
 def check_compatible(model, n_bands, wavelengths=None, tolerance_nm=1.0):

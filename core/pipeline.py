@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bundles import DEFAULT_WINDOW, local_purity, select_bundles
+from .defaults import DEFAULT_EPOCHS
+from .endmembers import image_strips, refine_purest, vca_best
 from .fcls import fcls
 from .feedback import SubFeedback, ensure
-from .defaults import DEFAULT_EPOCHS
-from .unmix import deepgu_unmix
-from .vae import train_endmember_model
+from .unmix import AUTO, deepgu_unmix
+from .vae import MIN_BUNDLE_PIXELS, train_endmember_model
 from .vca import vca
 
 
@@ -23,18 +24,20 @@ from .vca import vca
 class PipelineResult:
     """Every intermediate of the pipeline; images are ``(.., rows, cols)``, NaN outside the mask."""
 
-    reference: np.ndarray          # (L, P) VCA endmembers M0
+    reference: np.ndarray          # (L, P) reference endmembers M0
     fcls_abundances: np.ndarray    # (P, rows, cols)
     model: object                  # EndmemberModel
     unmixed: object                # UnmixResult
     seconds: dict = field(default_factory=dict)
 
 
-def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="spatial", n_pixels=200, window=DEFAULT_WINDOW,
-                 latent_dim=2, epochs=DEFAULT_EPOCHS, lambda_z=0.1, lambda_a=0.01, max_iter=10, tol=1e-3,
-                 device="cpu", names=None, feedback=None):
+def run_pipeline(Y, n_materials, mask=None, seed=0, endmember_method="refined", bundle_method="spatial",
+                 n_pixels=200, window=DEFAULT_WINDOW, latent_dim=2, epochs=DEFAULT_EPOCHS, lambda_z=AUTO,
+                 lambda_a=AUTO, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
     """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels).
 
+    ``endmember_method``: ``"refined"`` (the workflow's: VCA with restarts, then
+    :func:`core.endmembers.refine_purest`) or ``"vca"`` (the paper's, one run).
     ``bundle_method`` and ``n_pixels`` are those of :func:`core.bundles.select_bundles`;
     ``"spatial"`` (the default) measures purity on the FCLS abundances over ``window x window``
     neighbourhoods; the paper's choice is ``"nearest"`` with 100 pixels.
@@ -47,8 +50,11 @@ def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="spatial", n_p
     seconds = {}
 
     start = time.perf_counter()
-    M0 = vca(pixels, n_materials, seed=seed).endmembers
-    seconds["vca"] = time.perf_counter() - start
+    if endmember_method == "refined":
+        M0 = refine_purest(image_strips(Y, mask), vca_best(pixels, n_materials, seed=seed)[0], window=window)[0]
+    else:
+        M0 = vca(pixels, n_materials, seed=seed).endmembers
+    seconds["endmembers"] = time.perf_counter() - start
 
     start = time.perf_counter()
     A0 = np.full((n_materials, rows, cols), np.nan)
@@ -58,7 +64,7 @@ def run_pipeline(Y, n_materials, mask=None, seed=0, bundle_method="spatial", n_p
     start = time.perf_counter()
     purity = local_purity(A0, mask, window)[:, mask] if bundle_method == "spatial" else None
     bundles = [spectra for spectra, _ in select_bundles(pixels, M0, bundle_method, n_pixels=n_pixels, seed=seed,
-                                                        purity=purity)]
+                                                        purity=purity, min_pixels=MIN_BUNDLE_PIXELS)]
     seconds["bundles"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -3,11 +3,12 @@
 Reading gives float32 blocks ``(bands, rows, cols)`` with the band scale/offset
 applied and a validity mask ``(rows, cols)``: a pixel is valid only when every
 band is finite and differs from the band's nodata value. Writing goes to a
-temporary GeoTIFF beside the target that is renamed into place only when the
+temporary file beside the target that is renamed into place only when the
 whole raster has been written, so a failure or a cancel never leaves a
 half-written output: :class:`RasterWriter` checks every GDAL write and the
 close, and commits through :mod:`.atomic` (umask permissions, stale sidecars
-removed, all-or-nothing sets).
+removed, all-or-nothing sets). The format follows the output's extension
+(:mod:`core.formats`): GeoTIFF, or ENVI with band names and wavelengths in its header.
 
 Wavelengths are read (in nanometres) from, in order: GDAL band metadata
 ``wavelength``/``wavelength_units`` (ENVI driver, and what we write), the ENVI
@@ -22,14 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal, osr
 
+from . import formats
 from .atomic import TempTarget, commit
 from .errors import DeepGUError
 from .validation import check_declared_size, check_value_range
 
 #: nodata value written to every floating-point output.
 NODATA = -9999.0
-
-_MICRO_UNITS = ("micrometer", "micrometers", "micrometre", "micrometres", "micron", "microns", "um", "µm")
 
 
 @dataclass
@@ -82,15 +82,6 @@ def _open(path, update=False):
     return ds
 
 
-def _to_nanometres(values, units):
-    """Convert wavelengths to nm; unitless values below 30 are taken as micrometres."""
-    values = np.asarray(values, dtype=np.float64)
-    units = (units or "").strip().lower()
-    if units in _MICRO_UNITS or (not units and np.nanmax(values) < 30.0):
-        return values * 1000.0
-    return values
-
-
 def _parse_list(text):
     return [float(v) for v in re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", text)]
 
@@ -102,16 +93,25 @@ def _read_wavelengths(ds):
     values = [_parse_list(b.GetMetadataItem("wavelength") or "") for b in bands]
     if all(values):     # a band without a number (missing, "n/a") leaves the wavelengths unknown
         units = bands[0].GetMetadataItem("wavelength_units") or ds.GetMetadataItem("wavelength_units")
-        return _to_nanometres([v[0] for v in values], units)
+        return formats.to_nanometres([v[0] for v in values], units)
     envi = ds.GetMetadata("ENVI") or {}
     if "wavelength" in envi:
         parsed = _parse_list(envi["wavelength"])
         if len(parsed) == n:
-            return _to_nanometres(parsed, envi.get("wavelength_units"))
+            return formats.to_nanometres(parsed, envi.get("wavelength_units"))
     imagery = [_parse_list(b.GetMetadataItem("CENTRAL_WAVELENGTH_UM", "IMAGERY") or "") for b in bands]
     if all(imagery):
         return np.array([v[0] for v in imagery]) * 1000.0
     return None
+
+
+def _band_names(ds):
+    """Band descriptions; for ENVI files the header's ``band names`` (GDAL appends the wavelength to those)."""
+    envi = (ds.GetMetadata("ENVI") or {}).get("band_names", "")
+    names = [name.strip() for name in envi.strip().strip("{}").split(",")] if envi else []
+    if len(names) == ds.RasterCount:
+        return names
+    return [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)]
 
 
 def open_raster(path, name=""):
@@ -140,7 +140,7 @@ def open_raster(path, name=""):
         scales=[b.GetScale() if b.GetScale() is not None else 1.0 for b in bands],
         offsets=[b.GetOffset() if b.GetOffset() is not None else 0.0 for b in bands],
         wavelengths=_read_wavelengths(ds),
-        band_names=[b.GetDescription() for b in bands],
+        band_names=_band_names(ds),
         name=name,
         _dataset=ds,
     )
@@ -242,10 +242,12 @@ class _GdalErrors:
 
 
 class RasterWriter:
-    """Write a float32 GeoTIFF block by block; it appears at ``path`` only when committed.
+    """Write a float32 GeoTIFF or ENVI raster (by extension, :mod:`core.formats`) block by block; it appears
+    at ``path`` only when committed (an ENVI output named ``x.hdr`` is written as ``x.dat`` + ``x.hdr``).
 
     The raster is written to a :class:`.atomic.TempTarget` (``name`` is the
-    parameter named in errors); every GDAL write and the final close are
+    parameter named in errors), the ENVI header and any ``.aux.xml`` GDAL
+    writes beside it to companion targets committed with it; every GDAL write and the final close are
     checked, and any GDAL error (a full disk, a quota) fails with "cannot write
     NAME 'path': reason", deleting the temporary file and leaving an existing
     file at ``path`` untouched. Use as a context manager: leaving the block
@@ -258,17 +260,20 @@ class RasterWriter:
     """
 
     def __init__(self, path, like, n_bands, band_names=None, wavelengths=None, rows=None, cols=None, name="OUTPUT"):
-        self.target = TempTarget(path, name, sidecars=True)
+        self.driver = formats.raster_driver(path)
+        self.target = TempTarget(formats.raster_data_path(path), name, sidecars=True)
         self.path = self.target.path
+        self._ds = None
+        self._companions = []
         rows = like.rows if rows is None else rows
         cols = like.cols if cols is None else cols
-        options = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"]  # unwritten = nodata
-        if n_bands > 1:
-            options.append("INTERLEAVE=BAND")
         try:
+            # the files GDAL writes beside the temporary data file (ENVI header, .aux.xml), committed with it
+            for tmp, final in zip(formats.raster_sidecars(self.target.tmp, self.driver),
+                                  formats.raster_sidecars(self.path, self.driver)):
+                self._companions.append(TempTarget(final, name, tmp=tmp))
             with _GdalErrors() as errors:
-                ds = gdal.GetDriverByName("GTiff").Create(self.target.tmp, cols, rows, n_bands, gdal.GDT_Float32,
-                                                          options)
+                ds = formats.create_raster(self.target.tmp, self.driver, cols, rows, n_bands, NODATA)
                 if ds is not None:
                     ds.SetGeoTransform(like.transform)
                     if like.crs_wkt:
@@ -281,6 +286,8 @@ class RasterWriter:
                         if wavelengths is not None:
                             band.SetMetadataItem("wavelength", "%g" % wavelengths[i])
                             band.SetMetadataItem("wavelength_units", "Nanometers")
+                    if self.driver == formats.ENVI:
+                        formats.write_envi_header_items(ds, self.path, wavelengths)
             self._ds = ds
             self._check(errors, ds is None)
         except BaseException:
@@ -300,28 +307,34 @@ class RasterWriter:
         self._check(errors, failed)
 
     def finish(self):
-        """Flush and close the temporary file, checking that GDAL wrote all of it (not yet committed)."""
+        """Flush and close the temporary file, checking that GDAL wrote all of it; return the
+        :class:`.atomic.TempTarget` list to commit (the data file and the sidecars GDAL wrote beside it)."""
         with _GdalErrors() as errors:
             self._ds.FlushCache()
             self._ds = None         # closes the dataset: the last tiles and the header are written here
         self._check(errors)
         if os.path.getsize(self.target.tmp) == 0:
             raise self.target.error("the file is empty after writing")
+        written = [sidecar for sidecar in self._companions if os.path.exists(sidecar.tmp)]
+        for sidecar in self._companions:
+            if sidecar not in written:
+                sidecar.discard()
+        return [self.target] + written
 
     def close(self):
-        """Finish the file and move it to its final path (removing the old file's sidecars)."""
+        """Finish the file and move it, with its header or sidecars, to its final path (removing stale sidecars)."""
         try:
-            self.finish()
-            commit([self.target])
+            commit(self.finish())
         except BaseException:
             self.abort()
             raise
 
     def abort(self):
-        """Discard the temporary file."""
+        """Discard the temporary files."""
         with _GdalErrors():
             self._ds = None
-        self.target.discard()
+        for target in [self.target] + self._companions:
+            target.discard()
 
     def __enter__(self):
         return self
@@ -392,9 +405,7 @@ class OutputSet:
         writers = list(self._writers.values())
         try:
             if exc_type is None:
-                for writer in writers:
-                    writer.finish()
-                commit([writer.target for writer in writers])
+                commit([target for writer in writers for target in writer.finish()])
         finally:
             for writer in writers:
                 writer.abort()      # no-op for committed files

@@ -115,6 +115,19 @@ def abundance_maps(n_materials, rows, cols, rng):
     return weights.astype(np.float32)
 
 
+def cap_abundances(abundances, max_abundance):
+    """Abundances ``(P, ...)`` with no value above ``max_abundance``, still on the simplex (no pure pixels).
+
+    A pixel whose largest abundance ``m`` exceeds the cap ``c`` is pulled towards the uniform mixture:
+    ``a' = w a + (1 - w) / P`` with ``w = (c - 1/P) / (m - 1/P)``, so its largest abundance becomes
+    exactly ``c``; the other pixels are unchanged. Needs ``1/P < c <= 1``.
+    """
+    P = abundances.shape[0]
+    largest = abundances.max(axis=0, keepdims=True).astype(np.float64)
+    weight = np.where(largest > max_abundance, (max_abundance - 1.0 / P) / np.maximum(largest - 1.0 / P, 1e-12), 1.0)
+    return (weight * abundances + (1.0 - weight) / P).astype(np.float32)
+
+
 def piecewise_linear_factors(count, wavelengths, rng):
     """``count`` random piecewise-linear functions of wavelength, sampled at the bands: ``(L, count)`` float32.
 
@@ -157,7 +170,7 @@ def smooth_spectral_basis(wavelengths):
     return np.cos(np.pi * np.arange(DC2_BASIS)[:, None] * t[None, :])
 
 
-def _validate(kind, rows, cols, snr_db, n_materials, n_library):
+def _validate(kind, rows, cols, snr_db, n_materials, n_library, max_abundance):
     kind = str(kind).upper()
     if kind not in KINDS:
         raise DeepGUError("unknown scene kind %r: use one of %s" % (kind, ", ".join(KINDS)))
@@ -174,6 +187,13 @@ def _validate(kind, rows, cols, snr_db, n_materials, n_library):
         snr_ok = False
     if not snr_ok:
         raise DeepGUError("snr_db must be a finite number, got %r" % (snr_db,))
+    try:
+        cap_ok = 1.0 / n_materials < float(max_abundance) <= 1.0
+    except (TypeError, ValueError):
+        cap_ok = False
+    if not cap_ok:
+        raise DeepGUError("max_abundance must be in (1/%d, 1] (above the uniform mixture of %d materials), got %r"
+                          % (n_materials, n_materials, max_abundance))
     return kind
 
 
@@ -198,11 +218,13 @@ def _library_spectra(library):
     return wavelengths, spectra, names
 
 
-def make_scene(kind="DC1", rows=70, cols=70, snr_db=30.0, seed=0, n_materials=3, library=None):
+def make_scene(kind="DC1", rows=70, cols=70, snr_db=30.0, seed=0, n_materials=3, library=None, max_abundance=1.0):
     """Generate a synthetic scene with known abundances and per-pixel endmembers.
 
     The first ``n_materials`` spectra of ``library`` (default: the shipped USGS library) are
-    the references ``m_p``; abundances come from :func:`abundance_maps`; per-pixel endmembers
+    the references ``m_p``; ``library`` is None, a library CSV path or a :func:`load_library`-style
+    tuple. Abundances come from :func:`abundance_maps`, capped at ``max_abundance`` by
+    :func:`cap_abundances` when it is below 1 (a scene with no pure pixels); per-pixel endmembers
     are ``m_pn = psi_pn (.) m_p`` with ``psi`` from :func:`piecewise_linear_factors` (DC1) or
     ``psi_p(lambda, x, y) = 1 + DC2_AMPLITUDE * sum_j c_pj b_j(lambda) g_pj(x, y)`` (DC2), where
     ``b_j`` is :func:`smooth_spectral_basis`, ``g_pj`` Gaussian random fields rescaled to
@@ -214,7 +236,7 @@ def make_scene(kind="DC1", rows=70, cols=70, snr_db=30.0, seed=0, n_materials=3,
     with P = 5: 4 GB); they are built in blocks of pixels without larger temporaries.
     """
     wavelengths, spectra, names = _library_spectra(library)
-    kind = _validate(kind, rows, cols, snr_db, n_materials, spectra.shape[1])
+    kind = _validate(kind, rows, cols, snr_db, n_materials, spectra.shape[1], max_abundance)
     rows, cols, P = int(rows), int(cols), int(n_materials)
     reference = spectra[:, :P].copy()
     names = list(names[:P])
@@ -222,6 +244,8 @@ def make_scene(kind="DC1", rows=70, cols=70, snr_db=30.0, seed=0, n_materials=3,
     rng = np.random.default_rng(seed)
 
     abundances = abundance_maps(P, rows, cols, rng)
+    if max_abundance < 1.0:
+        abundances = cap_abundances(abundances, float(max_abundance))
     if kind == "DC2":
         basis = smooth_spectral_basis(wavelengths)                                  # (J, L)
         fields = gaussian_fields(P * DC2_BASIS, rows, cols, correlation_length(rows, cols), rng)

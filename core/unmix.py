@@ -20,11 +20,13 @@ A-step, so early that J rose by up to 30x between iterations on a
 2000 x 2000 scene's tiles; 1e-3 with the guard is both monotone and faster,
 because the Z-step then starts close to its solution.) Only valid pixels take part; nodata pixels are NaN in every output.
 
-The Z-step returns, per pixel, the Gram statistics of [G(Z_n), dG/dZ] at its
-codes (:class:`.zstep.PixelStats`): the A-step takes M_n^T M_n and M_n^T y_n
-from them and the next Z-step starts from them, so the decoder is evaluated
-only where the codes move; the first statistics, all at Z0, cost one decoder
-call. The per-pixel endmembers G(Z_n) are decoded once, at the end.
+Latent codes are whitened by each material's code spread (:mod:`.latent`): the solver's
+variables are ``u`` with ``z_p = z0_p + C_p u_p``, so ``lambda_Z/2 ||u||^2`` penalises the
+Mahalanobis distance from the reference code in units of the spread of the codes the
+VAE was trained on (the identity for models without a spread: the paper's prior).
+
+Regularisation that needs no tuning (``lambda_z`` / ``lambda_a`` = ``"auto"``): both weights are
+set from levels measured on the initial fit (:mod:`.regularisation`).
 """
 
 import time
@@ -36,6 +38,8 @@ import torch
 from .astep import PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, project_simplex
 from .errors import DeepGUError
 from .feedback import ensure
+from .latent import TRUST_RADIUS, WhitenedModel, trust_distances
+from .regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from .validation import check_value_range
 from .zstep import PixelStats, decode, zstep
 
@@ -52,7 +56,8 @@ class UnmixResult:
     reconstruction RMSE sqrt(mean_l (y - G(Z_n) a_n)^2); history: one dict per
     outer iteration (iteration, objective = data + z_reg + lambda_A tv, data, z_reg,
     tv, change_a, change_z, z_converged, z_iterations, admm_iterations, a_accepted,
-    z_seconds, seconds); n_iter; converged: the relative-change test stopped the loop.
+    z_seconds, seconds); n_iter; converged: the relative-change test stopped the loop;
+    lambda_z, lambda_a: the weights used; report: :func:`variability_report`.
     """
 
     abundances: np.ndarray
@@ -62,6 +67,9 @@ class UnmixResult:
     history: list = field(default_factory=list)
     n_iter: int = 0
     converged: bool = False
+    lambda_z: float = 0.0
+    lambda_a: float = 0.0
+    report: list = field(default_factory=list)
 
 
 def resolve_device(device):
@@ -99,8 +107,11 @@ def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
         raise DeepGUError("the image has %d bands but the model has %d" % (Y.shape[0], model.n_bands))
     if A_init is not None and A_init.shape != (model.n_materials,) + Y.shape[1:]:
         raise DeepGUError("A_init must be %s, got %s" % ((model.n_materials,) + Y.shape[1:], A_init.shape))
-    if not (np.isfinite(lambda_z) and np.isfinite(lambda_a) and lambda_z >= 0 and lambda_a >= 0):
-        raise DeepGUError("lambda_Z and lambda_A must be finite and >= 0 (got %g, %g)" % (lambda_z, lambda_a))
+    for name, value in (("lambda_Z", lambda_z), ("lambda_A", lambda_a)):
+        if is_auto(value):
+            continue
+        if isinstance(value, str) or not np.isfinite(value) or value < 0:
+            raise DeepGUError("%s must be 'auto' or a finite number >= 0, got %r" % (name, value))
     if max_iter < 1 or not (np.isfinite(tol) and tol > 0):
         raise DeepGUError("max_iter must be >= 1 and tol finite and > 0 (got %d, %g)" % (max_iter, tol))
     check_value_range("the image", Y[np.isfinite(Y)])
@@ -136,9 +147,9 @@ def _to_grid(values, mask):
     return out
 
 
-def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, max_iter=10, tol=1e-3,
+def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO, max_iter=10, tol=1e-3,
                  tv="anisotropic", device="cpu", feedback=None, dtype=torch.float64,
-                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192):
+                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192, levels=None):
     """DeepGU (module docstring) on an image.
 
     Parameters
@@ -149,7 +160,9 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
     mask : (rows, cols) bool, True at valid pixels (default: pixels finite in every band;
         non-finite pixels are always invalid).
     A_init : (P, rows, cols) initial abundances (projected onto the simplex); default FCLS with m0.
-    lambda_z, lambda_a : regularisation weights; max_iter, tol : outer loop limits.
+    lambda_z, lambda_a : regularisation weights, or "auto" (module docstring); max_iter, tol : outer loop limits.
+    levels : :class:`.regularisation.Levels` that "auto" uses (default: measured on this image with the
+        initial abundances; pass the same levels to every tile of a scene).
     tv : "anisotropic" (default), "group" or "isotropic" (see :mod:`.astep`).
     device : "cpu", "cuda" or "auto". dtype : precision of the solver algebra
         (the decoder runs in the model's own dtype).
@@ -166,9 +179,12 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
     _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv)
     dev = resolve_device(device)
     mask = _valid_mask(Y, mask)
-    model = model.to(dev)
     grid = PixelGrid(mask, dev)
     Yv = torch.as_tensor(Y[:, mask].T, dtype=dtype, device=dev).contiguous()
+    # the solver works on Y / unit (unit = the data's RMS), so every tolerance is independent of the units
+    unit = max(float(Yv.pow(2).mean().sqrt()), float(torch.finfo(dtype).tiny))
+    Yv = Yv / unit
+    model = WhitenedModel(model.to(dev), unit)
     yy = (Yv * Yv).sum(1)
     if A_init is None:
         A = fcls_batched(torch.as_tensor(model.m0, dtype=dtype, device=dev), Yv)
@@ -177,6 +193,14 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
         if not np.all(np.isfinite(A_valid)):
             raise DeepGUError("A_init has non-finite values at valid pixels")
         A = project_simplex(torch.as_tensor(A_valid, dtype=dtype, device=dev))
+    auto = is_auto(lambda_z) or is_auto(lambda_a)
+    if auto and levels is None:
+        levels = measure_levels(Y, model.model.m0, _to_grid(A, mask), mask)
+    lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
+    feedback.info("regularisation: lambda_Z %.4g, lambda_A %.4g%s" % (
+        lambda_z, lambda_a, " (auto: %s)" % describe(levels) if auto else ""))
+    scene_lambdas = lambda_z, lambda_a
+    lambda_z, lambda_a = lambda_z / unit ** 2, lambda_a / unit ** 2       # the cost / unit^2
     z0 = model.z0.to(device=dev, dtype=dtype)
     Z = z0.expand(grid.n_pixels, -1, -1).clone()
     stats = PixelStats.shared(model, z0, Yv)
@@ -197,6 +221,7 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
         change_a, change_z = _rel_change(A_new, A), _rel_change(zres.Z, Z)
         A, Z = A_new, zres.Z
         z_reg = 0.5 * lambda_z * float(((Z - z0) ** 2).sum())
+        total, data, z_reg = total * unit ** 2, data * unit ** 2, z_reg * unit ** 2      # in scene units
         history.append({
             "iteration": it, "objective": total + z_reg, "data": data, "z_reg": z_reg, "tv": tv_val,
             "change_a": change_a, "change_z": change_z,
@@ -217,12 +242,44 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=0.1, lambda_a=0.01, 
     feedback.check_canceled()
     A, _, _ = _guarded_astep(stats, yy, grid, lambda_a, A, tv, FINAL_ADMM_TOL, final_admm_max_iter, admm_state)
     M = decode(model, Z, chunk_size)
-    residual = Yv - torch.einsum("nlp,np->nl", M, A)
+    residual = (Yv - torch.einsum("nlp,np->nl", M, A)) * unit
+    report = variability_report(model, Z, M)
+    M = M * unit
+    for line in report_lines(report):
+        feedback.info(line)
     feedback.set_progress(100.0)
     return UnmixResult(
         abundances=_to_grid(A, mask),
-        latent=_to_grid(Z, mask),
+        latent=_to_grid(model.codes(Z), mask),
         endmembers=_to_grid(M, mask),
         rmse=_to_grid(residual.pow(2).mean(1).sqrt(), mask),
         history=history, n_iter=it, converged=converged,
+        lambda_z=scene_lambdas[0], lambda_a=scene_lambdas[1], report=report,
     )
+
+
+def variability_report(model, U, M):
+    """Per material: how far the per-pixel endmembers moved from the reference, and trust-region exits.
+
+    ``U`` (N, P, K) whitened codes, ``M`` (N, L, P) per-pixel endmembers. Returns a list over
+    materials of dicts: name, median_angle and p95_angle (degrees between G_p(z_pn) and m0_p),
+    outside (fraction of pixels with ||u_pn|| > TRUST_RADIUS).
+    """
+    m0 = torch.as_tensor(model.m0, dtype=M.dtype, device=M.device)
+    cos = (M * m0).sum(1) / (M.norm(dim=1) * m0.norm(dim=0)).clamp(min=torch.finfo(M.dtype).tiny)
+    angles = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))                  # (N, P)
+    outside = (trust_distances(U) > TRUST_RADIUS).to(M.dtype).mean(0)
+    quantiles = torch.quantile(angles, torch.tensor([0.5, 0.95], dtype=M.dtype, device=M.device), dim=0)
+    return [{"name": name, "median_angle": float(quantiles[0, p]), "p95_angle": float(quantiles[1, p]),
+             "outside": float(outside[p])} for p, name in enumerate(_names(model.model))]
+
+
+def _names(model):
+    return getattr(model, "names", None) or ["material %d" % (p + 1) for p in range(model.n_materials)]
+
+
+def report_lines(report):
+    """One log line per material of :func:`variability_report`."""
+    return ["%s: per-pixel endmembers %.2f deg from the reference (median; 95%% within %.2f deg); "
+            "%.1f%% of pixels outside the trust region" % (r["name"], r["median_angle"], r["p95_angle"],
+                                                           100.0 * r["outside"]) for r in report]

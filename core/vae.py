@@ -37,6 +37,7 @@ machine), and one thread also keeps the arithmetic order fixed.
 
 import contextlib
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -47,7 +48,12 @@ from .defaults import DEFAULT_BETA, DEFAULT_EPOCHS
 from .errors import DeepGUError
 from .feedback import ensure
 
+# torch's forward-mode AD (torch.func.jvp, the Z-step's Jacobians) compiles its decompositions with
+# torch.jit.script on first use, which torch deprecates: a warning on every run that no user can act on.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
+
 SCALE_MARGIN = 1.25
+CODE_SPREAD_FLOOR = 0.1     # relative floor of the code spread's standard deviation (see code_spread)
 LEARNING_RATE = 1e-3
 MIN_BUNDLE_PIXELS = 3
 LOSSES = ("bce", "mse")
@@ -238,10 +244,14 @@ class EndmemberModel:
     ``m0`` (L, P) NumPy reference endmembers; ``z0`` (P, K) torch tensor, their
     encoder means, on the decoders' device and in their dtype (it moves with
     :meth:`to`); ``vaes`` the P :class:`MaterialVAE`; ``loss_curves`` P NumPy
-    arrays (epochs,); ``bundle_sizes`` (P,) ints.
+    arrays (epochs,); ``bundle_sizes`` (P,) ints; ``code_spread`` (P, K, K) torch tensor
+    like ``z0``: per material, the lower Cholesky factor ``C_p`` of the covariance of the
+    encoder means of its bundle, i.e. the region of latent space the VAE was trained on
+    (:func:`code_spread`; the identity for models saved without it).
     """
 
-    def __init__(self, vaes, m0, z0, names, wavelengths=None, loss_curves=None, bundle_sizes=None):
+    def __init__(self, vaes, m0, z0, names, wavelengths=None, loss_curves=None, bundle_sizes=None,
+                 code_spread=None):
         self.vaes = list(vaes)
         self.m0 = np.asarray(m0, dtype=np.float64)
         weight = self._parameter()
@@ -252,6 +262,9 @@ class EndmemberModel:
         self.loss_curves = [np.asarray(c, dtype=np.float64) for c in curves]
         sizes = np.zeros(len(self.vaes)) if bundle_sizes is None else bundle_sizes
         self.bundle_sizes = np.asarray(sizes, dtype=np.int64)
+        if code_spread is None:
+            code_spread = torch.eye(self.latent_dim).expand(len(self.vaes), -1, -1)
+        self.code_spread = torch.as_tensor(code_spread, dtype=weight.dtype, device=weight.device).clone()
 
     @property
     def n_bands(self):
@@ -278,6 +291,7 @@ class EndmemberModel:
         for vae in self.vaes:
             vae.to(device=device, dtype=dtype)
         self.z0 = self.z0.to(device=device, dtype=dtype)
+        self.code_spread = self.code_spread.to(device=device, dtype=dtype)
         return self
 
     def decode(self, z):
@@ -321,6 +335,26 @@ def train_endmember_model(bundles, m0, names, wavelengths=None, latent_dim=2, ep
     bundles = _check_bundles(bundles, n_bands)
     vaes, curves = train_vaes(bundles, latent_dim, epochs, seed, loss, beta, feedback)
     model = EndmemberModel(vaes, m0, torch.zeros(n_materials, int(latent_dim)), names, wavelengths, curves,
-                           [b.shape[1] for b in bundles])
+                           [b.shape[1] for b in bundles], code_spread(vaes, bundles))
     model.z0 = model.encode_mean(m0)
     return model
+
+
+def code_spread(vaes, bundles, floor=CODE_SPREAD_FLOOR):
+    """(P, K, K) lower Cholesky factors of the covariance of each bundle's encoder means.
+
+    ``bundles`` P arrays (L, n_p) in scene units. ``C_p C_p^T = cov(mu_p(x)) + floor^2 tr/K I`` over the
+    bundle's pixels, with ``floor`` relative to the mean variance so a degenerate bundle
+    (identical pixels, n_p <= K) still gives a regular factor.
+    """
+    factors = []
+    for vae, bundle in zip(vaes, bundles):
+        param = next(vae.parameters())
+        x = torch.as_tensor(np.asarray(bundle, dtype=np.float64).T / vae.scale, dtype=param.dtype)
+        with torch.no_grad():
+            codes = vae.encode(x.clamp(min=0.0))[0].double().numpy()
+        k = codes.shape[1]
+        cov = np.cov(codes.T).reshape(k, k) if codes.shape[0] > 1 else np.zeros((k, k))
+        level = max(float(np.trace(cov)) / k, 1e-12)
+        factors.append(np.linalg.cholesky(cov + floor ** 2 * level * np.eye(k)))
+    return torch.as_tensor(np.stack(factors))

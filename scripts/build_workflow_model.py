@@ -1,43 +1,68 @@
-"""Build models/deepgu_workflow.model3: VCA -> FCLS -> bundles -> trainvae -> unmix, the paper's defaults.
+"""Build models/deepgu_workflow.model3: endmembers -> FCLS -> bundles -> trainvae -> unmix.
 
 Run with the plugin importable (QGIS's Python, torch not needed):
-    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/build_workflow_model.py
-The .model3 is committed; rerun this after changing an algorithm's parameters.
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/build_workflow_model.py [--output PATH]
+The .model3 is committed (tests/test_workflow_model.py checks that this script rebuilds it); rerun
+this after changing the tables below or an algorithm's parameters. To change the workflow, edit
+the tables: PARAMETERS (the model's inputs and the child parameters each feeds), STEPS (the
+children, their links and outputs), STATIC (fixed child settings) and OUTPUT_LABELS.
+Defaults of PARAMETERS reach the children however the model is run: deepgu:workflow
+(algorithms/workflow.py) fills the ones a caller leaves out.
 """
 
+import argparse
 import importlib.util
 import os
 import sys
+from collections import namedtuple
 
-from qgis.PyQt.QtCore import QPointF
-from qgis.core import (QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
+os.environ.setdefault("QT_HASH_SEED", "0")      # Qt writes XML attributes in hash order: keep the file stable
+
+from qgis.PyQt.QtCore import QPointF  # noqa: E402
+from qgis.core import (QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,  # noqa: E402
                        QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
                        QgsProcessingModelParameter, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, "models", "deepgu_workflow.model3")
+INTEGER, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
 
-# model parameter -> (child parameter it feeds, in which children)
-INPUTS = {"INPUT": ("INPUT", ["vca", "fcls", "bundles", "unmix"]),
-          "MATERIALS": ("ENDMEMBERS", ["vca"]),
-          "SEED": ("SEED", ["vca", "bundles", "trainvae"]),
-          "LAMBDA_A": ("LAMBDA_A", ["unmix"])}
+
+class Parameter(namedtuple("Parameter", "name label number_type default minimum help feeds")):
+    """A model input: a raster layer (number_type None) or a number; ``feeds`` maps child id -> child parameter."""
+
+
+# The model's inputs, in dialog order.
+PARAMETERS = [
+    Parameter("INPUT", "Hyperspectral image", None, None, None, "Hyperspectral image.",
+              {"endmembers": "INPUT", "fcls": "INPUT", "bundles": "INPUT", "unmix": "INPUT"}),
+    Parameter("MATERIALS", "Number of materials", INTEGER, 3, 2, "Number of materials P.",
+              {"endmembers": "ENDMEMBERS"}),
+    Parameter("SEED", "Random seed", INTEGER, 0, 0, "Random seed of every random step.",
+              {"endmembers": "SEED", "bundles": "SEED", "trainvae": "SEED"}),
+    Parameter("LAMBDA_A", "Spatial smoothing (lambda_A; empty = auto)", DOUBLE, None, 0.0,
+              "Spatial smoothing of the abundances; empty (the default) = auto, set from the data "
+              "(core/regularisation.py); a number overrides it (the paper's grid on reflectance: 0.005-0.05).",
+              {"unmix": "LAMBDA_A"}),
+]
 # (child id, algorithm, {child parameter: (child id, its output)}, {model output name: child output})
 STEPS = [
-    ("vca", "deepgu:vca", {}, {"ENDMEMBERS_CSV": "OUTPUT"}),
-    ("fcls", "deepgu:fcls", {"ENDMEMBERS": ("vca", "OUTPUT")}, {"FCLS_ABUNDANCES": "OUTPUT"}),
-    ("bundles", "deepgu:bundles", {"ENDMEMBERS": ("vca", "OUTPUT"), "ABUNDANCES": ("fcls", "OUTPUT")},
+    ("endmembers", "deepgu:endmembers", {}, {"ENDMEMBERS_CSV": "OUTPUT"}),
+    ("fcls", "deepgu:fcls", {"ENDMEMBERS": ("endmembers", "OUTPUT")}, {"FCLS_ABUNDANCES": "OUTPUT"}),
+    ("bundles", "deepgu:bundles", {"ENDMEMBERS": ("endmembers", "OUTPUT"), "ABUNDANCES": ("fcls", "OUTPUT")},
      {"BUNDLES_CSV": "OUTPUT"}),
-    ("trainvae", "deepgu:trainvae", {"BUNDLES": ("bundles", "OUTPUT"), "ENDMEMBERS": ("vca", "OUTPUT")},
+    ("trainvae", "deepgu:trainvae", {"BUNDLES": ("bundles", "OUTPUT"), "ENDMEMBERS": ("endmembers", "OUTPUT")},
      {"MODEL_FILE": "OUTPUT"}),
     ("unmix", "deepgu:unmix", {"MODEL": ("trainvae", "OUTPUT"), "INIT_ABUNDANCES": ("fcls", "OUTPUT")},
      {"DEEPGU_ABUNDANCES": "OUTPUT", "DEEPGU_ENDMEMBERS": "OUTPUT_ENDMEMBERS", "DEEPGU_RMSE": "OUTPUT_RMSE"}),
 ]
 # Fixed child settings that differ from the algorithms' defaults: spatially pure bundles of 200 pixels
-# (bench/bench_table3.py: on DC1 they halve DeepGU's abundance error against the paper's nearest-angle bundles).
-STATIC = {"bundles": {"METHOD": 3, "N_PIXELS": 200}}
-OUTPUT_LABELS = {"ENDMEMBERS_CSV": "Reference endmembers (VCA)", "FCLS_ABUNDANCES": "FCLS abundances",
+# (bench/bench_table3.py: on DC1 they halve DeepGU's abundance error against the paper's nearest-angle bundles),
+# down to the VAE's minimum of 3 pixels for a material that dominates few pixels (bench/bench_accuracy.py's
+# four-material scenes).
+STATIC = {"bundles": {"METHOD": 3, "N_PIXELS": 200, "MIN_PIXELS": 3}}
+OUTPUT_LABELS = {"ENDMEMBERS_CSV": "Reference endmembers", "FCLS_ABUNDANCES": "FCLS abundances",
                  "BUNDLES_CSV": "Bundles", "MODEL_FILE": "VAE model file", "DEEPGU_ABUNDANCES": "DeepGU abundances",
                  "DEEPGU_ENDMEMBERS": "DeepGU per-pixel endmembers", "DEEPGU_RMSE": "DeepGU reconstruction RMSE"}
 
@@ -57,36 +82,32 @@ def build():
     model = QgsProcessingModelAlgorithm("workflow", "DeepGU")
     model.setName("workflow")
     model.setGroup("DeepGU")
-    model.setHelpContent({
-        "ALG_DESC": "The whole DeepGU pipeline (Borsoi et al. 2019, Algorithm 1) with the paper's defaults: "
-                    "VCA reference endmembers, FCLS initial abundances, bundles of the 200 spatially purest "
+    model.setHelpContent(dict({
+        "ALG_DESC": "The whole DeepGU pipeline (Borsoi et al. 2019, Algorithm 1): reference endmembers "
+                    "(deepgu:endmembers, 'refined': VCA with restarts, then the mean of each material's "
+                    "spatially purest pixels), FCLS initial abundances, bundles of the 200 spatially purest "
                     "pixels per material (FCLS abundance averaged over 5 x 5 pixels), one VAE per "
-                    "material, DeepGU unmixing (lambda_Z = 0.1).",
-        "INPUT": "Hyperspectral image.", "MATERIALS": "Number of materials P.",
-        "SEED": "Random seed of every random step.",
-        "LAMBDA_A": "Spatial smoothing of the abundances (0.05, the authors' demo value; the paper's grid is "
-                    "0.005-0.05).",
-    })
-    parameters = [
-        QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"),
-        QgsProcessingParameterNumber("MATERIALS", "Number of materials", QgsProcessingParameterNumber.Integer, 3,
-                                     minValue=2),
-        QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer, 0, minValue=0),
-        QgsProcessingParameterNumber("LAMBDA_A", "Spatial smoothing (lambda_A)", QgsProcessingParameterNumber.Double,
-                                     0.05, minValue=0.0),
-    ]
-    for parameter in parameters:
-        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
-    for index, parameter in enumerate(parameters):
-        model.parameterComponent(parameter.name()).setPosition(QPointF(120 + 220 * index, 60))
+                    "material, DeepGU unmixing with regularisation set from the data (auto). "
+                    "Required: INPUT, MATERIALS and the DeepGU abundances output; the other outputs are "
+                    "optional (temporary files unless given).",
+    }, **{p.name: p.help for p in PARAMETERS}))
+    for index, p in enumerate(PARAMETERS):
+        if p.number_type is None:
+            parameter = QgsProcessingParameterRasterLayer(p.name, p.label)
+        else:
+            parameter = QgsProcessingParameterNumber(p.name, p.label, p.number_type, p.default,
+                                                     optional=p.default is None, minValue=p.minimum)
+        model.addModelParameter(parameter, QgsProcessingModelParameter(p.name))
+        model.parameterComponent(p.name).setPosition(QPointF(120 + 220 * index, 60))
     for index, (child_id, algorithm_id, links, outputs) in enumerate(STEPS):
         child = QgsProcessingModelChildAlgorithm(algorithm_id)
         child.setChildId(child_id)
         child.setPosition(QPointF(200 + 120 * index, 180 + 110 * index))
         child.setDescription(QgsApplication.processingRegistry().algorithmById(algorithm_id).displayName())
-        for name, (target, children) in INPUTS.items():
-            if child_id in children:
-                child.addParameterSources(target, [QgsProcessingModelChildParameterSource.fromModelParameter(name)])
+        for p in PARAMETERS:
+            if child_id in p.feeds:
+                child.addParameterSources(p.feeds[child_id],
+                                          [QgsProcessingModelChildParameterSource.fromModelParameter(p.name)])
         for target, value in STATIC.get(child_id, {}).items():
             child.addParameterSources(target, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
         for target, (source_child, source_output) in links.items():
@@ -98,7 +119,8 @@ def build():
             output.setPosition(QPointF(520 + 120 * index, 180 + 110 * index + 30 * offset))
             output.setChildId(child_id)
             output.setChildOutputName(child_output)
-            if name != "DEEPGU_ABUNDANCES":     # the rest go to temporary files unless asked for
+            if name != "DEEPGU_ABUNDANCES":     # a temporary file in the dialog (qgis_process 3.22 still asks for
+                                                # the file outputs: a FileDestination's check ignores its default)
                 output.setMandatory(False)
                 output.setDefaultValue("TEMPORARY_OUTPUT")
             model_outputs[name] = output
@@ -108,14 +130,17 @@ def build():
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default=TARGET, help="where to write the model (default: %(default)s)")
+    target = parser.parse_args().output
     app = QgsApplication([], False)
     app.initQgis()
     plugin = load_plugin()  # noqa: F841 (keeps the provider alive while the model is built)
-    os.makedirs(os.path.dirname(TARGET), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     model = build()
-    if not model.toFile(TARGET):
-        sys.exit("could not write %s" % TARGET)
-    print("wrote %s" % TARGET)
+    if not model.toFile(target):
+        sys.exit("could not write %s" % target)
+    print("wrote %s" % target)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ run() { echo "+ qgis_process.bin run $*" >&2; qgis_process.bin run "$@" >"$out/l
 
 run deepgu:synthetic -- KIND=0 ROWS=70 COLS=70 SNR=30 SEED=1 OUTPUT="$out/scene.tif" \
     OUTPUT_ABUNDANCES="$out/truth.tif" OUTPUT_ENDMEMBERS="$out/truth_endmembers.tif" OUTPUT_LIBRARY="$out/library.csv"
-run deepgu:workflow -- INPUT="$out/scene.tif" MATERIALS=3 LAMBDA_A=0.05 SEED=1 \
-    vca:ENDMEMBERS_CSV="$out/endmembers.csv" fcls:FCLS_ABUNDANCES="$out/fcls.tif" \
+run deepgu:workflow -- INPUT="$out/scene.tif" MATERIALS=3 SEED=1 \
+    endmembers:ENDMEMBERS_CSV="$out/endmembers.csv" fcls:FCLS_ABUNDANCES="$out/fcls.tif" \
     bundles:BUNDLES_CSV="$out/bundles.csv" trainvae:MODEL_FILE="$out/model.pt" \
     unmix:DEEPGU_ABUNDANCES="$out/deepgu.tif" unmix:DEEPGU_ENDMEMBERS="$out/deepgu_endmembers.tif"
 for method in fcls deepgu; do

@@ -1,18 +1,17 @@
 """Shared test set-up: the repository root is importable, so ``import core`` works."""
 
 import os
+import shutil
+import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
-
-import shutil
-import subprocess
-
-import pytest
 
 
 def _qgis_available():
@@ -68,3 +67,14 @@ def read_only_folder(tmp_path):
     folder.chmod(0o555)
     yield str(folder) if not os.access(str(folder), os.W_OK) else "/proc/1"
     folder.chmod(0o755)
+
+
+@pytest.fixture
+def one_thread():
+    """These problems are tiny: one torch thread avoids OpenMP waits on a busy machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

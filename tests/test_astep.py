@@ -8,7 +8,8 @@ from scipy.optimize import minimize, nnls
 from core.astep import (PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, normal_equations,
                         project_simplex)
 from core.errors import DeepGUError
-from test_zstep import one_thread  # noqa: F401  (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 F64 = torch.float64
 
@@ -133,7 +134,10 @@ def test_tv_lowers_the_objective_stays_on_simplex_and_denoises(tv):
     obj = abundance_objective(G, b, yy, A, grid, lam, tv)[0]
     assert obj <= abundance_objective(G, b, yy, A_fcls, grid, lam, tv)[0]
     assert obj <= abundance_objective(G, b, yy, A_init, grid, lam, tv)[0]
-    rmse = lambda X: float(((X - A_true) ** 2).mean().sqrt())  # noqa: E731
+
+    def rmse(X):
+        return float(((X - A_true) ** 2).mean().sqrt())
+
     assert rmse(A) < 0.5 * rmse(A_fcls)
 
 

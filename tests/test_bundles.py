@@ -129,7 +129,7 @@ def test_auto_bundles_collect_vertices(scene):
     bundles = select_bundles(Y, M, "auto", max_angle_deg=3.0, n_subsets=30, min_pixels=3, seed=0)
     again = select_bundles(Y, M, "auto", max_angle_deg=3.0, n_subsets=30, min_pixels=3, seed=0)
     angles = spectral_angles(Y, M)
-    for p, ((spectra, indices), (_, indices2)) in enumerate(zip(bundles, again)):
+    for p, ((_, indices), (_, indices2)) in enumerate(zip(bundles, again)):
         np.testing.assert_array_equal(indices, indices2)
         assert len(np.unique(indices)) == len(indices) >= 3
         assert np.all(angles[p, indices] <= np.deg2rad(3.0))

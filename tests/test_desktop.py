@@ -23,8 +23,8 @@ def test_toolbox_and_unmix_dialog(tmp_path):
     env = qgis_env(tmp_path / "cfg")
     env.pop("QT_QPA_PLATFORM")
     env["DEEPGU_DESKTOP_OUT"] = ARTIFACTS
-    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")], env=dict(env, QT_QPA_PLATFORM="offscreen"),
-                   check=True, capture_output=True)
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")],
+                   env=dict(env, QT_QPA_PLATFORM="offscreen"), check=True, capture_output=True)
     report_path = os.path.join(ARTIFACTS, "report.json")
     if os.path.exists(report_path):
         os.unlink(report_path)
@@ -34,11 +34,11 @@ def test_toolbox_and_unmix_dialog(tmp_path):
     with open(report_path) as f:
         report = json.load(f)
     assert "error" not in report, report.get("error")
-    expected = ["deepgu:%s" % n for n in ("bundles", "fcls", "metrics", "samplevae", "synthetic", "trainvae",
-                                          "unmix", "vca", "workflow")]
+    expected = ["deepgu:%s" % n for n in ("bundles", "endmembers", "fcls", "metrics", "samplevae", "synthetic",
+                                          "trainvae", "unmix", "vca", "workflow")]
     assert report["algorithms"] == expected
     assert len(report["toolbox"]) == len(expected) and "DeepGU unmixing" in report["toolbox"]
-    assert "workflow" in report["toolbox"]
+    assert "DeepGU workflow (endmembers, FCLS, bundles, VAEs, unmixing)" in report["toolbox"]
     assert report["dialog_title"] == "DeepGU unmixing"
     for png in ("desktop.png", "unmix_dialog.png"):
         assert os.path.getsize(os.path.join(ARTIFACTS, png)) > 10000

@@ -7,7 +7,7 @@ from scipy.optimize import nnls
 import core.fcls as fcls_module
 from core.errors import Canceled, DeepGUError
 from core.fcls import fcls, fcls_per_pixel, reconstruction_rmse, solve_simplex_qp
-from core.feedback import Feedback
+from helpers import Recorder
 
 
 def reference_fcls(Y, M, delta=1e4):
@@ -126,17 +126,6 @@ def test_reconstruction_rmse():
     np.testing.assert_allclose(reconstruction_rmse(M @ A, M, A), 0.0, atol=1e-15)
 
 
-class Recorder(Feedback):
-    def __init__(self, cancel=False):
-        self.progress, self.cancel = [], cancel
-
-    def set_progress(self, percent):
-        self.progress.append(percent)
-
-    def is_canceled(self):
-        return self.cancel
-
-
 def test_progress_and_cancel(monkeypatch):
     monkeypatch.setattr(fcls_module, "CHUNK", 10)
     rng = np.random.default_rng(0)
@@ -145,7 +134,7 @@ def test_progress_and_cancel(monkeypatch):
     fcls(Y, M, recorder)
     assert recorder.progress == pytest.approx([100 * 10 / 35, 100 * 20 / 35, 100 * 30 / 35, 100.0])
     with pytest.raises(Canceled):
-        fcls(Y, M, Recorder(cancel=True))
+        fcls(Y, M, Recorder(cancel_after=0))
 
 
 @pytest.mark.parametrize("call,message", [

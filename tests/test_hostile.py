@@ -22,9 +22,9 @@ import torch
 from osgeo import gdal
 
 from conftest import ROOT, qgis_env, require_qgis
+from helpers import Recorder
 from core import atomic
 from core.errors import Canceled, DeepGUError
-from core.feedback import Feedback
 from core.jobs import bundles as bundles_job
 from core.jobs import fcls as fcls_job
 from core.jobs import synthetic as synthetic_job
@@ -200,7 +200,7 @@ def test_array_api_refuses_non_finite_weights_and_huge_values(files):
     from core.unmix import deepgu_unmix
     data, _, _ = read_all(files["scene.tif"])
     model = load_model(files["model.pt"])
-    with pytest.raises(DeepGUError, match="lambda_Z and lambda_A must be finite"):
+    with pytest.raises(DeepGUError, match="lambda_A must be .auto. or a finite number >= 0"):
         deepgu_unmix(data[:, :4, :4], model, lambda_a=float("nan"))
     with pytest.raises(DeepGUError, match="the image has values up to"):
         deepgu_unmix(data[:, :4, :4] * np.float32(1e30), model)
@@ -333,7 +333,7 @@ def test_sparse_tiff_is_refused_before_reading(files, tmp_path, out):
     sparse = str(tmp_path / "sparse.tif")
     ds = gdal.GetDriverByName("GTiff").Create(sparse, 100_000, 100_000, 3, gdal.GDT_Float32,
                                               ["SPARSE_OK=TRUE", "TILED=YES", "BIGTIFF=YES"])
-    ds = None
+    del ds      # closes the file
     lib = str(tmp_path / "lib.csv")
     write_spectra(lib, np.eye(3), ["a", "b", "c"])
     start = time.time()
@@ -506,21 +506,9 @@ def test_memory_floor_keeps_tiles_sensible():
 
 # --- row 12: cancel ---------------------------------------------------------------------------
 
-class CancelAfter(Feedback):
-    """Cancels once ``calls`` cancellation checks have passed; counts them."""
-
-    def __init__(self, calls):
-        self.calls = calls
-        self.checks = 0
-
-    def is_canceled(self):
-        self.checks += 1
-        return self.checks > self.calls
-
-
 def test_training_cancel_is_checked_per_mini_batch(files):
     bundle = read_spectra(files["bundles.csv"]).spectra[:, :30]
-    feedback = CancelAfter(4)           # mini-batches of 10 pixels: 3 per epoch; canceled in epoch 2
+    feedback = Recorder(cancel_after=4, counting="checks")   # mini-batches of 10: 3 per epoch; canceled in epoch 2
     start = time.time()
     with pytest.raises(Canceled):
         train_vaes([bundle], epochs=100_000, feedback=feedback)

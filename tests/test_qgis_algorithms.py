@@ -11,20 +11,7 @@ import pytest
 from conftest import ROOT, qgis_env, require_qgis
 from core.library import read_spectra
 from core.raster_io import NODATA, open_raster, read_all
-
-
-def run_json(qgis_process, algorithm, **parameters):
-    """Run an algorithm, assert success and return its JSON results."""
-    done = qgis_process("run", algorithm, "--json", "--", *["%s=%s" % kv for kv in parameters.items()])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(done.stdout[done.stdout.index("{"):])["results"]
-
-
-def run_fails(qgis_process, algorithm, **parameters):
-    """Run an algorithm expected to fail; return its combined output."""
-    done = qgis_process.run(algorithm, **parameters)
-    assert done.returncode != 0, done.stdout[-2000:]
-    return done.stdout + done.stderr
+from helpers import run_fails, run_json
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +68,10 @@ def test_vca_fcls_metrics_chain(qgis_process, scene, tmp_path):
                        OUTPUT_REPORT=report)
     # The paper reports FCLS RMSE_A of 0.06-0.12 on scenes with variability (Table III).
     assert 0.02 < results["RMSE_A"] < 0.15
+    assert results["RMSE_M"] is None and results["SAM_M"] is None       # not computed: null, never -1
     with open(report) as f:
-        assert abs(json.load(f)["RMSE_A"] - results["RMSE_A"]) < 1e-9
+        written = json.load(f)
+    assert abs(written["RMSE_A"] - results["RMSE_A"]) < 1e-9 and "RMSE_M" not in written
 
 
 def test_nodata_pixels_stay_nodata(qgis_process, scene, tmp_path):

@@ -1,6 +1,5 @@
 """Integration: bundles -> trainvae -> samplevae -> unmix and the workflow model, through qgis_process.bin."""
 
-import json
 import os
 
 import numpy as np
@@ -11,7 +10,7 @@ from conftest import SHARED_DATA
 from core.bundles import local_purity
 from core.library import read_spectra
 from core.raster_io import NODATA, georeference, open_raster, read_all, write_raster
-from test_qgis_algorithms import run_fails, run_json
+from helpers import run_fails, run_json
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def test_spatial_bundles_through_qgis_process(qgis_process, trained, tmp_path):
     bundles = read_spectra(out)
     A, valid, _ = read_all(fcls_tif)
     purity = local_purity(A, valid, 3)
-    for p, (name, spectra, rows, cols) in enumerate(bundles.by_material()):
+    for p, (_, spectra, rows, cols) in enumerate(bundles.by_material()):
         assert spectra.shape[1] == 30
         owner = purity[:, rows, cols].argmax(axis=0)
         assert np.all(owner == p)
@@ -70,6 +69,13 @@ def test_model_inspection_writes_csv_and_png(qgis_process, trained, tmp_path):
     assert generated.spectra.shape == (198, 27) and generated.material_names() == ["EM1", "EM2", "EM3"]
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    plot = str(tmp_path / "plot")                      # no extension: written, and reported, as given
+    results = run_json(qgis_process, "deepgu:samplevae", MODEL=trained["model.pt"], STEPS=2,
+                       OUTPUT=str(tmp_path / "gen.sli"), OUTPUT_PLOT=plot)
+    assert results["OUTPUT_PLOT"] == plot and not os.path.exists(plot + ".png")
+    with open(plot, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert read_spectra(str(tmp_path / "gen.sli")).spectra.shape == (198, 12)
 
 
 def test_unmix_writes_georeferenced_outputs_and_keeps_nodata(qgis_process, trained, tmp_path):
@@ -155,10 +161,10 @@ def test_workflow_model_runs_the_whole_pipeline(qgis_process, tmp_path):
     run_json(qgis_process, "deepgu:synthetic", KIND=0, ROWS=30, COLS=30, SEED=2, OUTPUT=scene,
              OUTPUT_ABUNDANCES=truth)
     abundances = str(tmp_path / "deepgu.tif")
-    results = run_json(qgis_process, "deepgu:workflow", INPUT=scene, MATERIALS=3, SEED=2, LAMBDA_A=0.05,
-                       **{"unmix:DEEPGU_ABUNDANCES": abundances, "trainvae:MODEL_FILE": str(tmp_path / "m.pt"),
-                          "vca:ENDMEMBERS_CSV": str(tmp_path / "em.csv"), "fcls:FCLS_ABUNDANCES": str(tmp_path / "f.tif"),
-                          "bundles:BUNDLES_CSV": str(tmp_path / "b.csv")})
+    run_json(qgis_process, "deepgu:workflow", INPUT=scene, MATERIALS=3, SEED=2, LAMBDA_A=0.05,
+             **{"unmix:DEEPGU_ABUNDANCES": abundances, "trainvae:MODEL_FILE": str(tmp_path / "m.pt"),
+                "endmembers:ENDMEMBERS_CSV": str(tmp_path / "em.csv"), "fcls:FCLS_ABUNDANCES": str(tmp_path / "f.tif"),
+                "bundles:BUNDLES_CSV": str(tmp_path / "b.csv")})
     assert os.path.exists(abundances) and os.path.exists(str(tmp_path / "m.pt"))
     assert [g[1].shape[1] for g in read_spectra(str(tmp_path / "b.csv")).by_material()] == [200, 200, 200]
     A, valid, info = read_all(abundances)

@@ -154,6 +154,25 @@ def test_custom_library_and_material_selection(tmp_path):
     assert make_scene("DC1", rows=4, cols=4, n_materials=3, library=str(path)).names == ["a", "b", "c"]
 
 
+def test_max_abundance_cap_leaves_no_pure_pixel_and_keeps_mixed_ones():
+    free = make_scene("DC1", rows=30, cols=30, n_materials=3, seed=5)
+    capped = make_scene("DC1", rows=30, cols=30, n_materials=3, seed=5, max_abundance=0.8)
+    assert free.abundances.max() > 0.95
+    assert capped.abundances.max() == pytest.approx(0.8, abs=1e-6) and capped.abundances.min() >= 0
+    np.testing.assert_allclose(capped.abundances.sum(axis=0), 1.0, atol=1e-5)
+    mixed = free.abundances.max(axis=0) <= 0.8
+    assert 0 < mixed.mean() < 1
+    np.testing.assert_array_equal(capped.abundances[:, mixed], free.abundances[:, mixed])
+    # Pixels above the cap move along the line to the uniform mixture (1/3, 1/3, 1/3).
+    pure = ~mixed
+    direction = free.abundances[:, pure] - 1.0 / 3
+    moved = capped.abundances[:, pure] - 1.0 / 3
+    weight = moved.max(axis=0) / direction.max(axis=0)
+    assert np.all((weight > 0) & (weight < 1))
+    np.testing.assert_allclose(moved, weight * direction, atol=1e-6)
+    np.testing.assert_array_equal(capped.endmembers, free.endmembers)     # same variability draw
+
+
 @pytest.mark.parametrize("kwargs, words", [
     (dict(kind="DC3"), "kind"),
     (dict(rows=1), "rows"),
@@ -163,6 +182,9 @@ def test_custom_library_and_material_selection(tmp_path):
     (dict(snr_db=float("nan")), "snr_db"),
     (dict(snr_db="high"), "snr_db"),
     (dict(library=([1, 2, 3], np.ones((3, 2)), ["x"])), "library"),
+    (dict(max_abundance=0.3), "max_abundance"),
+    (dict(max_abundance=1.2), "max_abundance"),
+    (dict(max_abundance="all"), "max_abundance"),
 ])
 def test_bad_parameters(kwargs, words):
     with pytest.raises(DeepGUError, match=words):

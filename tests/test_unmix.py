@@ -7,9 +7,11 @@ from scipy.ndimage import gaussian_filter
 
 from core.astep import fcls_batched
 from core.errors import Canceled, DeepGUError
-from core.feedback import Feedback
 from core.unmix import deepgu_unmix, resolve_device
-from test_zstep import ToyModel, one_thread  # noqa: F401  (autouse fixture)
+from helpers import Recorder
+from toy_model import ToyModel
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_field(rng, shape, sigma):
@@ -31,20 +33,6 @@ def toy_scene(model, rows=16, cols=16, z_spread=0.6, snr_db=35.0, seed=0):
     Y = np.einsum("nlp,pn->ln", M, A.reshape(P, -1))
     Y += rng.standard_normal(Y.shape) * np.sqrt((Y ** 2).mean() / 10 ** (snr_db / 10))
     return Y.reshape(-1, rows, cols), A
-
-
-class Recorder(Feedback):
-    def __init__(self, cancel_after=None):
-        self.messages, self.progress, self.cancel_after = [], [], cancel_after
-
-    def info(self, message):
-        self.messages.append(message)
-
-    def set_progress(self, percent):
-        self.progress.append(percent)
-
-    def is_canceled(self):
-        return self.cancel_after is not None and len(self.messages) >= self.cancel_after
 
 
 def rmse_a(A, truth):
@@ -89,7 +77,9 @@ def test_exact_data_converges_early():
     feedback = Recorder()
     res = deepgu_unmix(Y, model, lambda_a=0.0, max_iter=10, feedback=feedback)
     assert res.converged and res.n_iter == 1 < 10
-    assert len(res.history) == len(feedback.messages) == 1
+    iterations = [m for m in feedback.messages if m.startswith("DeepGU iteration")]
+    assert len(res.history) == len(iterations) == 1
+    assert feedback.messages[0].startswith("regularisation: lambda_Z")
     assert feedback.progress[-1] == 100.0
     np.testing.assert_allclose(res.abundances, A, atol=1e-6)
     assert res.history[0]["change_z"] < 1e-3 and res.history[0]["change_a"] < 1e-3
@@ -137,7 +127,7 @@ def test_cancel_and_bad_input():
     model = ToyModel()
     Y, _ = toy_scene(model, rows=6, cols=6)
     with pytest.raises(Canceled):
-        deepgu_unmix(Y, model, max_iter=5, feedback=Recorder(cancel_after=1))
+        deepgu_unmix(Y, model, max_iter=5, feedback=Recorder(cancel_after=1, counting="messages"))
     with pytest.raises(DeepGUError):
         deepgu_unmix(Y[:-1], model)
     with pytest.raises(DeepGUError):

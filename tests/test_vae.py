@@ -10,8 +10,8 @@ from conftest import SHARED_DATA
 from core.bundles import spectral_angles
 from core.errors import Canceled, DeepGUError
 from core.inspect_model import plot_model, sample_latent_grid
-from core.feedback import Feedback
 from core.vae import EndmemberModel, MaterialVAE, encoder_sizes, train_endmember_model, train_vaes
+from helpers import Recorder
 
 EXAMPLE = os.path.join(SHARED_DATA, "vae_example", "training_EM_data.mat")
 
@@ -64,7 +64,7 @@ def test_same_seed_same_weights():
     bundles = [rng.uniform(0.2, 0.6, (30, 12)), rng.uniform(0.1, 0.3, (30, 9))]
     (a, curves_a), (b, _), (c, _) = (train_vaes(bundles, epochs=4, seed=s) for s in (3, 3, 4))
     for va, vb, vc in zip(a, b, c):
-        for (name, wa), wb, wc in zip(va.state_dict().items(), vb.state_dict().values(), vc.state_dict().values()):
+        for (name, wa), wb in zip(va.state_dict().items(), vb.state_dict().values()):
             assert torch.equal(wa, wb), name
         assert not torch.equal(va.output.weight, vc.output.weight)
     assert [len(curve) for curve in curves_a] == [4, 4]
@@ -123,17 +123,6 @@ def test_endmember_model_shapes_and_units():
     torch.testing.assert_close(G64, G.double(), rtol=1e-5, atol=1e-6)
 
 
-class Recorder(Feedback):
-    def __init__(self, cancel_at=None):
-        self.progress, self.cancel_at = [], cancel_at
-
-    def set_progress(self, percent):
-        self.progress.append(percent)
-
-    def is_canceled(self):
-        return self.cancel_at is not None and len(self.progress) >= self.cancel_at
-
-
 def test_feedback_progress_and_cancel():
     bundles = [np.full((8, 6), 0.5), np.full((8, 6), 0.3)]
     recorder = Recorder()
@@ -141,7 +130,7 @@ def test_feedback_progress_and_cancel():
     assert len(recorder.progress) == 6 and recorder.progress[-1] == pytest.approx(100.0)
     assert recorder.progress == sorted(recorder.progress)
     with pytest.raises(Canceled):
-        train_vaes(bundles, epochs=3, feedback=Recorder(cancel_at=2))
+        train_vaes(bundles, epochs=3, feedback=Recorder(cancel_after=2))
 
 
 @pytest.mark.parametrize("bundles, message", [

@@ -5,51 +5,9 @@ import pytest
 import torch
 
 from core.zstep import PixelStats, decode, decode_with_jacobian, zstep
+from toy_model import ToyModel
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These problems are tiny: one torch thread avoids OpenMP waits on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-class ToyModel:
-    """P small random MLP decoders ``K -> H -> H -> L``, tanh hidden layers, ``scale * sigmoid`` output.
-
-    Follows the EndmemberModel protocol: ``decode`` (N, P, K) -> (N, L, P), ``z0`` (P, K), ``m0`` (L, P).
-    """
-
-    def __init__(self, n_bands=30, n_materials=3, latent_dim=2, hidden=16, scale=0.8, seed=0,
-                 dtype=torch.float64):
-        g = torch.Generator().manual_seed(seed)
-        sizes = (latent_dim, hidden, hidden, n_bands)
-        self.layers = [[(torch.randn(o, i, generator=g, dtype=dtype) * (1.5 / i ** 0.5),
-                         torch.randn(o, generator=g, dtype=dtype) * 0.5)
-                        for i, o in zip(sizes[:-1], sizes[1:])] for _ in range(n_materials)]
-        self.scale = scale
-        self.z0 = torch.randn(n_materials, latent_dim, generator=g, dtype=dtype) * 0.5
-        self.n_bands, self.n_materials, self.latent_dim = n_bands, n_materials, latent_dim
-
-    def decode(self, z):
-        out = []
-        for p, layers in enumerate(self.layers):
-            h = z[:, p]
-            for j, (w, b) in enumerate(layers):
-                h = h @ w.T + b
-                h = torch.tanh(h) if j < len(layers) - 1 else torch.sigmoid(h)
-            out.append(h * self.scale)
-        return torch.stack(out, dim=2)
-
-    @property
-    def m0(self):
-        with torch.no_grad():
-            return self.decode(self.z0[None])[0].numpy()
-
-    def to(self, device):
-        return self
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_pixels(model, n, spread=0.4, noise=1e-3, seed=1):
@@ -89,11 +47,11 @@ def test_stats_give_the_autograd_gradient_and_gauss_newton_matrix():
     H, g = stats.system(A, Z.reshape(4, -1) - z0, lam)
     f = stats.objective((Y * Y).sum(1), A, Z.reshape(4, -1) - z0, lam)
     for n in range(4):
-        def f_n(z):
+        def f_n(z, n=n):
             r = Y[n] - model.decode(z.reshape(1, 3, 2))[0] @ A[n]
             return 0.5 * (r @ r + lam * ((z - z0[0]) ** 2).sum())
 
-        def model_out(z):
+        def model_out(z, n=n):
             return model.decode(z.reshape(1, 3, 2))[0] @ A[n]
 
         z = Z[n].reshape(-1).clone()

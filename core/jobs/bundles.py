@@ -81,7 +81,8 @@ def run(input_path, endmembers_csv, output_csv, method="nearest", n_pixels=100, 
             data, valid = read_block(info, row0, n_rows)
             any_valid |= bool(valid.any())
             flat = row0 * info.cols + np.flatnonzero(valid.ravel())
-            purity = None if abundances is None else valid_pixels(_block_purity(abundances, row0, n_rows, window), valid)
+            purity = (None if abundances is None
+                      else valid_pixels(_block_purity(abundances, row0, n_rows, window), valid))
             selector.update(valid_pixels(data, valid), flat, purity)
             feedback.set_progress(100.0 * (row0 + n_rows) / info.rows)
         if not any_valid:

@@ -4,6 +4,7 @@ from ..errors import DeepGUError
 from ..paths import check_paths
 from ..validation import MAX_BETA, MAX_EPOCHS, MAX_LATENT, as_parameter, finite, integer
 from ..feedback import ensure
+from ..latent import TRUST_RADIUS, confusions
 from ..library import read_spectra
 from ..model_file import save_model
 from ..defaults import DEFAULT_BETA, DEFAULT_EPOCHS
@@ -16,7 +17,9 @@ def run(bundles_csv, endmembers_csv, output_model, latent_dim=2, epochs=DEFAULT_
 
     Materials are matched by name; every reference material needs a bundle.
     The model (weights, scaling, m_p0, z_p0, wavelengths, loss curves) goes
-    to ``output_model`` (written atomically). Returns the model.
+    to ``output_model`` (written atomically). Warns (feedback) when a material's decoder,
+    within the trust region of its codes, gets nearer to another material's reference than
+    to its own (:func:`core.latent.confusions`). Returns the model.
     """
     feedback = ensure(feedback)
     check_paths({"BUNDLES": bundles_csv, "ENDMEMBERS": endmembers_csv}, {"OUTPUT": output_model})
@@ -41,4 +44,9 @@ def run(bundles_csv, endmembers_csv, output_model, latent_dim=2, epochs=DEFAULT_
                                   wavelengths=references.wavelengths, latent_dim=latent_dim, epochs=epochs,
                                   seed=seed, loss=loss, beta=beta, feedback=feedback)
     save_model(model, output_model)
+    for p, q, to_other, to_own in confusions(model):
+        feedback.info("WARNING: within %.0f spreads of its code, the VAE of %s generates a spectrum %.2f deg from "
+                      "the reference of %s but %.2f deg from its own: the two may be confused in unmixing "
+                      "(check the references and bundles of both)" % (TRUST_RADIUS, model.names[p], to_other,
+                                                                      model.names[q], to_own))
     return model

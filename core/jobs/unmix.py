@@ -1,16 +1,22 @@
 """DeepGU unmixing of a raster, tile by tile with an overlap halo."""
 
+import numpy as np
+
 from ..errors import DeepGUError
+from ..fcls import fcls
 from ..feedback import SubFeedback, ensure
 from ..model_file import check_compatible, load_model
 from ..paths import check_paths
 from ..raster_io import OutputSet, block_rows, endmember_band_names, iter_blocks, open_raster, read_block, valid_pixels
+from ..regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from ..tiling import tile_size, tiles
 from ..unmix import deepgu_unmix
 from ..validation import MAX_ITERATIONS, MAX_LAMBDA, MAX_MEMORY_MB, ContrastCheck, as_parameter, finite, integer
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
 HALO = 8
+#: side of the central window on which ``auto`` regularisation's levels are measured (pixels).
+LEVEL_WINDOW = 256
 #: rough working memory of the solver per pixel and per band x material, in bytes.
 _BYTES_PER_PIXEL_BAND_MATERIAL = 160
 #: smallest padded tile side, whatever MEMORY_MB says: smaller tiles spend most of their work on the halo.
@@ -37,6 +43,11 @@ def _check_contrast(info, n_materials, memory_mb, feedback):
     contrast.check(info.label)
 
 
+def _weight(name, value):
+    """A regularisation weight: ``"auto"``/None as given, otherwise a finite number in ``[0, MAX_LAMBDA]``."""
+    return value if is_auto(value) else finite(name, value, 0, MAX_LAMBDA)
+
+
 def tile_layout(rows, cols, memory_mb, n_bands, n_materials, halo=HALO, feedback=None):
     """The tiles of a ``rows x cols`` image whose padded working set fits ``memory_mb``, padded side at least
     :data:`MIN_TILE` (a smaller budget is raised to it, with a note to ``feedback``)."""
@@ -48,15 +59,30 @@ def tile_layout(rows, cols, memory_mb, n_bands, n_materials, halo=HALO, feedback
     return list(tiles(rows, cols, size, halo))
 
 
+def _central_levels(info, m0):
+    """Regularisation levels of FCLS with ``m0`` on the central window of the raster."""
+    rows, cols = min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols)
+    data, valid = read_block(info, (info.rows - rows) // 2, rows, (info.cols - cols) // 2, cols)
+    if not valid.any():
+        raise DeepGUError("the central %d x %d pixels of %s are all nodata: give LAMBDA_Z and LAMBDA_A "
+                          "explicitly" % (rows, cols, info.label))
+    A = np.full((m0.shape[1],) + valid.shape, np.nan)
+    A[:, valid] = fcls(data[:, valid].astype(np.float64), m0)
+    return measure_levels(data, m0, A, valid)
+
+
 def run(input_path, model_path, output, init_abundances=None, output_endmembers=None, output_latent=None,
-        output_rmse=None, lambda_z=0.1, lambda_a=0.01, max_iter=10, tol=1e-3, tv="anisotropic", device="auto",
+        output_rmse=None, lambda_z=AUTO, lambda_a=AUTO, max_iter=10, tol=1e-3, tv="anisotropic", device="auto",
         memory_mb=1024, halo=HALO, feedback=None):
     """Unmix ``input_path`` with the DeepGU model at ``model_path`` (see :func:`core.unmix.deepgu_unmix`).
 
     The raster is cut into square tiles sized from ``memory_mb``; each is solved with a
     ``halo``-pixel margin of its neighbours and only its core is written. Outputs:
     abundances (P named bands), optional per-pixel endmembers (P x L bands), latent
-    codes (P x K bands) and reconstruction RMSE. Returns the number of tiles.
+    codes (P x K bands) and reconstruction RMSE. ``"auto"`` regularisation is resolved once for
+    the whole scene, from FCLS with the model's references on the central window of
+    :data:`LEVEL_WINDOW` x :data:`LEVEL_WINDOW` pixels (:mod:`core.regularisation`), so every
+    tile uses the same weights. Returns the number of tiles.
     Before any tile is solved the parameters are checked, and the image is read once to check that it has
     the contrast to unmix (:class:`.validation.ContrastCheck`); tiles are at least :data:`MIN_TILE` pixels
     wide, halo included, whatever ``memory_mb``.
@@ -65,8 +91,7 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     check_paths({"INPUT": input_path, "MODEL": model_path, "INIT_ABUNDANCES": init_abundances},
                 {"OUTPUT": output, "OUTPUT_ENDMEMBERS": output_endmembers, "OUTPUT_LATENT": output_latent,
                  "OUTPUT_RMSE": output_rmse})
-    lambda_z = finite("LAMBDA_Z", lambda_z, 0, MAX_LAMBDA)
-    lambda_a = finite("LAMBDA_A", lambda_a, 0, MAX_LAMBDA)
+    lambda_z, lambda_a = _weight("LAMBDA_Z", lambda_z), _weight("LAMBDA_A", lambda_a)
     tol = finite("TOLERANCE", tol, 0, 1, low_open=True)
     max_iter = integer("MAX_ITER", max_iter, 1, MAX_ITERATIONS)
     memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
@@ -79,6 +104,11 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     layout = tile_layout(info.rows, info.cols, memory_mb, L, P, halo, feedback)
     init = _open_init(init_abundances, info, P) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
+    if is_auto(lambda_z) or is_auto(lambda_a):
+        levels = _central_levels(info, model.m0)
+        feedback.info("auto regularisation, measured on the central %d x %d pixels: %s"
+                      % (min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols), describe(levels)))
+        lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
     any_valid = any_init = False
     with OutputSet({"abundances": "OUTPUT", "endmembers": "OUTPUT_ENDMEMBERS", "latent": "OUTPUT_LATENT",
                     "rmse": "OUTPUT_RMSE"}) as outputs:

@@ -46,7 +46,8 @@ def run(input_path, n_endmembers, output_csv, seed=0, sample_size=DEFAULT_SAMPLE
         raise DeepGUError("ENDMEMBERS: VCA found only %d distinct endmember(s) of the %d asked for in INPUT: "
                           "too little spectral contrast; ask for fewer" % (distinct, n_endmembers))
     rows, cols = divmod(flat[result.indices], info.cols)
-    feedback.info("SNR estimate %.1f dB (%s projection)" % (result.snr_db, "projective" if result.projective else "PCA"))
+    feedback.info("SNR estimate %.1f dB (%s projection)"
+                  % (result.snr_db, "projective" if result.projective else "PCA"))
     names = ["EM%d" % (i + 1) for i in range(n_endmembers)]
     write_spectra(output_csv, result.endmembers, names, info.wavelengths, rows, cols)
     feedback.set_progress(100)

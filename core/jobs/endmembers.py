@@ -1,0 +1,86 @@
+"""Reference endmembers of a raster by a chosen method (:mod:`core.endmembers`), file to file."""
+
+from ..bundles import DEFAULT_WINDOW
+from ..endmembers import (DEFAULT_METHOD, DEFAULT_REFINE_FRACTION, DEFAULT_REFINE_ITERATIONS, DEFAULT_RESTARTS,
+                          METHODS, nfindr, refine_purest, vca_best)
+from ..errors import DeepGUError
+from ..feedback import SubFeedback, ensure
+from ..library import write_spectra
+from ..paths import check_paths
+from ..raster_io import block_rows, open_raster, read_block
+from ..sampling import sample_pixels
+from ..validation import MAX_MATERIALS, MAX_MEMORY_MB, ContrastCheck, finite, integer
+from ..vca import vca
+from .vca import DEFAULT_SAMPLE
+
+
+def raster_strips(info, memory_mb):
+    """The strips source of :func:`core.endmembers.refine_purest` for a raster file, read in row strips."""
+    def strips(halo):
+        step = block_rows(info, memory_mb, halo=halo)
+        for row0 in range(0, info.rows, step):
+            n_core = min(step, info.rows - row0)
+            top = max(0, row0 - halo)
+            bottom = min(info.rows, row0 + n_core + halo)
+            data, valid = read_block(info, top, bottom - top)
+            yield data, valid, row0 - top, n_core
+    return strips
+
+
+def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sample_size=DEFAULT_SAMPLE,
+        restarts=DEFAULT_RESTARTS, fraction=DEFAULT_REFINE_FRACTION, window=DEFAULT_WINDOW,
+        iterations=DEFAULT_REFINE_ITERATIONS, memory_mb=256, feedback=None):
+    """Extract ``n_endmembers`` reference spectra of ``input_path`` and write them to ``output_csv``.
+
+    ``vca``, ``vca-best`` and ``nfindr`` look at a seeded sample of ``sample_size`` valid pixels;
+    ``refined`` starts from ``vca-best`` and then streams the whole raster ``iterations`` times
+    (FCLS and local purity per strip). Returns ``(endmembers (bands, P), rows, cols, info)`` where
+    rows/cols locate the chosen pixel of each endmember, or are None for ``refined`` (its
+    endmembers are means of many pixels).
+    """
+    feedback = ensure(feedback)
+    if method not in METHODS:
+        raise DeepGUError("METHOD: unknown endmember method %r (choose one of %s)" % (method, ", ".join(METHODS)))
+    check_paths({"INPUT": input_path}, {"OUTPUT": output_csv})
+    seed = integer("SEED", seed)
+    sample_size = integer("SAMPLE_SIZE", sample_size, 1)
+    restarts = integer("RESTARTS", restarts, 1)
+    iterations = integer("ITERATIONS", iterations, 1)
+    window = integer("WINDOW", window, 1)
+    fraction = finite("FRACTION", fraction, 0, 1, low_open=True)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
+    info = open_raster(input_path, "INPUT")
+    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2)
+    if n_endmembers > info.n_bands:
+        raise DeepGUError("ENDMEMBERS: cannot find %d endmembers in a raster with only %d band(s)"
+                          % (n_endmembers, info.n_bands))
+    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2, MAX_MATERIALS)
+    sampled = 40 if method == "refined" else 80
+    Y, flat = sample_pixels(info, sample_size, seed=seed, memory_mb=memory_mb,
+                            feedback=SubFeedback(feedback, 0, sampled))
+    if Y.shape[1] < n_endmembers:
+        raise DeepGUError("only %d valid pixels: fewer than the %d endmembers asked for" % (Y.shape[1], n_endmembers))
+    contrast = ContrastCheck(info.n_bands, n_endmembers)
+    contrast.update(Y)
+    contrast.check(info.label)
+    feedback.info("%s on %d pixels x %d bands, P = %d" % (method, Y.shape[1], Y.shape[0], n_endmembers))
+    if method == "vca":
+        indices = vca(Y, n_endmembers, seed=seed).indices
+    elif method == "nfindr":
+        indices = nfindr(Y, n_endmembers, seed=seed)[1]
+    else:
+        _, indices, errors = vca_best(Y, n_endmembers, seed=seed, restarts=restarts)
+        feedback.info("VCA restarts: FCLS error %.4g (best) to %.4g (worst) over %d runs"
+                      % (errors.min(), errors.max(), len(errors)))
+    M = Y[:, indices].astype("float64")
+    rows, cols = divmod(flat[indices], info.cols)
+    if method == "refined":
+        M, used = refine_purest(raster_strips(info, memory_mb), M, fraction=fraction, window=window,
+                                iterations=iterations, feedback=SubFeedback(feedback, sampled, 100))
+        feedback.info("refined: the endmembers are the means of %s spatially purest pixels"
+                      % "/".join(str(n) for n in used))
+        rows = cols = None
+    names = ["EM%d" % (i + 1) for i in range(n_endmembers)]
+    write_spectra(output_csv, M, names, info.wavelengths, rows, cols)
+    feedback.set_progress(100)
+    return M, rows, cols, info

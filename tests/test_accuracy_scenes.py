@@ -1,0 +1,53 @@
+"""The accuracy benchmark's scenes (bench/accuracy_scenes.py): shapes, truth and the promised properties."""
+
+import numpy as np
+import pytest
+
+from bench.accuracy_scenes import NAMES, OTHER_LIBRARY, SYNTHETIC, samson, samson_available, scene
+from core.fcls import fcls
+from core.synthetic import load_library
+
+
+def _angles_degrees(M):
+    unit = M / np.linalg.norm(M, axis=0)
+    return np.degrees(np.arccos(np.clip(unit.T @ unit, -1.0, 1.0)))
+
+
+def test_other_library_has_a_close_pair_and_differs_from_the_shipped_one():
+    wavelengths, M, names = load_library(OTHER_LIBRARY)
+    assert names == ["rock", "soil", "tree", "water"] and M.shape == (156, 4)
+    np.testing.assert_allclose(wavelengths, np.linspace(401, 889, 156), atol=0.006)
+    angles = _angles_degrees(M)
+    assert angles[0, 1] == pytest.approx(6.24, abs=0.01)                   # PROVENANCE.md's figure
+    off_diagonal = angles[~np.eye(4, dtype=bool)]
+    assert np.sum(off_diagonal < 10) == 2 and np.all(M > 0) and np.all(M < 1)
+    assert load_library()[1].shape[0] != M.shape[0]
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC))
+def test_synthetic_scenes(name):
+    kind, side, _, n_materials, max_abundance = SYNTHETIC[name]
+    first, again, other = scene(name, 0), scene(name, 0), scene(name, 1)
+    L = first.wavelengths.size
+    assert first.image.shape == (L, side, side) and first.image.dtype == np.float32
+    assert first.abundances.shape == (n_materials, side, side) and first.reference.shape == (L, n_materials)
+    assert len(first.materials) == n_materials and first.endmembers.shape == (L, n_materials, side, side)
+    np.testing.assert_allclose(first.abundances.sum(axis=0), 1.0, atol=1e-5)
+    assert first.abundances.max() == pytest.approx(max_abundance, abs=0.05)
+    assert first.abundances.max() <= max_abundance + 1e-6
+    np.testing.assert_array_equal(first.image, again.image)
+    assert not np.allclose(first.image, other.image)
+
+
+def test_scene_names():
+    assert NAMES[0] == "samson" and len(NAMES) == 6
+    with pytest.raises(ValueError, match="unknown scene"):
+        scene("DC3", 0)
+
+
+@pytest.mark.skipif(not samson_available(), reason="shared Samson data not available")
+def test_samson_reference_is_fcls_with_the_reference_spectra():
+    s = samson()
+    assert s.image.shape == (156, 95, 95) and s.abundances.shape == (3, 95, 95) and s.reference.shape == (156, 3)
+    A = fcls(s.image.reshape(156, -1), s.reference).reshape(s.abundances.shape)
+    np.testing.assert_allclose(A, s.abundances, atol=1e-4)

@@ -1,0 +1,111 @@
+"""Reference endmembers: N-FINDR against brute force, VCA restarts, the purest-pixel refinement."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from core.endmembers import (PurityHistogram, _pca_scores, fit_error, image_strips, nfindr, refine_purest,
+                             simplex_volume, vca_best)
+from core.errors import DeepGUError
+from core.fcls import fcls
+from core.jobs import endmembers as job
+from core.metrics import match_materials
+from core.raster_io import georeference, write_raster
+from core.synthetic import make_scene
+from core.vca import vca
+
+
+def angles_deg(M, M_true):
+    cos = np.sum(M * M_true, axis=0) / (np.linalg.norm(M, axis=0) * np.linalg.norm(M_true, axis=0))
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def matched(M, M_true):
+    return M[:, match_materials(fcls(M_true, M), np.eye(M.shape[1]))]
+
+
+@pytest.fixture(scope="module")
+def dc1():
+    return make_scene("DC1", 40, 40, snr_db=30.0, seed=3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nfindr_finds_the_largest_simplex_like_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    M = rng.uniform(0.1, 1.0, (20, 3))
+    Y = M @ rng.dirichlet(np.ones(3) * 0.7, 40).T + 0.005 * rng.standard_normal((20, 40))
+    X = _pca_scores(Y, 3)
+    best = max(itertools.combinations(range(40), 3), key=lambda c: simplex_volume(X, list(c)))
+    _, found = nfindr(Y, 3, seed=seed)
+    assert simplex_volume(X, list(found)) == pytest.approx(simplex_volume(X, list(best)), rel=1e-9)
+
+
+def test_vca_best_keeps_the_restart_with_the_lowest_fcls_error(dc1):
+    Y = dc1.image.reshape(dc1.image.shape[0], -1)
+    M, indices, errors = vca_best(Y, 3, seed=2, restarts=5)
+    singles = [fit_error(Y, vca(Y, 3, seed=2 * 5 + r).endmembers) for r in range(5)]
+    np.testing.assert_allclose(errors, singles, rtol=1e-12)
+    assert fit_error(Y, M) == pytest.approx(min(singles), rel=1e-12)
+    np.testing.assert_array_equal(M, Y[:, indices])
+
+
+def test_refinement_moves_the_references_towards_the_library_spectra(dc1):
+    """Known truth: DC1's per-pixel endmembers vary around the library spectra; VCA picks extremes."""
+    Y = dc1.image.reshape(dc1.image.shape[0], -1)
+    start = vca_best(Y, 3, seed=0)[0]
+    refined, used = refine_purest(image_strips(dc1.image), start)
+    vca_angles = angles_deg(matched(start, dc1.reference), dc1.reference)
+    refined_angles = angles_deg(matched(refined, dc1.reference), dc1.reference)
+    assert refined_angles.mean() < 0.6 * vca_angles.mean(), (vca_angles, refined_angles)
+    truth = dc1.abundances.reshape(3, -1)
+
+    def rmse(M):
+        A = fcls(Y, M)
+        return np.sqrt(np.mean((A[match_materials(A, truth)] - truth) ** 2))
+    assert rmse(refined) < 0.8 * rmse(start)
+    assert np.all(used > 0)
+
+
+def test_purity_histogram_means_are_the_means_of_the_purest_fraction():
+    rng = np.random.default_rng(0)
+    n = 300
+    purity = rng.dirichlet(np.ones(3), n).T                   # (3, n) sums to one, distinct values
+    pixels = rng.standard_normal((5, n))
+    hist = PurityHistogram(3, 5, bins=1 << 20)                # bins fine enough to separate every value
+    hist.update(pixels[:, :120], purity[:, :120])
+    hist.update(pixels[:, 120:], purity[:, 120:])
+    means, used = hist.means(0.25, np.zeros((5, 3)))
+    owner = purity.argmax(0)
+    for p in range(3):
+        mine = np.flatnonzero(owner == p)
+        top = mine[np.argsort(-purity[p, mine])[:int(np.ceil(0.25 * mine.size))]]
+        assert used[p] == top.size
+        np.testing.assert_allclose(means[:, p], pixels[:, top].mean(1), rtol=1e-10)
+
+
+def test_the_streamed_refinement_equals_the_in_memory_one(tmp_path, dc1):
+    path = str(tmp_path / "scene.tif")
+    L, rows, cols = dc1.image.shape
+    write_raster(path, dc1.image, georeference(rows, cols), wavelengths=dc1.wavelengths)
+    info = job.open_raster(path)
+    start = vca_best(dc1.image.reshape(L, -1), 3, seed=0)[0]
+    whole, _ = refine_purest(image_strips(dc1.image.astype(np.float64)), start)
+    streamed, _ = refine_purest(job.raster_strips(info, memory_mb=1.0), start)    # about four strips
+    assert job.block_rows(info, 1.0, halo=2) < rows // 2
+    np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-7)
+
+
+def test_job_writes_a_library_and_refuses_bad_input(tmp_path, dc1):
+    path = str(tmp_path / "scene.tif")
+    L, rows, cols = dc1.image.shape
+    write_raster(path, dc1.image, georeference(rows, cols), wavelengths=dc1.wavelengths)
+    M, r, c, _ = job.run(path, 3, str(tmp_path / "em.csv"), method="refined")
+    assert M.shape == (L, 3) and r is None and (tmp_path / "em.csv").exists()
+    M, r, c, _ = job.run(path, 3, str(tmp_path / "nf.csv"), method="nfindr")
+    assert len(r) == 3
+    with pytest.raises(DeepGUError, match="unknown endmember method"):
+        job.run(path, 3, str(tmp_path / "x.csv"), method="magic")
+    with pytest.raises(DeepGUError, match="band"):
+        job.run(path, L + 1, str(tmp_path / "x.csv"))
+    assert not (tmp_path / "x.csv").exists()

@@ -1,0 +1,67 @@
+"""The workflow model: its builder rebuilds the committed file, and its parameter defaults hold headless."""
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+
+from conftest import ROOT, require_qgis
+from core.raster_io import read_all
+from helpers import run_json
+
+MODEL = os.path.join(ROOT, "models", "deepgu_workflow.model3")
+
+
+def _canonical(element):
+    """An XML element as nested tuples, attributes sorted (Qt writes them in hash order)."""
+    return (element.tag, tuple(sorted(element.attrib.items())), (element.text or "").strip(),
+            tuple(_canonical(child) for child in element))
+
+
+def test_builder_rebuilds_the_committed_model(tmp_path):
+    require_qgis()
+    rebuilt = str(tmp_path / "workflow.model3")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "config"))
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "build_workflow_model.py"),
+                           "--output", rebuilt], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert _canonical(ET.parse(rebuilt).getroot()) == _canonical(ET.parse(MODEL).getroot()), \
+        "models/deepgu_workflow.model3 is stale: rerun scripts/build_workflow_model.py"
+
+
+def test_with_defaults_fills_only_missing_inputs():
+    require_qgis()
+    from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
+    from algorithms.workflow import with_defaults
+    double = QgsProcessingParameterNumber.Double
+    definitions = [QgsProcessingParameterNumber("LAMBDA", "l", double, 0.05),
+                   QgsProcessingParameterNumber("GIVEN", "g", double, 1.0),
+                   QgsProcessingParameterNumber("NO_DEFAULT", "n", double, None, optional=True),
+                   QgsProcessingParameterRasterDestination("OUT", "o", "TEMPORARY_OUTPUT")]
+    assert with_defaults(definitions, {"GIVEN": 2.0}) == {"GIVEN": 2.0, "LAMBDA": 0.05}
+    assert with_defaults(definitions, {"LAMBDA": None}) == {"LAMBDA": 0.05, "GIVEN": 1.0}
+
+
+def test_workflow_default_lambda_a_reaches_the_unmix_step(qgis_process, tmp_path):
+    """LAMBDA_A omitted = the documented default (auto) of the unmix step, not another number."""
+    scene = str(tmp_path / "scene.tif")
+    run_json(qgis_process, "deepgu:synthetic", KIND=0, ROWS=30, COLS=30, SEED=4, OUTPUT=scene)
+    outputs = {name: str(tmp_path / file) for name, file in (
+        ("endmembers:ENDMEMBERS_CSV", "em.csv"), ("fcls:FCLS_ABUNDANCES", "fcls.tif"),
+        ("bundles:BUNDLES_CSV", "b.csv"), ("trainvae:MODEL_FILE", "model.pt"),
+        ("unmix:DEEPGU_ABUNDANCES", "deepgu.tif"))}
+    run_json(qgis_process, "deepgu:workflow", INPUT=scene, MATERIALS=3, SEED=1, **outputs)
+    workflow = read_all(outputs["unmix:DEEPGU_ABUNDANCES"])[0]
+    # The unmix step alone from the workflow's model and FCLS start: omitted (auto) is the workflow's last step;
+    # the step's old numeric default 0.01 gives other abundances.
+    abundances = {}
+    for value in (None, 0.01):
+        extra = {} if value is None else {"LAMBDA_A": value}
+        path = str(tmp_path / ("unmix-%s.tif" % value))
+        run_json(qgis_process, "deepgu:unmix", INPUT=scene, MODEL=outputs["trainvae:MODEL_FILE"],
+                 INIT_ABUNDANCES=outputs["fcls:FCLS_ABUNDANCES"], OUTPUT=path, **extra)
+        abundances[value] = read_all(path)[0]
+    np.testing.assert_array_equal(workflow, abundances[None])
+    assert np.abs(workflow - abundances[0.01]).max() > 1e-3
