@@ -12,6 +12,10 @@ from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm, Qg
 from ..core import formats
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
+from ..core.validation import INT32_MAX
+
+#: smallest MEMORY_MB the dialogs offer.
+MEMORY_MB_MIN = 16
 
 TORCH_MISSING = (
     "This algorithm needs PyTorch, which QGIS's Python cannot import. Install it for the Python that "
@@ -99,7 +103,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         except Canceled:
             raise QgsProcessingException("Canceled: no output was written") from None
         except MemoryError:
-            raise QgsProcessingException("out of memory: lower MEMORY_MB or the sample size") from None
+            raise QgsProcessingException(self.out_of_memory_message(parameters, context)) from None
         except Exception as error:  # a bug, not bad input: one line for the user, the traceback in the log
             feedback.pushDebugInfo(traceback.format_exc())
             raise QgsProcessingException("unexpected error in %s (%s: %s); please report it with the log"
@@ -107,6 +111,18 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def run_job(self, parameters, context, feedback):
         raise NotImplementedError
+
+    def out_of_memory_message(self, parameters, context):
+        """"out of memory", with what to lower among the parameters this algorithm has."""
+        advice = []
+        if self.parameterDefinition("MEMORY_MB") is not None:
+            memory = self.parameterAsInt(parameters, "MEMORY_MB", context)
+            if memory > MEMORY_MB_MIN:
+                advice.append("lower MEMORY_MB (now %d)" % memory)
+        if self.parameterDefinition("SAMPLE_SIZE") is not None:
+            advice.append("lower SAMPLE_SIZE")
+        return "out of memory%s" % ((": " + " or ".join(advice)) if advice else
+                                    ": the inputs need more memory than this machine has")
 
     def optional_number(self, parameters, name, context):
         """The number parameter ``name``, or None when it was left empty (meaning 'auto')."""
@@ -138,7 +154,14 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         return results
 
     def raster_path(self, parameters, name, context):
-        """File path of the raster parameter ``name``; a clear error when it is not a readable file."""
+        """File path of the raster parameter ``name``; a clear error when it is not a readable file.
+
+        A plain file path is passed on as it is: loading it as a QGIS layer computes statistics that GDAL
+        may write into the input (a VRT) or beside it, and an input must stay untouched.
+        """
+        value = parameters.get(name)
+        if isinstance(value, str) and os.path.isfile(value.split("|")[0]):
+            return value.split("|")[0]
         with quiet_gdal():
             layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None or not layer.isValid():
@@ -150,9 +173,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def optional_raster_path(self, parameters, name, context):
         """:meth:`raster_path` of an optional raster parameter, or None when it is not set."""
-        with quiet_gdal():
-            missing = self.parameterAsRasterLayer(parameters, name, context) is None
-        if missing:
+        if parameters.get(name) in (None, ""):
             return None
         return self.raster_path(parameters, name, context)
 
@@ -200,7 +221,8 @@ def memory_parameter(default=256):
     from qgis.core import QgsProcessingParameterNumber
 
     parameter = QgsProcessingParameterNumber("MEMORY_MB", "Memory budget per block (MB)",
-                                             QgsProcessingParameterNumber.Integer, default, minValue=16)
+                                             QgsProcessingParameterNumber.Integer, default, minValue=MEMORY_MB_MIN,
+                                             maxValue=INT32_MAX)
     parameter.setHelp("Pixels are read, processed and written in blocks of about this size, so images "
                       "larger than memory can be processed.")
     return advanced(parameter)

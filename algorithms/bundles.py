@@ -5,6 +5,7 @@ from qgis.core import (QgsProcessing, QgsProcessingParameterEnum, QgsProcessingP
 
 from ..core.bundles import DEFAULT_WINDOW
 from ..core.jobs import bundles as job
+from ..core.validation import INT32_MAX
 from .base import (DeepGUAlgorithm, advanced, library_destination, library_parameter, memory_parameter,
                    write_pixel_points)
 
@@ -46,7 +47,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
                                                                           "spatially pure (needs abundances)"],
                                                      defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber("N_PIXELS", "Pixels per material (nearest, spatial)", integer,
-                                                       100, minValue=1))
+                                                       100, minValue=1, maxValue=INT32_MAX))
         self.addParameter(QgsProcessingParameterNumber("ANGLE", "Maximum spectral angle (degrees)",
                                                        QgsProcessingParameterNumber.Double, 5.0, minValue=0.001,
                                                        maxValue=90.0))
@@ -54,8 +55,9 @@ class BundlesAlgorithm(DeepGUAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber("WINDOW", "Purity window (pixels, odd; spatial)",
                                                                 integer, DEFAULT_WINDOW, minValue=1, maxValue=99)))
         self.addParameter(advanced(QgsProcessingParameterNumber("MIN_PIXELS", "Fewest pixels per material",
-                                                                integer, 10, minValue=1)))
-        self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0)))
+                                                                integer, 10, minValue=1, maxValue=INT32_MAX)))
+        self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0,
+                                                                maxValue=INT32_MAX)))
         self.addParameter(memory_parameter())
         self.addParameter(library_destination("OUTPUT", "Bundles"))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_POINTS", "Bundle pixels",

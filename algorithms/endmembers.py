@@ -7,6 +7,7 @@ from ..core.bundles import DEFAULT_WINDOW
 from ..core import endmembers as methods
 from ..core.jobs import endmembers as job
 from ..core.jobs.vca import DEFAULT_SAMPLE
+from ..core.validation import INT32_MAX, MAX_MATERIALS
 from .base import DeepGUAlgorithm, advanced, memory_parameter
 
 #: METHOD choices: (core method name, label), in the order of the enum.
@@ -48,11 +49,11 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
         integer = QgsProcessingParameterNumber.Integer
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
         self.addParameter(QgsProcessingParameterNumber("ENDMEMBERS", "Number of endmembers", integer, 3,
-                                                       minValue=2, maxValue=12))
+                                                       minValue=2, maxValue=MAX_MATERIALS))
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [label for _, label in CHOICES],
                                                      defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0,
-                                                       maxValue=2**31 - 1))
+                                                       maxValue=INT32_MAX))
         self.addParameter(advanced(QgsProcessingParameterNumber("RESTARTS", "VCA restarts", integer,
                                                                 methods.DEFAULT_RESTARTS, minValue=1, maxValue=1000)))
         self.addParameter(advanced(QgsProcessingParameterNumber("FRACTION", "Fraction of its pixels averaged (refined)",
@@ -65,7 +66,8 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
                                                                 methods.DEFAULT_REFINE_ITERATIONS, minValue=1,
                                                                 maxValue=100)))
         self.addParameter(advanced(QgsProcessingParameterNumber("SAMPLE_SIZE", "Pixels sampled (VCA, N-FINDR)",
-                                                                integer, DEFAULT_SAMPLE, minValue=10)))
+                                                                integer, DEFAULT_SAMPLE, minValue=10,
+                                                                maxValue=INT32_MAX)))
         self.addParameter(memory_parameter())
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Endmembers", "CSV files (*.csv)"))
 

@@ -32,7 +32,7 @@ class SampleVAEAlgorithm(DeepGUAlgorithm):
         self.addParameter(QgsProcessingParameterFile("MODEL", "DeepGU model file"))
         self.addParameter(library_parameter("BUNDLES", "Bundles (CSV or ENVI .sli)", optional=True))
         self.addParameter(QgsProcessingParameterNumber("SPAN", "Latent half-width", QgsProcessingParameterNumber.Double,
-                                                       2.0, minValue=0.0))
+                                                       2.0, minValue=0.0, maxValue=100.0))
         self.addParameter(QgsProcessingParameterNumber("STEPS", "Steps per latent axis",
                                                        QgsProcessingParameterNumber.Integer, 5, minValue=1,
                                                        maxValue=50))

@@ -3,6 +3,7 @@
 from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
 
 from ..core.jobs import synthetic as job
+from ..core.validation import INT32_MAX, MAX_SYNTHETIC_SIDE
 from .base import DeepGUAlgorithm, advanced, library_destination, write_abundance_style
 
 KINDS = ["DC1", "DC2"]
@@ -32,14 +33,18 @@ class SyntheticAlgorithm(DeepGUAlgorithm):
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterEnum("KIND", "Variability model", KINDS, defaultValue=0))
         integer = QgsProcessingParameterNumber.Integer
-        self.addParameter(QgsProcessingParameterNumber("ROWS", "Rows", integer, 70, minValue=2))
-        self.addParameter(QgsProcessingParameterNumber("COLS", "Columns", integer, 70, minValue=2))
+        self.addParameter(QgsProcessingParameterNumber("ROWS", "Rows", integer, 70, minValue=2,
+                                                       maxValue=MAX_SYNTHETIC_SIDE))
+        self.addParameter(QgsProcessingParameterNumber("COLS", "Columns", integer, 70, minValue=2,
+                                                       maxValue=MAX_SYNTHETIC_SIDE))
         self.addParameter(QgsProcessingParameterNumber("MATERIALS", "Materials", integer, 3, minValue=1,
                                                        maxValue=4))
         self.addParameter(QgsProcessingParameterNumber("SNR", "SNR (dB)", QgsProcessingParameterNumber.Double,
-                                                       30.0))
-        self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0))
-        self.addParameter(advanced(QgsProcessingParameterNumber("EPSG", "EPSG code of the CRS", integer, 32633)))
+                                                       30.0, minValue=-100.0, maxValue=200.0))
+        self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0,
+                                                       maxValue=INT32_MAX))
+        self.addParameter(advanced(QgsProcessingParameterNumber("EPSG", "EPSG code of the CRS", integer, 32633,
+                                                                minValue=1, maxValue=INT32_MAX)))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Scene"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_ABUNDANCES", "True abundances",
                                                                   optional=True))

@@ -4,6 +4,7 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFileDes
                        QgsProcessingParameterNumber)
 
 from ..core.defaults import DEFAULT_BETA, DEFAULT_EPOCHS
+from ..core.validation import INT32_MAX, MAX_BETA, MAX_EPOCHS, MAX_LATENT
 from .base import DeepGUAlgorithm, advanced, library_parameter
 
 LOSSES = ["bce", "mse"]
@@ -39,15 +40,16 @@ class TrainVAEAlgorithm(DeepGUAlgorithm):
         self.addParameter(library_parameter("BUNDLES", "Bundles (CSV or ENVI .sli)"))
         self.addParameter(library_parameter("ENDMEMBERS", "Reference endmembers (CSV or ENVI .sli)"))
         self.addParameter(advanced(QgsProcessingParameterNumber("LATENT_DIM", "Latent dimension", integer, 2,
-                                                                minValue=1, maxValue=16)))
+                                                                minValue=1, maxValue=MAX_LATENT)))
         self.addParameter(advanced(QgsProcessingParameterNumber("EPOCHS", "Epochs", integer, DEFAULT_EPOCHS,
-                                                                minValue=1)))
+                                                                minValue=1, maxValue=MAX_EPOCHS)))
         self.addParameter(advanced(QgsProcessingParameterNumber("BETA", "KL weight (beta)",
                                                                 QgsProcessingParameterNumber.Double, DEFAULT_BETA,
-                                                                minValue=0.0)))
+                                                                minValue=0.0, maxValue=MAX_BETA)))
         self.addParameter(advanced(QgsProcessingParameterEnum("LOSS", "Reconstruction loss", LOSSES,
                                                               defaultValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed", integer, 0, minValue=0,
+                                                                maxValue=INT32_MAX)))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Model file",
                                                                 "DeepGU model (*.pt);;All files (*)"))
 

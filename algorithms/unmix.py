@@ -3,6 +3,7 @@
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
+from ..core.validation import MAX_ITERATIONS, MAX_LAMBDA
 from .base import DeepGUAlgorithm, advanced, cluster_parameter, memory_parameter, write_abundance_style
 
 DEVICES = ["auto", "cpu", "cuda"]
@@ -52,11 +53,13 @@ class UnmixAlgorithm(DeepGUAlgorithm):
         self.addParameter(QgsProcessingParameterFile("MODEL", "DeepGU model file"))
         self.addParameter(QgsProcessingParameterRasterLayer("INIT_ABUNDANCES", "Initial abundances", optional=True))
         self.addParameter(QgsProcessingParameterNumber("LAMBDA_Z", "Latent regularisation (lambda_Z; empty = auto)",
-                                                       double, None, optional=True, minValue=0.0))
+                                                       double, None, optional=True, minValue=0.0, maxValue=MAX_LAMBDA))
         self.addParameter(QgsProcessingParameterNumber("LAMBDA_A", "Spatial smoothing (lambda_A; empty = auto)",
-                                                       double, None, optional=True, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber("MAX_ITER", "Maximum alternations", integer, 10, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber("TOLERANCE", "Tolerance", double, 1e-3, minValue=0.0))
+                                                       double, None, optional=True, minValue=0.0, maxValue=MAX_LAMBDA))
+        self.addParameter(QgsProcessingParameterNumber("MAX_ITER", "Maximum alternations", integer, 10, minValue=1,
+                                                       maxValue=MAX_ITERATIONS))
+        self.addParameter(QgsProcessingParameterNumber("TOLERANCE", "Tolerance", double, 1e-3, minValue=0.0,
+                                                       maxValue=1.0))
         self.addParameter(advanced(QgsProcessingParameterEnum("TV", "Total variation", TV_KINDS, defaultValue=0)))
         self.addParameter(advanced(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0)))
         self.addParameter(memory_parameter(1024))

@@ -4,6 +4,7 @@ from qgis.core import (QgsProcessing, QgsProcessingParameterFeatureSink, QgsProc
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
 from ..core.jobs import vca as job
+from ..core.validation import INT32_MAX
 from .base import DeepGUAlgorithm, advanced, write_pixel_points
 
 
@@ -31,13 +32,15 @@ class VCAAlgorithm(DeepGUAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
         self.addParameter(QgsProcessingParameterNumber("ENDMEMBERS", "Number of endmembers",
-                                                       QgsProcessingParameterNumber.Integer, 3, minValue=2))
+                                                       QgsProcessingParameterNumber.Integer, 3, minValue=2,
+                                                       maxValue=INT32_MAX))
         self.addParameter(advanced(QgsProcessingParameterNumber("SEED", "Random seed",
                                                                 QgsProcessingParameterNumber.Integer, 0,
-                                                                minValue=0)))
+                                                                minValue=0, maxValue=INT32_MAX)))
         self.addParameter(advanced(QgsProcessingParameterNumber("SAMPLE_SIZE", "Pixels sampled for VCA",
                                                                 QgsProcessingParameterNumber.Integer,
-                                                                job.DEFAULT_SAMPLE, minValue=10)))
+                                                                job.DEFAULT_SAMPLE, minValue=10,
+                                                                maxValue=INT32_MAX)))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Endmembers",
                                                                 "CSV files (*.csv)"))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT_POINTS", "Endmember pixels",

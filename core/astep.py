@@ -48,9 +48,9 @@ import numpy as np
 import torch
 
 from .errors import DeepGUError
+from .validation import MAX_MATERIALS
 
 TV_KINDS = ("anisotropic", "group", "isotropic")
-MAX_MATERIALS = 12
 _FCLS_CHUNK = 16384
 _FEASIBLE_TOL = 1e-9
 _CG_TOL = 1e-10

@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from .atomic import atomic_output
+from .atomic import atomic_output, together
 from .errors import DeepGUError
 from .formats import to_nanometres
 
@@ -39,11 +39,13 @@ def _braced(values):
     return "{%s}" % ", ".join(values)
 
 
-def write(path, spectra, materials, wavelengths=None, rows=None, cols=None):
-    """Write ``spectra`` ``(bands, n)`` named by ``materials`` as an ENVI spectral library (both files atomic)."""
+def write(path, spectra, materials, wavelengths=None, rows=None, cols=None, what="OUTPUT"):
+    """Write ``spectra`` ``(bands, n)`` named by ``materials`` as an ENVI spectral library: both files appear
+    together or neither (``what``: the parameter named in errors)."""
     bad = [m for m in materials if re.search(r"[,{}\n]", str(m))]
     if bad:
-        raise DeepGUError("cannot write %s: ENVI spectra names cannot hold ',', '{' or '}' (%s)" % (path, bad[0]))
+        raise DeepGUError("cannot write %s '%s': ENVI spectra names cannot hold ',', '{' or '}' (%s)"
+                          % (what, path, bad[0]))
     data_path, header_path = paths(path)
     spectra = np.asarray(spectra, dtype="<f8")
     lines = [
@@ -64,9 +66,10 @@ def write(path, spectra, materials, wavelengths=None, rows=None, cols=None):
     if rows is not None:
         lines += ["pixel row = " + _braced(str(int(r)) for r in rows),
                   "pixel col = " + _braced(str(int(c)) for c in cols)]
-    with atomic_output(data_path, "wb", what="spectral library") as data:
-        data.write(np.ascontiguousarray(spectra.T).tobytes())
-        with atomic_output(header_path, "w", what="spectral library header") as header:
+    with together():
+        with atomic_output(data_path, "wb", what=what) as data:
+            data.write(np.ascontiguousarray(spectra.T).tobytes())
+        with atomic_output(header_path, "w", what=what) as header:
             header.write("\n".join(lines) + "\n")
 
 

@@ -46,7 +46,7 @@ def sample_latent_grid(model, material, span=2.0, steps=5):
         return model.vaes[p].decode(z).T.cpu().double().numpy()
 
 
-def plot_model(model, path_png, bundles=None, span=2.0, steps=5):
+def plot_model(model, path_png, bundles=None, span=2.0, steps=5, what="OUTPUT_PLOT"):
     """Write a PNG with one panel per material: generated spectra (colour), bundle (grey), ``m_p0`` (black).
 
     ``bundles``: optional list of (L, n_p) arrays; at most :data:`MAX_BUNDLE_LINES` pixels of each are drawn.
@@ -71,5 +71,5 @@ def plot_model(model, path_png, bundles=None, span=2.0, steps=5):
         axis.plot(x, model.m0[:, p], color="black", linewidth=1.5)
         axis.set_title(model.names[p])
         axis.set_xlabel("wavelength (nm)" if model.wavelengths is not None else "band")
-    with atomic_output(path_png, "wb", what="plot") as stream:
-        figure.savefig(stream, dpi=100, format="png")
+    with atomic_output(path_png, "wb", what=what) as stream:
+        figure.savefig(stream, format="png", dpi=100)

@@ -15,10 +15,18 @@ An endmember set is the same file with one column per material.
 
 Files named ``.sli`` (or their ``.hdr``) are ENVI spectral libraries instead
 (:mod:`core.envi_library`); the format follows the extension (:func:`core.formats.library_format`).
+
+Reading (either format) accepts a UTF-8 byte-order mark (CSV) and refuses, naming the file: more
+than :data:`.validation.MAX_MATERIALS` distinct materials, values beyond
+:data:`.validation.MAX_ABS_VALUE`, and material names starting with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return, which a spreadsheet opening the
+file would run as a formula (OWASP "CSV injection"); writing refuses such names
+too, so no file DeepGU writes carries one.
 """
 
 import csv
 import os
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +34,10 @@ import numpy as np
 from . import envi_library, formats
 from .atomic import atomic_output
 from .errors import DeepGUError
+from .validation import MAX_ABS_VALUE, check_materials
+
+#: first characters that make a spreadsheet read a cell as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -62,21 +74,32 @@ class SpectralSet:
 
     def as_endmembers(self):
         """The ``(bands, P)`` matrix of an endmember set; each material must appear once."""
-        names = self.material_names()
-        if len(names) != len(self.materials):
+        counts = Counter(self.materials)
+        if len(counts) != len(self.materials):
+            repeated = sorted(name for name, count in counts.items() if count > 1)
             raise DeepGUError("the endmember file repeats material names (%s): is it a bundle file?"
-                              % ", ".join(sorted({m for m in self.materials if self.materials.count(m) > 1})))
+                              % ", ".join(repeated[:5] + (["..."] if len(repeated) > 5 else [])))
         return self.spectra
 
 
-def write_spectra(path, spectra, materials, wavelengths=None, rows=None, cols=None):
-    """Write a :class:`SpectralSet`-shaped library to ``path`` (atomic: temp file, then rename)."""
+def check_material_names(what, materials):
+    """Refuse material names a spreadsheet would run as formulas (see the module docstring)."""
+    for name in dict.fromkeys(materials):
+        if str(name).startswith(FORMULA_STARTS):
+            raise DeepGUError("%s: material name '%s' starts with '%s', which spreadsheets run as a formula; "
+                              "rename the material" % (what, name, str(name)[0].encode("unicode_escape").decode()))
+
+
+def write_spectra(path, spectra, materials, wavelengths=None, rows=None, cols=None, what="OUTPUT"):
+    """Write a :class:`SpectralSet`-shaped library to ``path`` (atomic: temp file, then rename; ``what``: the
+    parameter named in errors)."""
     spectra = np.asarray(spectra, dtype=np.float64)
     if spectra.ndim != 2 or spectra.shape[1] != len(materials):
         raise DeepGUError("spectra must be (bands, %d), got %s" % (len(materials), spectra.shape))
+    check_material_names(what, materials)
     if formats.library_format(path, writing=True) == formats.ENVI:
-        return envi_library.write(path, spectra, materials, wavelengths, rows, cols)
-    with atomic_output(path, "w", newline="") as f:
+        return envi_library.write(path, spectra, materials, wavelengths, rows, cols, what=what)
+    with atomic_output(path, "w", what=what, newline="") as f:
         out = csv.writer(f)
         out.writerow(["wavelength" if wavelengths is not None else "band"] + [str(m) for m in materials])
         if rows is not None:
@@ -94,17 +117,24 @@ def _number(text, path, line):
         raise DeepGUError("%s line %d: '%s' is not a number" % (path, line, text)) from None
     if not np.isfinite(value):
         raise DeepGUError("%s line %d: value '%s' is not finite" % (path, line, text))
+    if abs(value) > MAX_ABS_VALUE:
+        raise DeepGUError("%s line %d: value '%s' is beyond +-%g" % (path, line, text, MAX_ABS_VALUE))
     return value
 
 
 def read_spectra(path):
     """Read a library or bundle (CSV or ENVI); raise :class:`DeepGUError` naming any problem."""
     if formats.library_format(path) == formats.ENVI:
-        return SpectralSet(*envi_library.read(path))
+        spectral_set = SpectralSet(*envi_library.read(path))
+        check_materials(path, len(set(spectral_set.materials)))
+        check_material_names(path, spectral_set.materials)
+        if np.any(np.abs(spectral_set.spectra) > MAX_ABS_VALUE):
+            raise DeepGUError("%s holds values beyond +-%g" % (path, MAX_ABS_VALUE))
+        return spectral_set
     if not os.path.isfile(path):
         raise DeepGUError("spectral library not found: %s" % path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             table = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
     except (UnicodeDecodeError, csv.Error) as e:
         raise DeepGUError("%s is not a readable CSV file (%s)" % (path, e)) from None
@@ -118,6 +148,8 @@ def read_spectra(path):
     materials = header[1:]
     if any(not m for m in materials):
         raise DeepGUError("%s: a column has no material name in the header" % path)
+    check_materials(path, len(set(materials)))
+    check_material_names(path, materials)
     body = table[1:]
     positions = {}
     while body and body[0][0].strip().lower() in ("row", "col"):

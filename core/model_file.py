@@ -13,7 +13,13 @@ The file is ``torch.save`` of a plain dict (strings, numbers, lists, tensors)::
 
 It is read with ``torch.load(..., weights_only=True)``, which rebuilds only
 such plain data and refuses any other pickled object, so opening a file never
-runs code from it.
+runs code from it. Before loading, the file and the uncompressed size its zip
+directory declares must be at most :data:`MAX_MODEL_BYTES` (a zip bomb is
+refused unread); before any network is built, its declared sizes must be the
+ones :func:`.vae.encoder_sizes` gives for at most :data:`MAX_MODEL_BANDS`
+bands, latent size at most :data:`MAX_LATENT` and at most
+:data:`.validation.MAX_MATERIALS` materials; weights, scales, reference spectra
+and codes must be finite.
 """
 
 import hashlib
@@ -21,16 +27,22 @@ import io
 import os
 import pickle
 import warnings
+import zipfile
 
 import numpy as np
 import torch
 
 from .atomic import atomic_output
 from .errors import DeepGUError
-from .vae import EndmemberModel, MaterialVAE
+from .validation import MAX_LATENT, MAX_MATERIALS
+from .vae import EndmemberModel, MaterialVAE, encoder_sizes
 
 MAGIC = "DeepGU endmember model"
 FORMAT_VERSION = 1
+#: largest model file, and largest uncompressed content, read.
+MAX_MODEL_BYTES = 512 * 2 ** 20
+#: most bands and latent dimensions a model file may declare.
+MAX_MODEL_BANDS = 1024
 _MATERIAL_KEYS = ("name", "layer_sizes", "scale", "m0", "z0", "bundle_size", "loss_curve", "weights")
 
 
@@ -87,11 +99,14 @@ def _pack(model):
     return data
 
 
-def save_model(model, path):
+def save_model(model, path, what="OUTPUT"):
     """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     data = _pack(model)
-    with atomic_output(path, "wb", what="model file") as stream:
-        torch.save(data, stream)
+    with atomic_output(path, "wb", what=what) as stream:
+        try:
+            torch.save(data, stream)
+        except RuntimeError as exc:     # torch's zip writer reports a failed write (a full disk) as RuntimeError
+            raise OSError(str(exc).split("\n")[0]) from None
 
 
 def _read(path, data=None):
@@ -99,6 +114,7 @@ def _read(path, data=None):
     becomes a 'not a DeepGU model file' error."""
     if data is None and not os.path.isfile(path):
         raise DeepGUError("model file %s does not exist" % path)
+    _check_size(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -110,14 +126,42 @@ def _read(path, data=None):
     raise DeepGUError("%s is not a DeepGU model file (%s)" % (path, reason))
 
 
+def _check_size(path):
+    """Refuse a file, or a zip whose entries declare an uncompressed size, beyond :data:`MAX_MODEL_BYTES`."""
+    size = os.path.getsize(path)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                size = max(size, sum(entry.file_size for entry in archive.infolist()))
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise DeepGUError("%s is not a DeepGU model file (%s)" % (path, exc)) from None
+    if size > MAX_MODEL_BYTES:
+        raise DeepGUError("%s is not a DeepGU model file: it holds %d MiB, more than the %d MiB a model can need"
+                          % (path, size // 2 ** 20, MAX_MODEL_BYTES // 2 ** 20))
+
+
+def _check_finite(path, p, what, value):
+    if not bool(torch.all(torch.isfinite(torch.as_tensor(value)))):
+        raise DeepGUError("%s is damaged (material %d has non-finite %s)" % (path, p + 1, what))
+
+
 def _build_vae(path, p, entry, n_bands, latent_dim):
-    """One :class:`MaterialVAE` from a material entry, checking its sizes and weight shapes."""
+    """One :class:`MaterialVAE` from a material entry, checking its sizes before building and its weights after."""
     sizes = [int(s) for s in entry["layer_sizes"]]
-    if len(sizes) != 5 or sizes[0] != n_bands or sizes[-1] != latent_dim:
+    if sizes != list(encoder_sizes(n_bands, latent_dim)):
         raise DeepGUError("%s is damaged (material %d has layer sizes %s for %d bands and latent size %d)"
                           % (path, p + 1, sizes, n_bands, latent_dim))
     weights = entry["weights"]
-    vae = MaterialVAE(sizes, float(entry["scale"]))
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise DeepGUError("%s is damaged (weights of material %d are not tensors)" % (path, p + 1))
+    scale = float(entry["scale"])
+    if not (np.isfinite(scale) and scale > 0):
+        raise DeepGUError("%s is damaged (material %d has scale %r)" % (path, p + 1, scale))
+    for key, value in weights.items():
+        _check_finite(path, p, "weights (%s)" % key, value)
+    for key in ("m0", "z0"):
+        _check_finite(path, p, key, entry[key])
+    vae = MaterialVAE(sizes, scale)
     expected = {key: tuple(value.shape) for key, value in vae.state_dict().items()}
     found = {key: tuple(value.shape) for key, value in weights.items()}
     if found != expected:
@@ -160,12 +204,21 @@ def load_model(path, data=None):
         raise DeepGUError("%s is damaged (checksum mismatch)" % path)
     try:
         n_bands, latent_dim = int(data["n_bands"]), int(data["latent_dim"])
+        if not (1 <= n_bands <= MAX_MODEL_BANDS and 1 <= latent_dim <= MAX_LATENT):
+            raise DeepGUError("%s is damaged (it declares %d bands and latent size %d; at most %d and %d)"
+                              % (path, n_bands, latent_dim, MAX_MODEL_BANDS, MAX_LATENT))
         materials = data["materials"]
+        if not isinstance(materials, list) or len(materials) > MAX_MATERIALS:
+            raise DeepGUError("%s is damaged (materials: a list of at most %d expected)" % (path, MAX_MATERIALS))
         missing = [key for entry in materials for key in _MATERIAL_KEYS if key not in entry]
         if missing or not materials:
             raise DeepGUError("%s is damaged (missing %s)" % (path, missing[0] if missing else "materials"))
-        vaes = [_build_vae(path, p, entry, n_bands, latent_dim) for p, entry in enumerate(materials)]
         wavelengths = data["wavelengths"]
+        if wavelengths is not None and (tuple(wavelengths.shape) != (n_bands,)
+                                        or not bool(torch.all(torch.isfinite(wavelengths)))):
+            raise DeepGUError("%s is damaged (%d wavelengths for %d bands, or non-finite ones)"
+                              % (path, wavelengths.numel(), n_bands))
+        vaes = [_build_vae(path, p, entry, n_bands, latent_dim) for p, entry in enumerate(materials)]
         return EndmemberModel(
             vaes,
             m0=np.stack([entry["m0"].numpy() for entry in materials], axis=1),

@@ -5,8 +5,10 @@ applied and a validity mask ``(rows, cols)``: a pixel is valid only when every
 band is finite and differs from the band's nodata value. Writing goes to a
 temporary file beside the target that is renamed into place only when the
 whole raster has been written, so a failure or a cancel never leaves a
-half-written output. The format follows the output's extension (:mod:`core.formats`):
-GeoTIFF, or ENVI with band names and wavelengths in its header.
+half-written output: :class:`RasterWriter` checks every GDAL write and the
+close, and commits through :mod:`.atomic` (umask permissions, stale sidecars
+removed, all-or-nothing sets). The format follows the output's extension
+(:mod:`core.formats`): GeoTIFF, or ENVI with band names and wavelengths in its header.
 
 Wavelengths are read (in nanometres) from, in order: GDAL band metadata
 ``wavelength``/``wavelength_units`` (ENVI driver, and what we write), the ENVI
@@ -16,14 +18,15 @@ domain's ``wavelength = {...}`` list, and the ``IMAGERY`` domain's
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 from osgeo import gdal, osr
 
 from . import formats
+from .atomic import TempTarget, commit
 from .errors import DeepGUError
+from .validation import check_declared_size, check_value_range
 
 #: nodata value written to every floating-point output.
 NODATA = -9999.0
@@ -44,10 +47,24 @@ class RasterInfo:
     offsets: list
     wavelengths: np.ndarray = None
     band_names: list = field(default_factory=list)
+    #: the parameter the raster came from (e.g. "INPUT"), named in errors.
+    name: str = ""
+    _dataset: object = field(default=None, repr=False, compare=False)
 
     @property
     def n_pixels(self):
         return self.rows * self.cols
+
+    @property
+    def label(self):
+        """How errors name this raster: ``INPUT 'path'`` (or just the path)."""
+        return "%s '%s'" % (self.name, self.path) if self.name else self.path
+
+    def dataset(self):
+        """The GDAL dataset, opened once and kept for every block read."""
+        if self._dataset is None:
+            self._dataset = _open(self.path)
+        return self._dataset
 
 
 def _open(path, update=False):
@@ -73,18 +90,18 @@ def _read_wavelengths(ds):
     """Per-band wavelengths in nm, or None when the file does not carry them."""
     n = ds.RasterCount
     bands = [ds.GetRasterBand(i + 1) for i in range(n)]
-    values = [b.GetMetadataItem("wavelength") for b in bands]
-    if all(v not in (None, "") for v in values):
+    values = [_parse_list(b.GetMetadataItem("wavelength") or "") for b in bands]
+    if all(values):     # a band without a number (missing, "n/a") leaves the wavelengths unknown
         units = bands[0].GetMetadataItem("wavelength_units") or ds.GetMetadataItem("wavelength_units")
-        return formats.to_nanometres([_parse_list(v)[0] for v in values], units)
+        return formats.to_nanometres([v[0] for v in values], units)
     envi = ds.GetMetadata("ENVI") or {}
     if "wavelength" in envi:
         parsed = _parse_list(envi["wavelength"])
         if len(parsed) == n:
             return formats.to_nanometres(parsed, envi.get("wavelength_units"))
-    imagery = [b.GetMetadataItem("CENTRAL_WAVELENGTH_UM", "IMAGERY") for b in bands]
-    if all(v not in (None, "") for v in imagery):
-        return np.array([float(v) for v in imagery]) * 1000.0
+    imagery = [_parse_list(b.GetMetadataItem("CENTRAL_WAVELENGTH_UM", "IMAGERY") or "") for b in bands]
+    if all(imagery):
+        return np.array([v[0] for v in imagery]) * 1000.0
     return None
 
 
@@ -97,12 +114,21 @@ def _band_names(ds):
     return [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)]
 
 
-def open_raster(path):
-    """Describe the raster at ``path`` (:class:`RasterInfo`); read no pixels."""
-    ds = _open(path)
+def open_raster(path, name=""):
+    """Describe the raster at ``path`` (:class:`RasterInfo`; ``name``: its parameter, for errors); read no pixels.
+
+    A raster whose header declares more than :data:`.validation.MAX_PIXELS`
+    pixels is refused here, before anything is allocated.
+    """
+    label = "%s '%s'" % (name, path) if name else path
+    try:
+        ds = _open(path)
+    except DeepGUError as error:
+        raise DeepGUError("%s: %s" % (name, error) if name else str(error)) from None
     bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
     if not bands:
-        raise DeepGUError("%s has no bands" % path)
+        raise DeepGUError("%s has no bands" % label)
+    check_declared_size(label, ds.RasterYSize, ds.RasterXSize, ds.RasterCount)
     return RasterInfo(
         path=path,
         n_bands=ds.RasterCount,
@@ -115,33 +141,48 @@ def open_raster(path):
         offsets=[b.GetOffset() if b.GetOffset() is not None else 0.0 for b in bands],
         wavelengths=_read_wavelengths(ds),
         band_names=_band_names(ds),
+        name=name,
+        _dataset=ds,
     )
 
 
 def read_block(info, row0, n_rows, col0=0, n_cols=None):
-    """Read a window of the raster.
+    """Read a window of the raster, all bands at once from its open dataset.
 
     Returns ``(data, valid)``: ``data`` float32 ``(bands, n_rows, n_cols)`` in
     physical units (scale and offset applied), ``valid`` bool ``(n_rows, n_cols)``;
-    invalid pixels are set to 0 in ``data`` so they cannot poison sums.
+    invalid pixels are set to 0 in ``data`` so they cannot poison sums. Valid
+    values beyond :data:`.validation.MAX_ABS_VALUE` are refused.
     """
     n_cols = info.cols - col0 if n_cols is None else n_cols
-    ds = _open(info.path)
-    data = np.empty((info.n_bands, n_rows, n_cols), dtype=np.float32)
+    ds = info.dataset()
+    types = {ds.GetRasterBand(i + 1).DataType for i in range(info.n_bands)}
+    buf_type = types.pop() if len(types) == 1 else gdal.GDT_Float64   # mixed types: compare nodata exactly
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        raw = ds.ReadAsArray(col0, row0, n_cols, n_rows, buf_type=buf_type)
+    finally:
+        gdal.PopErrorHandler()
+    if raw is None:
+        raise DeepGUError("cannot read %s (file truncated or corrupt?)" % info.label)
+    raw = raw.reshape(info.n_bands, n_rows, n_cols)
     valid = np.ones((n_rows, n_cols), dtype=bool)
-    for i in range(info.n_bands):
-        raw = ds.GetRasterBand(i + 1).ReadAsArray(col0, row0, n_cols, n_rows)
-        if raw is None:
-            raise DeepGUError("cannot read band %d of %s (file truncated or corrupt?)" % (i + 1, info.path))
-        nodata = info.nodata[i]
+    for i, nodata in enumerate(info.nodata):
         if nodata is not None and not np.isnan(nodata):
-            valid &= raw != nodata
-        band = raw.astype(np.float32)
-        if info.scales[i] != 1.0 or info.offsets[i] != 0.0:
-            band = band * np.float32(info.scales[i]) + np.float32(info.offsets[i])
-        valid &= np.isfinite(band)
-        data[i] = band
+            valid &= raw[i] != nodata
+    with np.errstate(over="ignore"):        # float64 beyond float32 becomes inf: refused just below
+        data = raw.astype(np.float32)
+    if raw.dtype.itemsize > 4 and raw.dtype.kind == "f" and np.any(np.isfinite(raw[:, valid]) & ~np.isfinite(
+            data[:, valid])):
+        raise DeepGUError("%s has values beyond the float32 range (rescale it or set its nodata)" % info.label)
+    scales = np.array(info.scales, dtype=np.float32)
+    offsets = np.array(info.offsets, dtype=np.float32)
+    if np.any(scales != 1.0) or np.any(offsets != 0.0):
+        data *= scales[:, None, None]
+        data += offsets[:, None, None]
+    valid &= np.all(np.isfinite(data), axis=0)
     data[:, ~valid] = 0.0
+    check_value_range(info.label, data)
     return data, valid
 
 
@@ -181,72 +222,119 @@ def scatter(values, valid):
     return out
 
 
-class RasterWriter:
-    """Write a float32 GeoTIFF or ENVI raster (by extension) block by block; it appears at ``path`` only on
-    :meth:`close`.
+class _GdalErrors:
+    """Collect the GDAL errors (CE_Failure and worse) raised inside the block instead of printing them."""
 
-    Use as a context manager: leaving the block with an exception deletes the
-    temporary file, so nothing half-written is left behind::
+    def __init__(self):
+        self.messages = []
+
+    def _handler(self, level, number, message):
+        if level >= gdal.CE_Failure:
+            self.messages.append(message)
+
+    def __enter__(self):
+        gdal.PushErrorHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        gdal.PopErrorHandler()
+        return False
+
+
+class RasterWriter:
+    """Write a float32 GeoTIFF or ENVI raster (by extension, :mod:`core.formats`) block by block; it appears
+    at ``path`` only when committed (an ENVI output named ``x.hdr`` is written as ``x.dat`` + ``x.hdr``).
+
+    The raster is written to a :class:`.atomic.TempTarget` (``name`` is the
+    parameter named in errors), the ENVI header and any ``.aux.xml`` GDAL
+    writes beside it to companion targets committed with it; every GDAL write and the final close are
+    checked, and any GDAL error (a full disk, a quota) fails with "cannot write
+    NAME 'path': reason", deleting the temporary file and leaving an existing
+    file at ``path`` untouched. Use as a context manager: leaving the block
+    with an exception discards the temporary file::
 
         with RasterWriter(path, like=info, n_bands=3, band_names=names) as out:
             out.write(block, row0)      # block (n_bands, rows, cols); NaN = nodata
+
+    (:class:`OutputSet` commits several writers together.)
     """
 
-    def __init__(self, path, like, n_bands, band_names=None, wavelengths=None, rows=None, cols=None):
+    def __init__(self, path, like, n_bands, band_names=None, wavelengths=None, rows=None, cols=None, name="OUTPUT"):
         self.driver = formats.raster_driver(path)
-        self.path = os.path.abspath(formats.raster_data_path(path))
-        folder = os.path.dirname(self.path)
-        if not os.path.isdir(folder):
-            raise DeepGUError("output folder does not exist: %s" % folder)
-        if not os.access(folder, os.W_OK):
-            raise DeepGUError("output folder is not writable: %s" % folder)
-        fd, self.tmp_path = tempfile.mkstemp(prefix=".deepgu-", suffix=os.path.splitext(self.path)[1], dir=folder)
-        os.close(fd)
+        self.target = TempTarget(formats.raster_data_path(path), name, sidecars=True)
+        self.path = self.target.path
+        self._ds = None
+        self._companions = []
         rows = like.rows if rows is None else rows
         cols = like.cols if cols is None else cols
-        ds = formats.create_raster(self.tmp_path, self.driver, cols, rows, n_bands, NODATA)
-        if ds is None:
-            os.unlink(self.tmp_path)
-            raise DeepGUError("cannot create %s: %s" % (path, gdal.GetLastErrorMsg()))
-        ds.SetGeoTransform(like.transform)
-        if like.crs_wkt:
-            ds.SetProjection(like.crs_wkt)
-        for i in range(n_bands):
-            band = ds.GetRasterBand(i + 1)
-            band.SetNoDataValue(NODATA)
-            if band_names:
-                band.SetDescription(str(band_names[i]))
-            if wavelengths is not None:
-                band.SetMetadataItem("wavelength", "%g" % wavelengths[i])
-                band.SetMetadataItem("wavelength_units", "Nanometers")
-        if self.driver == formats.ENVI:
-            formats.write_envi_header_items(ds, self.path, wavelengths)
-        self._ds = ds
+        try:
+            # the files GDAL writes beside the temporary data file (ENVI header, .aux.xml), committed with it
+            for tmp, final in zip(formats.raster_sidecars(self.target.tmp, self.driver),
+                                  formats.raster_sidecars(self.path, self.driver)):
+                self._companions.append(TempTarget(final, name, tmp=tmp))
+            with _GdalErrors() as errors:
+                ds = formats.create_raster(self.target.tmp, self.driver, cols, rows, n_bands, NODATA)
+                if ds is not None:
+                    ds.SetGeoTransform(like.transform)
+                    if like.crs_wkt:
+                        ds.SetProjection(like.crs_wkt)
+                    for i in range(n_bands):
+                        band = ds.GetRasterBand(i + 1)
+                        band.SetNoDataValue(NODATA)
+                        if band_names:
+                            band.SetDescription(str(band_names[i]))
+                        if wavelengths is not None:
+                            band.SetMetadataItem("wavelength", "%g" % wavelengths[i])
+                            band.SetMetadataItem("wavelength_units", "Nanometers")
+                    if self.driver == formats.ENVI:
+                        formats.write_envi_header_items(ds, self.path, wavelengths)
+            self._ds = ds
+            self._check(errors, ds is None)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _check(self, errors, failed=False):
+        if errors.messages or failed:
+            raise self.target.error(errors.messages[-1] if errors.messages else "GDAL could not create the file")
 
     def write(self, block, row0, col0=0):
         """Write ``block`` ``(n_bands, rows, cols)`` at ``(row0, col0)``; NaN becomes nodata."""
         block = np.where(np.isfinite(block), block, NODATA).astype(np.float32)
-        for i in range(block.shape[0]):
-            self._ds.GetRasterBand(i + 1).WriteArray(block[i], col0, row0)
+        with _GdalErrors() as errors:
+            failed = any(self._ds.GetRasterBand(i + 1).WriteArray(block[i], col0, row0) != gdal.CE_None
+                         for i in range(block.shape[0]))
+        self._check(errors, failed)
+
+    def finish(self):
+        """Flush and close the temporary file, checking that GDAL wrote all of it; return the
+        :class:`.atomic.TempTarget` list to commit (the data file and the sidecars GDAL wrote beside it)."""
+        with _GdalErrors() as errors:
+            self._ds.FlushCache()
+            self._ds = None         # closes the dataset: the last tiles and the header are written here
+        self._check(errors)
+        if os.path.getsize(self.target.tmp) == 0:
+            raise self.target.error("the file is empty after writing")
+        written = [sidecar for sidecar in self._companions if os.path.exists(sidecar.tmp)]
+        for sidecar in self._companions:
+            if sidecar not in written:
+                sidecar.discard()
+        return [self.target] + written
 
     def close(self):
-        """Flush and move the finished file to its final path."""
-        self._ds.FlushCache()
-        self._ds = None
-        finals = formats.raster_sidecars(self.path, self.driver)
-        for tmp, final in zip(formats.raster_sidecars(self.tmp_path, self.driver), finals):
-            if os.path.exists(tmp):
-                os.replace(tmp, final)
-            elif os.path.exists(final):      # a stale one from an earlier file of that name
-                os.unlink(final)
-        os.replace(self.tmp_path, self.path)
+        """Finish the file and move it, with its header or sidecars, to its final path (removing stale sidecars)."""
+        try:
+            commit(self.finish())
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self):
-        """Discard the temporary file."""
-        self._ds = None
-        for tmp in [self.tmp_path] + formats.raster_sidecars(self.tmp_path, self.driver):
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        """Discard the temporary files."""
+        with _GdalErrors():
+            self._ds = None
+        for target in [self.target] + self._companions:
+            target.discard()
 
     def __enter__(self):
         return self
@@ -284,22 +372,24 @@ def georeference(rows, cols, crs_epsg=32633, origin=(500000.0, 4500000.0), pixel
 
 
 class OutputSet:
-    """Several rasters written together: all of them appear, or none (on error or cancel).
+    """Several rasters written together: all of them appear, or none (on error, cancel or a failed rename).
 
-    ::
+    ``names`` maps each key to the parameter named in errors (default: the key)::
 
-        with OutputSet() as outputs:
+        with OutputSet({"abundances": "OUTPUT", "rmse": "OUTPUT_RMSE"}) as outputs:
             outputs.add("abundances", path, like=info, n_bands=P, band_names=names)
             outputs.add("rmse", rmse_path_or_None, like=info, n_bands=1)   # None: not requested
             outputs.write("rmse", block, row0)                             # no-op when not requested
     """
 
-    def __init__(self):
+    def __init__(self, names=None):
         self._writers = {}
+        self._names = names or {}
 
     def add(self, key, path, like, n_bands, band_names=None, wavelengths=None):
         if path:
-            self._writers[key] = RasterWriter(path, like, n_bands, band_names, wavelengths)
+            self._writers[key] = RasterWriter(path, like, n_bands, band_names, wavelengths,
+                                              name=self._names.get(key, key))
 
     def __contains__(self, key):
         return key in self._writers
@@ -312,11 +402,13 @@ class OutputSet:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        for writer in self._writers.values():
+        writers = list(self._writers.values())
+        try:
             if exc_type is None:
-                writer.close()
-            else:
-                writer.abort()
+                commit([target for writer in writers for target in writer.finish()])
+        finally:
+            for writer in writers:
+                writer.abort()      # no-op for committed files
         return False
 
 

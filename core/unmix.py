@@ -40,6 +40,7 @@ from .errors import DeepGUError
 from .feedback import ensure
 from .latent import TRUST_RADIUS, WhitenedModel, trust_distances
 from .regularisation import AUTO, describe, is_auto, measure_levels, resolve
+from .validation import check_value_range
 from .zstep import PixelStats, decode, zstep
 
 ADMM_TOL = 1e-3
@@ -111,8 +112,9 @@ def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
             continue
         if isinstance(value, str) or not np.isfinite(value) or value < 0:
             raise DeepGUError("%s must be 'auto' or a finite number >= 0, got %r" % (name, value))
-    if max_iter < 1 or tol <= 0:
-        raise DeepGUError("max_iter must be >= 1 and tol > 0 (got %d, %g)" % (max_iter, tol))
+    if max_iter < 1 or not (np.isfinite(tol) and tol > 0):
+        raise DeepGUError("max_iter must be >= 1 and tol finite and > 0 (got %d, %g)" % (max_iter, tol))
+    check_value_range("the image", Y[np.isfinite(Y)])
     if tv not in TV_KINDS:
         raise DeepGUError("unknown TV kind %r; choose one of %s" % (tv, ", ".join(TV_KINDS)))
 

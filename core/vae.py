@@ -169,8 +169,13 @@ def _check_bundles(bundles, n_bands=None):
     return checked
 
 
-def _train_one(bundle, latent_dim, epochs, loss, beta, generator, progress):
-    """Train one :class:`MaterialVAE` on ``bundle`` (L, n); returns it and its per-epoch mean loss."""
+def _train_one(bundle, latent_dim, epochs, loss, beta, generator, progress, check_canceled):
+    """Train one :class:`MaterialVAE` on ``bundle`` (L, n); returns it and its per-epoch mean loss.
+
+    ``check_canceled()`` runs before every mini-batch (so a cancel takes effect within one Adam step) and
+    ``progress(epoch)`` after every epoch. A non-finite mini-batch loss stops training with a
+    :class:`DeepGUError` (the weights would be NaN from then on).
+    """
     n_bands, n = bundle.shape
     scale = SCALE_MARGIN * float(bundle.max())
     x = torch.as_tensor(np.maximum(bundle.T / scale, 0.0), dtype=torch.float32)
@@ -183,7 +188,11 @@ def _train_one(bundle, latent_dim, epochs, loss, beta, generator, progress):
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for start in range(0, n, batch):
+            check_canceled()
             sample_loss = vae.loss(x[order[start:start + batch]], loss, beta, generator)
+            if not bool(torch.isfinite(sample_loss).all()):
+                raise DeepGUError("training diverged at epoch %d: the loss is not finite (lower BETA, or check "
+                                  "the bundle's values)" % (epoch + 1))
             optimizer.zero_grad()
             sample_loss.mean().backward()
             optimizer.step()
@@ -213,11 +222,14 @@ def train_vaes(bundles, latent_dim=2, epochs=DEFAULT_EPOCHS, seed=0, loss="bce",
     for p, (bundle, generator) in enumerate(zip(bundles, _generators(seed, len(bundles)))):
 
         def progress(epoch, done=p * epochs):
-            feedback.check_canceled()
             feedback.set_progress(100.0 * (done + epoch + 1) / n_steps)
 
         with _one_thread():
-            vae, curve = _train_one(bundle, int(latent_dim), epochs, loss, float(beta), generator, progress)
+            try:
+                vae, curve = _train_one(bundle, int(latent_dim), epochs, loss, float(beta), generator, progress,
+                                        feedback.check_canceled)
+            except DeepGUError as error:
+                raise DeepGUError("material %d: %s" % (p + 1, error)) from None
         feedback.info("material %d: VAE trained on %d pixels, final loss %.4g"
                       % (p + 1, bundle.shape[1], curve[-1]))
         vaes.append(vae)

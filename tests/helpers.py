@@ -6,11 +6,12 @@ from core.feedback import Feedback
 
 
 class Recorder(Feedback):
-    """Records progress and messages; cancels once ``cancel_after`` reports of the kind ``counting``
-    (``"progress"`` or ``"messages"``) have arrived (``cancel_after=0``: canceled from the start)."""
+    """Records progress, messages and how many cancellation checks were made (``checks``); cancels once
+    ``cancel_after`` reports of the kind ``counting`` (``"progress"``, ``"messages"`` or ``"checks"``) have
+    arrived (``cancel_after=0``: canceled from the start)."""
 
     def __init__(self, cancel_after=None, counting="progress"):
-        self.messages, self.progress = [], []
+        self.messages, self.progress, self.checks = [], [], 0
         self.cancel_after, self.counting = cancel_after, counting
 
     def info(self, message):
@@ -20,7 +21,9 @@ class Recorder(Feedback):
         self.progress.append(percent)
 
     def is_canceled(self):
-        return self.cancel_after is not None and len(getattr(self, self.counting)) >= self.cancel_after
+        reports = self.checks if self.counting == "checks" else len(getattr(self, self.counting))
+        self.checks += 1
+        return self.cancel_after is not None and reports >= self.cancel_after
 
 
 def run_json(qgis_process, algorithm, **parameters):

@@ -130,3 +130,35 @@ def test_library_writes_refuse_unknown_extensions_and_unsafe_names(tmp_path):
     with pytest.raises(DeepGUError, match="cannot hold ','"):
         write_spectra(str(tmp_path / "lib.sli"), np.ones((2, 1)), ["a, b"])
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_envi_rewrite_commits_header_with_data_and_a_failed_one_keeps_both(tmp_path):
+    target = str(tmp_path / "x.hdr")
+    write_raster(target, np.ones((1, 2, 2)), georeference(2, 2), wavelengths=[500.0])
+    with open(str(tmp_path / "x.qml"), "w") as style:        # a style for the old file's bands
+        style.write("<qgis/>")
+    write_raster(target, np.full((1, 2, 2), 2.0), georeference(2, 2), wavelengths=[600.0])
+    data, _, info = read_all(str(tmp_path / "x.dat"))
+    assert info.wavelengths.tolist() == [600.0] and data.tolist() == [[[2.0, 2.0], [2.0, 2.0]]]
+    assert sorted(os.listdir(str(tmp_path))) == ["x.dat", "x.dat.aux.xml", "x.hdr"]
+    with pytest.raises(RuntimeError):
+        with RasterWriter(target, georeference(2, 2), n_bands=1, wavelengths=[700.0]) as out:
+            out.write(np.zeros((1, 2, 2)), 0)
+            raise RuntimeError("cancelled")
+    data, _, info = read_all(str(tmp_path / "x.dat"))
+    assert info.wavelengths.tolist() == [600.0] and data.tolist() == [[[2.0, 2.0], [2.0, 2.0]]]
+    assert sorted(os.listdir(str(tmp_path))) == ["x.dat", "x.dat.aux.xml", "x.hdr"]
+
+
+def test_envi_library_gets_the_csv_checks(tmp_path):
+    from core import envi_library
+    path = str(tmp_path / "lib.sli")
+    with pytest.raises(DeepGUError, match="material name '=SUM' starts with '='"):
+        write_spectra(path, np.eye(2), ["=SUM", "b"])
+    assert os.listdir(str(tmp_path)) == []
+    envi_library.write(path, np.eye(2), ["=SUM", "b"])      # a file from elsewhere
+    with pytest.raises(DeepGUError, match="lib.sli: material name '=SUM'"):
+        read_spectra(path)
+    envi_library.write(path, np.eye(2) * 1e13, ["a", "b"])
+    with pytest.raises(DeepGUError, match="lib.sli holds values beyond"):
+        read_spectra(path)

@@ -163,7 +163,7 @@ def test_edit_without_checksum_is_detected(saved):
 
 
 def test_save_to_missing_folder(model, tmp_path):
-    with pytest.raises(DeepGUError, match="cannot write model file"):
+    with pytest.raises(DeepGUError, match="cannot write OUTPUT .*the output folder does not exist"):
         save_model(model, str(tmp_path / "no" / "such" / "model.pt"))
 
 

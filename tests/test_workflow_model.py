@@ -9,7 +9,7 @@ import numpy as np
 
 from conftest import ROOT, require_qgis
 from core.raster_io import read_all
-from test_qgis_algorithms import run_json
+from helpers import run_json
 
 MODEL = os.path.join(ROOT, "models", "deepgu_workflow.model3")
 

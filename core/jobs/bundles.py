@@ -6,8 +6,10 @@ from ..bundles import DEFAULT_WINDOW, METHODS, BundleSelector, auto_bundles, loc
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..library import check_bands, read_spectra, write_spectra
+from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block, valid_pixels
 from ..sampling import sample_pixels
+from ..validation import MAX_MEMORY_MB, as_parameter, finite, integer
 from .vca import DEFAULT_SAMPLE
 
 
@@ -15,7 +17,7 @@ def _open_abundances(path, info, n_materials):
     """Describe the abundance raster of the ``spatial`` method, checked against the image."""
     if not path:
         raise DeepGUError("the 'spatial' bundle method needs an abundance raster (e.g. the FCLS output)")
-    abundances = open_raster(path)
+    abundances = open_raster(path, "ABUNDANCES")
     if (abundances.rows, abundances.cols) != (info.rows, info.cols):
         raise DeepGUError("the abundance raster %s is %d x %d pixels but the image is %d x %d"
                           % (path, abundances.rows, abundances.cols, info.rows, info.cols))
@@ -49,10 +51,20 @@ def run(input_path, endmembers_csv, output_csv, method="nearest", n_pixels=100, 
     feedback = ensure(feedback)
     if method not in METHODS:
         raise DeepGUError("unknown bundle method %r (choose one of %s)" % (method, ", ".join(METHODS)))
-    info = open_raster(input_path)
-    library = read_spectra(endmembers_csv)
-    check_bands(library, info.n_bands, info.wavelengths, "the endmember file")
-    M = library.as_endmembers()
+    check_paths({"INPUT": input_path, "ENDMEMBERS": endmembers_csv, "ABUNDANCES": abundances_path},
+                {"OUTPUT": output_csv})
+    n_pixels = integer("N_PIXELS", n_pixels, 1)
+    max_angle_deg = finite("ANGLE", max_angle_deg, 0, 90, low_open=True)
+    min_pixels = integer("MIN_PIXELS", min_pixels, 1)
+    seed = integer("SEED", seed)
+    sample_size = integer("SAMPLE_SIZE", sample_size, 1)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
+    window = integer("WINDOW", window, 1, 99)
+    info = open_raster(input_path, "INPUT")
+    with as_parameter("ENDMEMBERS"):
+        library = read_spectra(endmembers_csv)
+        check_bands(library, info.n_bands, info.wavelengths, "the endmember file")
+        M = library.as_endmembers()
     names = library.materials
     abundances = _open_abundances(abundances_path, info, M.shape[1]) if method == "spatial" else None
     if method == "auto":

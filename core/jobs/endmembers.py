@@ -6,8 +6,10 @@ from ..endmembers import (DEFAULT_METHOD, DEFAULT_REFINE_FRACTION, DEFAULT_REFIN
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..library import write_spectra
+from ..paths import check_paths
 from ..raster_io import block_rows, open_raster, read_block
 from ..sampling import sample_pixels
+from ..validation import MAX_MATERIALS, MAX_MEMORY_MB, ContrastCheck, finite, integer
 from ..vca import vca
 from .vca import DEFAULT_SAMPLE
 
@@ -38,18 +40,29 @@ def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sam
     """
     feedback = ensure(feedback)
     if method not in METHODS:
-        raise DeepGUError("unknown endmember method %r (choose one of %s)" % (method, ", ".join(METHODS)))
-    info = open_raster(input_path)
-    if n_endmembers < 2:
-        raise DeepGUError("the number of endmembers must be at least 2 (got %d)" % n_endmembers)
+        raise DeepGUError("METHOD: unknown endmember method %r (choose one of %s)" % (method, ", ".join(METHODS)))
+    check_paths({"INPUT": input_path}, {"OUTPUT": output_csv})
+    seed = integer("SEED", seed)
+    sample_size = integer("SAMPLE_SIZE", sample_size, 1)
+    restarts = integer("RESTARTS", restarts, 1)
+    iterations = integer("ITERATIONS", iterations, 1)
+    window = integer("WINDOW", window, 1)
+    fraction = finite("FRACTION", fraction, 0, 1, low_open=True)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
+    info = open_raster(input_path, "INPUT")
+    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2)
     if n_endmembers > info.n_bands:
-        raise DeepGUError("cannot find %d endmembers in a raster with only %d band(s)"
+        raise DeepGUError("ENDMEMBERS: cannot find %d endmembers in a raster with only %d band(s)"
                           % (n_endmembers, info.n_bands))
+    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2, MAX_MATERIALS)
     sampled = 40 if method == "refined" else 80
     Y, flat = sample_pixels(info, sample_size, seed=seed, memory_mb=memory_mb,
                             feedback=SubFeedback(feedback, 0, sampled))
     if Y.shape[1] < n_endmembers:
         raise DeepGUError("only %d valid pixels: fewer than the %d endmembers asked for" % (Y.shape[1], n_endmembers))
+    contrast = ContrastCheck(info.n_bands, n_endmembers)
+    contrast.update(Y)
+    contrast.check(info.label)
     feedback.info("%s on %d pixels x %d bands, P = %d" % (method, Y.shape[1], Y.shape[0], n_endmembers))
     if method == "vca":
         indices = vca(Y, n_endmembers, seed=seed).indices

@@ -10,16 +10,23 @@ from ..errors import DeepGUError
 from ..feedback import ensure
 from ..fcls import fcls, reconstruction_rmse
 from ..library import check_bands, read_spectra
+from ..paths import check_paths
 from ..raster_io import OutputSet, block_rows, iter_blocks, open_raster, read_block, scatter, valid_pixels
+from ..validation import MAX_MEMORY_MB, ContrastCheck, as_parameter, finite
 
 
 def _solve_strip(info, M, row0, n_rows, with_rmse):
-    """FCLS of rows ``[row0, row0 + n_rows)``: ``(abundances (P, n_rows, cols), rmse (1, ...) or None, n_valid)``."""
+    """FCLS of rows ``[row0, row0 + n_rows)``.
+
+    Returns ``(abundances (P, n_rows, cols), rmse (1, ...) or None, n_valid, ContrastCheck of the strip)``.
+    """
     data, valid = read_block(info, row0, n_rows)
     Y = valid_pixels(data, valid)
+    contrast = ContrastCheck(info.n_bands, M.shape[1])
+    contrast.update(Y)
     A = fcls(Y, M) if Y.shape[1] else np.zeros((M.shape[1], 0))
     rmse = scatter(reconstruction_rmse(Y, M, A)[None], valid) if with_rmse else None
-    return scatter(A, valid), rmse, Y.shape[1]
+    return scatter(A, valid), rmse, Y.shape[1], contrast
 
 
 def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, cluster=None, feedback=None):
@@ -27,19 +34,25 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, clu
 
     ``cluster`` (see :func:`core.cluster.parse_cluster`): empty solves the strips here,
     otherwise they are tasks on a Dask cluster whose workers read their strip from the file.
-    Returns the number of valid pixels unmixed.
+    Returns the number of valid pixels unmixed. The image must have as many distinct valid pixels as there are
+    materials (:class:`.validation.ContrastCheck`, merged over the strips).
     """
     feedback = ensure(feedback)
-    info = open_raster(input_path)
-    library = read_spectra(endmembers_csv)
-    check_bands(library, info.n_bands, info.wavelengths, "the endmember file")
-    M = library.as_endmembers()
+    check_paths({"INPUT": input_path, "ENDMEMBERS": endmembers_csv}, {"OUTPUT": output, "OUTPUT_RMSE": output_rmse})
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
+    info = open_raster(input_path, "INPUT")
+    with as_parameter("ENDMEMBERS"):
+        library = read_spectra(endmembers_csv)
+        check_bands(library, info.n_bands, info.wavelengths, "the endmember file")
+        M = library.as_endmembers()
     if M.shape[1] > info.n_bands:
         raise DeepGUError("%d endmembers but only %d bands: the problem is underdetermined"
                           % (M.shape[1], info.n_bands))
     strips = list(iter_blocks(info, block_rows(info, memory_mb)))
     n_valid = 0
-    with cluster_client(cluster, feedback) as client, OutputSet() as outputs:
+    contrast = ContrastCheck(info.n_bands, M.shape[1])
+    with cluster_client(cluster, feedback) as client, \
+            OutputSet({"abundances": "OUTPUT", "rmse": "OUTPUT_RMSE"}) as outputs:
         outputs.add("abundances", output, info, M.shape[1], band_names=library.materials)
         outputs.add("rmse", output_rmse, info, 1, band_names=["rmse"])
         tasks = [(info, M, row0, n_rows, "rmse" in outputs) for row0, n_rows in strips]
@@ -47,14 +60,16 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, clu
             solved = _in_process(tasks, feedback)
         else:
             solved = map_tasks(client, _solve_strip, tasks, weights=[n for _, n in strips], feedback=feedback)
-        for index, (A, rmse, count) in solved:
+        for index, (A, rmse, count, strip_contrast) in solved:
             row0 = strips[index][0]
             n_valid += count
+            contrast.merge(strip_contrast)
             outputs.write("abundances", A, row0)
             if rmse is not None:
                 outputs.write("rmse", rmse, row0)
         if n_valid == 0:
-            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % input_path)
+            raise DeepGUError("INPUT %s has no valid pixels (all nodata or non-finite)" % input_path)
+        contrast.check(info.label)
     feedback.info("FCLS: %d valid pixels of %d" % (n_valid, info.n_pixels))
     return n_valid
 

@@ -6,11 +6,13 @@ from ..atomic import atomic_output
 from ..errors import DeepGUError
 from ..feedback import ensure
 from ..metrics import MetricsAccumulator
+from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block
+from ..validation import MAX_MEMORY_MB, finite
 
 
-def _open_matching(path, like, what):
-    info = open_raster(path)
+def _open_matching(path, like, what, name):
+    info = open_raster(path, name)
     if like is not None and (info.rows, info.cols) != (like.rows, like.cols):
         raise DeepGUError("%s is %d x %d pixels but the estimate is %d x %d"
                           % (what, info.rows, info.cols, like.rows, like.cols))
@@ -32,8 +34,11 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
     ``memory_mb``. Returns the metrics dict; writes it as JSON to ``report`` when given.
     """
     feedback = ensure(feedback)
-    est = _open_matching(estimate, None, "the estimate")
-    ref = _open_matching(reference, est, "the reference")
+    check_paths({"ESTIMATE": estimate, "REFERENCE": reference, "ESTIMATE_ENDMEMBERS": estimate_endmembers,
+                 "REFERENCE_ENDMEMBERS": reference_endmembers}, {"OUTPUT_REPORT": report})
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
+    est = _open_matching(estimate, None, "the estimate", "ESTIMATE")
+    ref = _open_matching(reference, est, "the reference", "REFERENCE")
     P = est.n_bands
     if ref.n_bands != P:
         raise DeepGUError("the estimate has %d materials but the reference has %d" % (P, ref.n_bands))
@@ -41,8 +46,8 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
         raise DeepGUError("give both endmember rasters (estimate and reference) or neither")
     rasters = [est, ref]
     if estimate_endmembers is not None:
-        m_est = _open_matching(estimate_endmembers, est, "the estimated endmembers")
-        m_ref = _open_matching(reference_endmembers, est, "the reference endmembers")
+        m_est = _open_matching(estimate_endmembers, est, "the estimated endmembers", "ESTIMATE_ENDMEMBERS")
+        m_ref = _open_matching(reference_endmembers, est, "the reference endmembers", "REFERENCE_ENDMEMBERS")
         if m_est.n_bands != m_ref.n_bands:
             raise DeepGUError("the endmember rasters have %d and %d bands" % (m_est.n_bands, m_ref.n_bands))
         if m_est.n_bands % P:
@@ -72,6 +77,6 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
     metrics = {key: (value.tolist() if hasattr(value, "tolist") else value) for key, value in metrics.items()}
     metrics["pixels"] = accumulator.n_pixels
     if report:
-        with atomic_output(report) as f:
+        with atomic_output(report, what="OUTPUT_REPORT") as f:
             json.dump(metrics, f, indent=2)
     return metrics

@@ -1,6 +1,8 @@
 """Train the per-material VAEs on a bundle CSV and save the model file."""
 
 from ..errors import DeepGUError
+from ..paths import check_paths
+from ..validation import MAX_BETA, MAX_EPOCHS, MAX_LATENT, as_parameter, finite, integer
 from ..feedback import ensure
 from ..latent import TRUST_RADIUS, confusions
 from ..library import read_spectra
@@ -20,12 +22,20 @@ def run(bundles_csv, endmembers_csv, output_model, latent_dim=2, epochs=DEFAULT_
     to its own (:func:`core.latent.confusions`). Returns the model.
     """
     feedback = ensure(feedback)
-    references = read_spectra(endmembers_csv)
-    bundle_set = read_spectra(bundles_csv)
+    check_paths({"BUNDLES": bundles_csv, "ENDMEMBERS": endmembers_csv}, {"OUTPUT": output_model})
+    latent_dim = integer("LATENT_DIM", latent_dim, 1, MAX_LATENT)
+    epochs = integer("EPOCHS", epochs, 1, MAX_EPOCHS)
+    beta = finite("BETA", beta, 0, MAX_BETA)
+    seed = integer("SEED", seed)
+    with as_parameter("ENDMEMBERS"):
+        references = read_spectra(endmembers_csv)
+    with as_parameter("BUNDLES"):
+        bundle_set = read_spectra(bundles_csv)
     if bundle_set.n_bands != references.n_bands:
         raise DeepGUError("the bundles have %d bands but the endmembers have %d"
                           % (bundle_set.n_bands, references.n_bands))
-    m0 = references.as_endmembers()
+    with as_parameter("ENDMEMBERS"):
+        m0 = references.as_endmembers()
     groups = {name: spectra for name, spectra, _, _ in bundle_set.by_material()}
     missing = [name for name in references.materials if name not in groups]
     if missing:

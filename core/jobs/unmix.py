@@ -10,10 +10,12 @@ from ..errors import DeepGUError
 from ..fcls import fcls
 from ..feedback import SubFeedback, ensure
 from ..model_file import check_compatible, load_model
-from ..raster_io import OutputSet, endmember_band_names, open_raster, read_block
+from ..paths import check_paths
+from ..raster_io import OutputSet, block_rows, endmember_band_names, iter_blocks, open_raster, read_block, valid_pixels
 from ..regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from ..tiling import tile_size, tiles
 from ..unmix import deepgu_unmix
+from ..validation import MAX_ITERATIONS, MAX_LAMBDA, MAX_MEMORY_MB, ContrastCheck, as_parameter, finite, integer
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
 HALO = 8
@@ -21,11 +23,13 @@ HALO = 8
 LEVEL_WINDOW = 256
 #: rough working memory of the solver per pixel and per band x material, in bytes.
 _BYTES_PER_PIXEL_BAND_MATERIAL = 160
+#: smallest padded tile side, whatever MEMORY_MB says: smaller tiles spend most of their work on the halo.
+MIN_TILE = 32
 
 
 def _open_init(path, like, n_materials):
     """Describe the INIT_ABUNDANCES raster, checked against the image and the model."""
-    info = open_raster(path)
+    info = open_raster(path, "INIT_ABUNDANCES")
     if (info.rows, info.cols) != (like.rows, like.cols):
         raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but the image is %d x %d"
                           % (info.rows, info.cols, like.rows, like.cols))
@@ -44,13 +48,38 @@ def _number_or_auto(text, option):
         raise DeepGUError("%s must be a number or 'auto', got %r" % (option, text)) from None
 
 
+def _check_contrast(info, n_materials, memory_mb, feedback):
+    """Stream the image once: refuse it unless it has a non-zero pixel and ``n_materials`` distinct ones."""
+    contrast = ContrastCheck(info.n_bands, n_materials)
+    for row0, n_rows in iter_blocks(info, block_rows(info, memory_mb)):
+        feedback.check_canceled()
+        contrast.update(valid_pixels(*read_block(info, row0, n_rows)))
+    contrast.check(info.label)
+
+
+def _weight(name, value):
+    """A regularisation weight: ``"auto"``/None as given, otherwise a finite number in ``[0, MAX_LAMBDA]``."""
+    return value if is_auto(value) else finite(name, value, 0, MAX_LAMBDA)
+
+
+def tile_layout(rows, cols, memory_mb, n_bands, n_materials, halo=HALO, feedback=None):
+    """The tiles of a ``rows x cols`` image whose padded working set fits ``memory_mb``, padded side at least
+    :data:`MIN_TILE` (a smaller budget is raised to it, with a note to ``feedback``)."""
+    budget = memory_mb * 2 ** 20 // (_BYTES_PER_PIXEL_BAND_MATERIAL * n_bands * n_materials)
+    size = max(tile_size(budget, halo), MIN_TILE - 2 * halo, 1)
+    if size > tile_size(budget, halo):
+        ensure(feedback).info("MEMORY_MB=%g gives tiles below %d x %d pixels: using %d x %d tiles (with the halo)"
+                              % (memory_mb, MIN_TILE, MIN_TILE, size + 2 * halo, size + 2 * halo))
+    return list(tiles(rows, cols, size, halo))
+
+
 def _central_levels(info, m0):
     """Regularisation levels of FCLS with ``m0`` on the central window of the raster."""
     rows, cols = min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols)
     data, valid = read_block(info, (info.rows - rows) // 2, rows, (info.cols - cols) // 2, cols)
     if not valid.any():
         raise DeepGUError("the central %d x %d pixels of %s are all nodata: give LAMBDA_Z and LAMBDA_A "
-                          "explicitly" % (rows, cols, info.path))
+                          "explicitly" % (rows, cols, info.label))
     A = np.full((m0.shape[1],) + valid.shape, np.nan)
     A[:, valid] = fcls(data[:, valid].astype(np.float64), m0)
     return measure_levels(data, m0, A, valid)
@@ -132,14 +161,25 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     the whole scene, from FCLS with the model's references on the central window of
     :data:`LEVEL_WINDOW` x :data:`LEVEL_WINDOW` pixels (:mod:`core.regularisation`), so every
     tile uses the same weights. Returns the number of tiles.
+    Before any tile is solved the parameters are checked, and the image is read once to check that it has
+    the contrast to unmix (:class:`.validation.ContrastCheck`); tiles are at least :data:`MIN_TILE` pixels
+    wide, halo included, whatever ``memory_mb``.
     """
     feedback = ensure(feedback)
-    info = open_raster(input_path)
-    model = load_model(model_path)
-    check_compatible(model, info.n_bands, info.wavelengths)
+    check_paths({"INPUT": input_path, "MODEL": model_path, "INIT_ABUNDANCES": init_abundances},
+                {"OUTPUT": output, "OUTPUT_ENDMEMBERS": output_endmembers, "OUTPUT_LATENT": output_latent,
+                 "OUTPUT_RMSE": output_rmse})
+    lambda_z, lambda_a = _weight("LAMBDA_Z", lambda_z), _weight("LAMBDA_A", lambda_a)
+    tol = finite("TOLERANCE", tol, 0, 1, low_open=True)
+    max_iter = integer("MAX_ITER", max_iter, 1, MAX_ITERATIONS)
+    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
+    info = open_raster(input_path, "INPUT")
+    with as_parameter("MODEL"):
+        model = load_model(model_path)
+        check_compatible(model, info.n_bands, info.wavelengths)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
-    budget = memory_mb * 2 ** 20 // (_BYTES_PER_PIXEL_BAND_MATERIAL * L * P)
-    layout = list(tiles(info.rows, info.cols, tile_size(budget, halo), halo))
+    _check_contrast(info, P, memory_mb, feedback)
+    layout = tile_layout(info.rows, info.cols, memory_mb, L, P, halo, feedback)
     init = _open_init(init_abundances, info, P) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
     if is_auto(lambda_z) or is_auto(lambda_a):
@@ -149,7 +189,9 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
         lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
     settings = dict(lambda_z=lambda_z, lambda_a=lambda_a, max_iter=max_iter, tol=tol, tv=tv, device=device)
     any_valid = False
-    with cluster_client(cluster, feedback) as client, OutputSet() as outputs:
+    with cluster_client(cluster, feedback) as client, OutputSet(
+            {"abundances": "OUTPUT", "endmembers": "OUTPUT_ENDMEMBERS", "latent": "OUTPUT_LATENT",
+             "rmse": "OUTPUT_RMSE"}) as outputs:
         outputs.add("abundances", output, info, P, band_names=model.names)
         outputs.add("endmembers", output_endmembers, info, P * L,
                     band_names=endmember_band_names(model.names, info.wavelengths, L), wavelengths=None)
@@ -166,8 +208,11 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
             any_valid = True
             for key, block in blocks.items():
                 outputs.write(key, block, tile.row0, tile.col0)
+        if not any_valid and init is not None:      # INPUT has valid pixels (the contrast check)
+            raise DeepGUError("INIT_ABUNDANCES %s is nodata or non-finite at every valid pixel of INPUT"
+                              % init_abundances)
         if not any_valid:
-            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % input_path)
+            raise DeepGUError("INPUT %s has no valid pixels (all nodata or non-finite)" % input_path)
     feedback.set_progress(100)
     return len(layout)
 

@@ -1,0 +1,306 @@
+"""Randomised hostile inputs through the core jobs: every failure must be a clean refusal, nothing left behind.
+
+From a valid set (a 12 x 12 DC1 scene, its endmember and bundle CSVs, FCLS
+abundances and a briefly trained model) each case mutates one input file or one
+parameter at random, runs the job that reads it, and classifies the outcome:
+
+- ok: the job finished (the mutation was harmless or handled);
+- refused: a one-line :class:`DeepGUError` (the expected way to fail);
+- unexpected: any other exception, a multi-line message, a case slower than
+  ``--case-seconds``, or a changed input file.
+
+After each case the output folder must hold only the outputs of a successful
+run: any ``.deepgu-*`` temporary file, or any output of a refused run, counts
+as a leftover. Mutations: bytes flipped, zeroed, truncated or appended in a
+GeoTIFF or model file; values scaled by 10^k, set to NaN/inf/0/constant, and
+nodata, scale or band metadata changed in a GeoTIFF; CSV cells, names (with
+formula characters, duplicates, BOM, empty), values (huge, text) and shape
+damaged; parameters set to NaN, inf, negative, zero or beyond int32.
+
+Usage: ``.venv/bin/python bench/fuzz_inputs.py [--seconds 300] [--seed 0]``.
+The last line is the summary: cases, expected refusals, unexpected errors,
+leftover temporary files.
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from osgeo import gdal  # noqa: E402
+
+from bench.measure import machine_line  # noqa: E402
+from core.errors import Canceled, DeepGUError  # noqa: E402
+from core.jobs import bundles, fcls, inspect, metrics, synthetic, train, unmix, vca  # noqa: E402
+from core.raster_io import read_all, write_raster  # noqa: E402
+
+HOSTILE_NUMBERS = [float("nan"), float("inf"), -float("inf"), -1, 0, 2 ** 31, 5_000_000_000, 1e308, -1e308, 0.5]
+
+
+class CaseTimeout(Exception):
+    """A case ran longer than allowed."""
+
+
+def _alarm(signum, frame):
+    raise CaseTimeout()
+
+
+def make_valid_set(folder):
+    """The valid inputs every case starts from."""
+    p = {name: os.path.join(folder, name) for name in ("scene.tif", "truth.tif", "em.csv", "bundles.csv",
+                                                       "fcls.tif", "model.pt")}
+    synthetic.run("DC1", 12, 12, p["scene.tif"], output_abundances=p["truth.tif"], seed=1)
+    vca.run(p["scene.tif"], 3, p["em.csv"])
+    fcls.run(p["scene.tif"], p["em.csv"], p["fcls.tif"])
+    bundles.run(p["scene.tif"], p["em.csv"], p["bundles.csv"], n_pixels=15)
+    train.run(p["bundles.csv"], p["em.csv"], p["model.pt"], epochs=3)
+    return p
+
+
+# --- mutations: each takes (rng, path) and rewrites the file at path ------------------------------------
+
+def flip_bytes(rng, path):
+    raw = bytearray(open(path, "rb").read())
+    for position in rng.integers(0, len(raw), rng.integers(1, 20)):
+        raw[position] = int(rng.integers(0, 256))
+    open(path, "wb").write(bytes(raw))
+
+
+def zero_range(rng, path):
+    raw = bytearray(open(path, "rb").read())
+    start = int(rng.integers(0, len(raw)))
+    stop = min(len(raw), start + int(rng.integers(1, 4096)))
+    raw[start:stop] = bytes(stop - start)
+    open(path, "wb").write(bytes(raw))
+
+
+def truncate(rng, path):
+    raw = open(path, "rb").read()
+    open(path, "wb").write(raw[:int(rng.integers(0, len(raw)))])
+
+
+def append_junk(rng, path):
+    with open(path, "ab") as f:
+        f.write(rng.bytes(int(rng.integers(1, 5000))))
+
+
+def raster_values(rng, path):
+    """Rewrite the raster with its pixels scaled, poisoned, flattened or emptied."""
+    data, _, info = read_all(path)
+    kind = rng.choice(["scale", "nan", "inf", "zero", "constant", "negative", "float64-huge", "one-pixel"])
+    if kind == "scale":
+        data = data * np.float32(10.0 ** int(rng.integers(-40, 39)))
+    elif kind in ("nan", "inf"):
+        mask = rng.random(data.shape) < rng.random()
+        data[mask] = np.nan if kind == "nan" else np.inf
+    elif kind == "zero":
+        data[:] = 0
+    elif kind == "constant":
+        data[:] = data[:, :1, :1]
+    elif kind == "negative":
+        data = -data
+    elif kind == "one-pixel":
+        data[:, 1:, :] = np.nan
+    if kind == "float64-huge":
+        driver = gdal.GetDriverByName("GTiff")
+        ds = driver.Create(path, info.cols, info.rows, info.n_bands, gdal.GDT_Float64)
+        for i in range(info.n_bands):
+            ds.GetRasterBand(i + 1).WriteArray(data[i].astype(np.float64) * 1e300)
+        ds = None
+        return
+    write_raster(path, data, info, wavelengths=info.wavelengths)
+
+
+def raster_metadata(rng, path):
+    """Change nodata, scale/offset or wavelength metadata of some bands in place."""
+    ds = gdal.Open(path, gdal.GA_Update)
+    kind = rng.choice(["nodata", "scale", "wavelength"])
+    for i in rng.choice(ds.RasterCount, size=int(rng.integers(1, ds.RasterCount + 1)), replace=False):
+        band = ds.GetRasterBand(int(i) + 1)
+        if kind == "nodata":
+            band.SetNoDataValue(float(rng.choice([0.0, np.nan, 1e38, -1e38, 0.5])))
+        elif kind == "scale":
+            band.SetScale(float(rng.choice([0.0, 1e30, -1.0, np.nan, 1e-30])))
+        else:
+            band.SetMetadataItem("wavelength", str(rng.choice(["n/a", "", "1e400", "-5", "nan", "12,13"])))
+    ds = None
+
+
+def csv_damage(rng, path):
+    """Damage a CSV's text: names, values, shape or encoding."""
+    lines = open(path, encoding="utf-8").read().splitlines()
+    header = lines[0].split(",")
+    kind = rng.choice(["formula-name", "duplicate-name", "empty-name", "bom", "huge-value", "text-value",
+                       "drop-cell", "drop-lines", "many-columns", "latin1", "header-key", "row-col"])
+    if kind == "formula-name":
+        header[int(rng.integers(1, len(header)))] = str(rng.choice(["=1+1", "+cmd", "-2", "@SUM(A1)", "\tx"]))
+    elif kind == "duplicate-name":
+        header[1:] = [header[1]] * (len(header) - 1)
+    elif kind == "empty-name":
+        header[int(rng.integers(1, len(header)))] = ""
+    elif kind == "many-columns":
+        n = int(rng.integers(13, 5000))
+        header = header[:1] + ["m%d" % i for i in range(n)]
+        lines = [",".join(header)] + [line.split(",")[0] + ",0.1" * n for line in lines[1:]]
+        open(path, "w").write("\n".join(lines) + "\n")
+        return
+    lines[0] = ",".join(header)
+    if kind == "header-key":
+        lines[0] = "wave length" + lines[0][lines[0].index(","):]
+    body = int(rng.integers(1, len(lines)))
+    cells = lines[body].split(",")
+    if kind == "huge-value":
+        cells[int(rng.integers(0, len(cells)))] = str(rng.choice(["1e200", "-1e300", "1e999", "nan", "inf"]))
+    elif kind == "text-value":
+        cells[int(rng.integers(0, len(cells)))] = "oops"
+    elif kind == "drop-cell":
+        cells = cells[:-1]
+    lines[body] = ",".join(cells)
+    if kind == "row-col":
+        lines[1:1] = ["row," + ",".join(["1e300"] * (len(header) - 1)), "col," + ",".join(["-1"] * (len(header) - 1))]
+    if kind == "drop-lines":
+        lines = lines[:int(rng.integers(0, len(lines)))]
+    text = "\n".join(lines) + "\n"
+    if kind == "bom":
+        open(path, "wb").write(b"\xef\xbb\xbf" + text.encode())
+    elif kind == "latin1":
+        open(path, "wb").write(text.replace("EM1", "EM\xe9").encode("latin-1"))
+    else:
+        open(path, "w", encoding="utf-8").write(text)
+
+
+MUTATIONS = {
+    "tif": [flip_bytes, zero_range, truncate, append_junk, raster_values, raster_values, raster_metadata],
+    "csv": [flip_bytes, truncate, append_junk, csv_damage, csv_damage, csv_damage],
+    "pt": [flip_bytes, zero_range, truncate, append_junk],
+}
+
+
+# --- jobs: each takes (inputs dict, output folder, params dict) -----------------------------------------
+
+def job_calls(p, out, params):
+    """Every job with its inputs from ``p`` and outputs in ``out``; ``params`` overrides keyword arguments."""
+    o = lambda name: os.path.join(out, name)  # noqa: E731
+    return {
+        "vca": lambda: vca.run(p["scene.tif"], params.get("n_endmembers", 3), o("em.csv"),
+                               seed=params.get("seed", 0), sample_size=params.get("sample_size", 1_000_000)),
+        "fcls": lambda: fcls.run(p["scene.tif"], p["em.csv"], o("a.tif"), output_rmse=o("r.tif"),
+                                 memory_mb=params.get("memory_mb", 256)),
+        "bundles": lambda: bundles.run(p["scene.tif"], p["em.csv"], o("b.csv"), method=params.get("method", "spatial"),
+                                       n_pixels=params.get("n_pixels", 10), abundances_path=p["fcls.tif"],
+                                       max_angle_deg=params.get("max_angle_deg", 5.0)),
+        "train": lambda: train.run(p["bundles.csv"], p["em.csv"], o("m.pt"), epochs=params.get("epochs", 2),
+                                   beta=params.get("beta", 0.01), seed=params.get("seed", 0),
+                                   latent_dim=params.get("latent_dim", 2)),
+        "unmix": lambda: unmix.run(p["scene.tif"], p["model.pt"], o("a.tif"), init_abundances=p["fcls.tif"],
+                                   output_rmse=o("r.tif"), max_iter=params.get("max_iter", 1),
+                                   lambda_a=params.get("lambda_a", 0.01), lambda_z=params.get("lambda_z", 0.1),
+                                   tol=params.get("tol", 1e-3), memory_mb=params.get("memory_mb", 1024)),
+        "inspect": lambda: inspect.run(p["model.pt"], output_csv=o("g.csv"), output_png=o("g.png"),
+                                       bundles_csv=p["bundles.csv"], span=params.get("span", 2.0),
+                                       steps=params.get("steps", 3)),
+        "metrics": lambda: metrics.run(p["fcls.tif"], p["truth.tif"], report=o("m.json"),
+                                       memory_mb=params.get("memory_mb", 256)),
+    }
+
+
+#: which input files each job reads, and which of its keyword arguments may be made hostile.
+READS = {"vca": ["scene.tif"], "fcls": ["scene.tif", "em.csv"], "bundles": ["scene.tif", "em.csv", "fcls.tif"],
+         "train": ["bundles.csv", "em.csv"], "unmix": ["scene.tif", "model.pt", "fcls.tif"],
+         "inspect": ["model.pt", "bundles.csv"], "metrics": ["fcls.tif", "truth.tif"]}
+PARAMS = {"vca": ["n_endmembers", "seed", "sample_size"], "fcls": ["memory_mb"],
+          "bundles": ["n_pixels", "max_angle_deg"], "train": ["epochs", "beta", "seed", "latent_dim"],
+          "unmix": ["lambda_a", "lambda_z", "tol", "max_iter", "memory_mb"], "inspect": ["span", "steps"],
+          "metrics": ["memory_mb"]}
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def run_case(rng, valid, work, case_seconds):
+    """One mutated case; returns (job, description, outcome, leftovers, detail)."""
+    case_in = os.path.join(work, "in")
+    out = os.path.join(work, "out")
+    for folder in (case_in, out):
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+    p = {name: shutil.copy(path, os.path.join(case_in, name)) for name, path in valid.items()}
+    job = str(rng.choice(sorted(READS)))
+    params = {}
+    if rng.random() < 0.3:
+        key = str(rng.choice(PARAMS[job]))
+        params[key] = HOSTILE_NUMBERS[int(rng.integers(len(HOSTILE_NUMBERS)))]
+        description = "%s=%r" % (key, params[key])
+    else:
+        name = str(rng.choice(READS[job]))
+        mutation = MUTATIONS[name.rsplit(".", 1)[1]][int(rng.integers(len(MUTATIONS[name.rsplit(".", 1)[1]])))]
+        try:
+            mutation(rng, p[name])
+        except Exception as exc:        # a mutation that cannot apply (e.g. GDAL cannot reopen): a skipped case
+            return job, "%s(%s) not applicable" % (mutation.__name__, name), "skipped", 0, str(exc)
+        description = "%s(%s)" % (mutation.__name__, name)
+    before = {name: digest(path) for name, path in p.items()}
+    outcome, detail = "ok", ""
+    signal.setitimer(signal.ITIMER_REAL, case_seconds)
+    try:
+        job_calls(p, out, params)[job]()
+    except (DeepGUError, Canceled) as error:
+        outcome, detail = ("refused", str(error)) if "\n" not in str(error) else ("unexpected", repr(str(error)))
+    except CaseTimeout:
+        outcome, detail = "unexpected", "slower than %g s" % case_seconds
+    except Exception as exc:
+        outcome, detail = "unexpected", "%s: %s\n%s" % (type(exc).__name__, exc, traceback.format_exc(limit=-3))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    if any(digest(path) != before[name] for name, path in p.items()):
+        outcome, detail = "unexpected", "an input file changed"
+    left = os.listdir(out)
+    leftovers = len([f for f in left if f.startswith(".deepgu-")]) + (len(left) if outcome != "ok" else 0)
+    return job, description, outcome, leftovers, detail
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=300.0, help="how long to run (default 300)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--case-seconds", type=float, default=60.0, help="a slower case is an unexpected error")
+    args = parser.parse_args()
+    print(machine_line(), flush=True)
+    torch.set_num_threads(1)
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    signal.signal(signal.SIGALRM, _alarm)
+    rng = np.random.default_rng(args.seed)
+    counts = {"ok": 0, "refused": 0, "unexpected": 0, "skipped": 0}
+    leftovers = 0
+    with tempfile.TemporaryDirectory(prefix="deepgu-fuzz-") as work:
+        valid_dir = os.path.join(work, "valid")
+        os.makedirs(valid_dir)
+        valid = make_valid_set(valid_dir)
+        start = time.time()
+        while time.time() - start < args.seconds:
+            job, description, outcome, left, detail = run_case(rng, valid, work, args.case_seconds)
+            counts[outcome] += 1
+            leftovers += left
+            if outcome == "unexpected" or left:
+                print("UNEXPECTED %s %s: %s (leftover files: %d)" % (job, description, detail, left), flush=True)
+    cases = counts["ok"] + counts["refused"] + counts["unexpected"]
+    print("fuzz_inputs seed %d, %.0f s: %d cases (%d handled, %d expected refusals), %d unexpected errors, "
+          "%d leftover temporary files (%d mutations not applicable)"
+          % (args.seed, args.seconds, cases, counts["ok"], counts["refused"], counts["unexpected"], leftovers,
+             counts["skipped"]))
+
+
+if __name__ == "__main__":
+    main()
