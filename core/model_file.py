@@ -114,7 +114,7 @@ def _read(path, data=None):
     becomes a 'not a DeepGU model file' error."""
     if data is None and not os.path.isfile(path):
         raise DeepGUError("model file %s does not exist" % path)
-    _check_size(path)
+    _check_size(path if data is None else io.BytesIO(data))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -126,12 +126,14 @@ def _read(path, data=None):
     raise DeepGUError("%s is not a DeepGU model file (%s)" % (path, reason))
 
 
-def _check_size(path):
-    """Refuse a file, or a zip whose entries declare an uncompressed size, beyond :data:`MAX_MODEL_BYTES`."""
-    size = os.path.getsize(path)
-    if zipfile.is_zipfile(path):
+def _check_size(source):
+    """Refuse a file (a path or a bytes stream), or a zip whose entries declare an uncompressed size, beyond
+    :data:`MAX_MODEL_BYTES`."""
+    path = source if isinstance(source, str) else "model file"
+    size = os.path.getsize(source) if isinstance(source, str) else source.getbuffer().nbytes
+    if zipfile.is_zipfile(source):
         try:
-            with zipfile.ZipFile(path) as archive:
+            with zipfile.ZipFile(source) as archive:
                 size = max(size, sum(entry.file_size for entry in archive.infolist()))
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise DeepGUError("%s is not a DeepGU model file (%s)" % (path, exc)) from None

@@ -66,6 +66,12 @@ class RasterInfo:
             self._dataset = _open(self.path)
         return self._dataset
 
+    def __getstate__(self):
+        """Pickled (e.g. sent to a cluster worker) without the open dataset, which the receiver reopens."""
+        state = dict(self.__dict__)
+        state["_dataset"] = None
+        return state
+
 
 def _open(path, update=False):
     """Open ``path`` with GDAL or raise a :class:`DeepGUError` that names it."""

@@ -96,6 +96,8 @@ def _solve_tile(info, model, tile, init_block, settings, wanted, feedback=None):
     if init_block is not None:
         A0, init_valid = init_block
         valid &= init_valid
+        if not valid[rs, cs].any():
+            return None
     result = deepgu_unmix(data, model, mask=valid, A_init=A0, feedback=feedback, **settings)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
     blocks = {"abundances": result.abundances[:, rs, cs], "rmse": result.rmse[None, rs, cs]}
