@@ -157,6 +157,10 @@ class BundleSelector:
         self._keys = [np.empty(0) for _ in range(n_materials)]
         self._indices = [np.empty(0, dtype=np.int64) for _ in range(n_materials)]
         self._spectra = [np.empty((n_bands, 0)) for _ in range(n_materials)]
+        # "spatial" also keeps each material's purest pixels among *all* pixels, for a material that is
+        # the purest one nowhere (then its bundle may share pixels with others; see result())
+        self._fallback = BundleSelector(M, "nearest", n_pixels, names=names) if method == "spatial" else None
+        self.fallback_used = []
 
     def update(self, Y_block, index_block, purity=None):
         """Add a block of pixels ``Y_block`` (L, n) with global row-major indices ``index_block`` (n,).
@@ -186,6 +190,9 @@ class BundleSelector:
             mine = np.flatnonzero((owner == p) & (keys <= self.max_angle))
             mine = mine[_smallest(keys[mine], self.cap)]
             self._merge(p, keys[mine], index_block[mine], Y_block[:, mine])
+            if self._fallback is not None:
+                anyone = _smallest(scores[p], self.cap)
+                self._fallback._merge(p, scores[p, anyone], index_block[anyone], Y_block[:, anyone])
 
     def _merge(self, p, keys, indices, spectra):
         """Keep the ``cap`` first pixels in (key, tie order) among the kept and the new candidates.
@@ -201,8 +208,20 @@ class BundleSelector:
         self._keys[p], self._indices[p], self._spectra[p] = keys[order], indices[order], spectra
 
     def result(self):
-        """List over materials of ``(spectra (L, n_p), indices (n_p,))``, nearest first."""
+        """List over materials of ``(spectra (L, n_p), indices (n_p,))``, nearest first.
+
+        With ``"spatial"``, a material that is the purest one at fewer than ``min_pixels`` pixels
+        gets its purest pixels among all pixels instead (listed in ``fallback_used``).
+        """
+        self.fallback_used = []
         for p, indices in enumerate(self._indices):
+            if (indices.size < self.min_pixels and self._fallback is not None
+                    and self._fallback._indices[p].size >= self.min_pixels):
+                self._keys[p], self._indices[p], self._spectra[p] = (self._fallback._keys[p],
+                                                                     self._fallback._indices[p],
+                                                                     self._fallback._spectra[p])
+                self.fallback_used.append(p)
+                indices = self._indices[p]
             if indices.size < self.min_pixels:
                 raise DeepGUError(
                     "%s has only %d bundle pixels (at least %d needed); use a larger angle or fewer pixels per bundle"

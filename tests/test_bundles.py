@@ -236,3 +236,17 @@ def test_spatial_job_streams_like_the_whole_array(tmp_path):
         bundles_job.run(image, em, out, method="spatial", abundances_path=wrong)
     with pytest.raises(DeepGUError, match="needs an abundance raster"):
         bundles_job.run(image, em, out, method="spatial")
+
+
+def test_spatial_material_that_is_purest_nowhere_gets_its_purest_pixels_among_all():
+    """Material 3's purity is never the largest: its bundle falls back to its own top purities."""
+    rng = np.random.default_rng(0)
+    M = rng.uniform(0.1, 1.0, (6, 3))
+    Y = rng.uniform(0.1, 1.0, (6, 40))
+    purity = np.stack([np.linspace(0.9, 0.5, 40), np.linspace(0.5, 0.9, 40), np.linspace(0.1, 0.4, 40)])
+    bundles = select_bundles(Y, M, "spatial", n_pixels=5, min_pixels=3, purity=purity)
+    expected = np.argsort(-purity[2], kind="stable")[:5]
+    np.testing.assert_array_equal(np.sort(bundles[2][1]), np.sort(expected))
+    owner = purity[:2].argmax(0)
+    assert set(bundles[0][1]) <= set(np.flatnonzero(owner == 0))
+    assert set(bundles[1][1]) <= set(np.flatnonzero(owner == 1))

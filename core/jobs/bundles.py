@@ -88,6 +88,10 @@ def run(input_path, endmembers_csv, output_csv, method="nearest", n_pixels=100, 
         if not any_valid:
             raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % input_path)
         bundles = selector.result()
+        for p in selector.fallback_used:
+            feedback.info("WARNING: %s is the purest material nowhere: its bundle holds its purest pixels among "
+                          "all pixels, shared with other materials (check the number of materials and the "
+                          "references)" % names[p])
     spectra = np.concatenate([s for s, _ in bundles], axis=1)
     flat = np.concatenate([i for _, i in bundles])
     materials = [name for name, (s, _) in zip(names, bundles) for _ in range(s.shape[1])]
