@@ -51,3 +51,14 @@ def test_samson_reference_is_fcls_with_the_reference_spectra():
     assert s.image.shape == (156, 95, 95) and s.abundances.shape == (3, 95, 95) and s.reference.shape == (156, 3)
     A = fcls(s.image.reshape(156, -1), s.reference).reshape(s.abundances.shape)
     np.testing.assert_allclose(A, s.abundances, atol=1e-4)
+
+
+def test_variability_angles_against_a_direct_computation():
+    from bench.accuracy_scenes import variability_angles
+    s = scene("DC1-other", 0)
+    own, nearer = variability_angles(s)
+    rock = s.endmembers[:, 0].reshape(s.reference.shape[0], -1)
+    angles = _angles_degrees(np.column_stack([s.reference, rock]))[:4, 4:]        # (references, pixels)
+    assert own[0] == pytest.approx(angles[0].mean(), rel=1e-4)
+    assert nearer[0] == pytest.approx(np.mean(angles.argmin(axis=0) != 0))
+    assert 0 < nearer[0] < 0.5 and nearer[2] == 0 and nearer[3] == 0    # only the close pair crosses over
