@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.accuracy_scenes import available, scene as load_scene  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
-from core.endmembers import image_strips, nfindr, refine_purest, vca_best  # noqa: E402
+from core.endmembers import best_start, image_strips, nfindr, refine_purest, vca_best, vca_starts  # noqa: E402
 from core.fcls import fcls  # noqa: E402
 from core.metrics import match_materials  # noqa: E402
 from core.vca import vca  # noqa: E402
@@ -34,7 +34,8 @@ def extract(method, Y, P, seed):
         return vca_best(X, P, seed=seed)[0]
     if method == "nfindr":
         return nfindr(X, P, seed=seed)[0]
-    return refine_purest(image_strips(Y), vca_best(X, P, seed=seed)[0])[0]
+    starts = vca_starts(X, P, seed=seed)
+    return refine_purest(image_strips(Y), starts[best_start(Y, starts)[0]])[0]
 
 
 def score(M, scene):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .bundles import DEFAULT_WINDOW, local_purity, select_bundles
 from .defaults import DEFAULT_EPOCHS
-from .endmembers import image_strips, refine_purest, vca_best
+from .endmembers import best_start, image_strips, refine_purest, vca_starts
 from .fcls import fcls
 from .feedback import SubFeedback, ensure
 from .unmix import AUTO, deepgu_unmix
@@ -36,8 +36,9 @@ def run_pipeline(Y, n_materials, mask=None, seed=0, endmember_method="refined", 
                  lambda_a=AUTO, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
     """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels).
 
-    ``endmember_method``: ``"refined"`` (the workflow's: VCA with restarts, then
-    :func:`core.endmembers.refine_purest`) or ``"vca"`` (the paper's, one run).
+    ``endmember_method``: ``"refined"`` (the workflow's: VCA restarts screened by
+    :func:`core.endmembers.best_start`, then :func:`core.endmembers.refine_purest`) or ``"vca"``
+    (the paper's, one run).
     ``bundle_method`` and ``n_pixels`` are those of :func:`core.bundles.select_bundles`;
     ``"spatial"`` (the default) measures purity on the FCLS abundances over ``window x window``
     neighbourhoods; the paper's choice is ``"nearest"`` with 100 pixels.
@@ -51,7 +52,9 @@ def run_pipeline(Y, n_materials, mask=None, seed=0, endmember_method="refined", 
 
     start = time.perf_counter()
     if endmember_method == "refined":
-        M0 = refine_purest(image_strips(Y, mask), vca_best(pixels, n_materials, seed=seed)[0], window=window)[0]
+        starts = vca_starts(pixels, n_materials, seed=seed)
+        best = best_start(Y, starts, mask, window=window)[0]
+        M0 = refine_purest(image_strips(Y, mask), starts[best], window=window)[0]
     else:
         M0 = vca(pixels, n_materials, seed=seed).endmembers
     seconds["endmembers"] = time.perf_counter() - start

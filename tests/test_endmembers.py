@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from core.endmembers import (PurityHistogram, _pca_scores, fit_error, image_strips, nfindr, refine_purest,
-                             simplex_volume, vca_best)
+from core.endmembers import (PurityHistogram, _pca_scores, best_start, fit_error, image_strips, nfindr, refine_purest,
+                             simplex_volume, vca_best, vca_starts)
 from core.errors import DeepGUError
 from core.fcls import fcls
 from core.jobs import endmembers as job
@@ -109,3 +109,21 @@ def test_job_writes_a_library_and_refuses_bad_input(tmp_path, dc1):
     with pytest.raises(DeepGUError, match="band"):
         job.run(path, L + 1, str(tmp_path / "x.csv"))
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_best_start_rejects_a_start_that_merges_two_materials():
+    """DC2-other seed 3 (rock and soil 6 degrees apart): the VCA run of lowest raw error has an outlier vertex
+    and one endmember for two materials; screening the refined starts finds a start that separates them."""
+    from bench.accuracy_scenes import scene
+    s = scene("DC2-other", 3)
+    Y = s.image.astype(np.float64)
+    X, truth = Y.reshape(Y.shape[0], -1), s.abundances.reshape(4, -1)
+
+    def rmse(M):
+        A = fcls(X, M)
+        return np.sqrt(np.mean((A[match_materials(A, truth)] - truth) ** 2))
+    starts = vca_starts(X, 4, seed=3)
+    best, errors = best_start(Y, starts)
+    assert errors[best] == errors.min() and len(errors) == len(starts) > 1
+    assert rmse(refine_purest(image_strips(Y), starts[best])[0]) < 0.06
+    assert rmse(refine_purest(image_strips(Y), vca_best(X, 4, seed=3)[0])[0]) > 0.2

@@ -2,7 +2,7 @@
 
 from ..bundles import DEFAULT_WINDOW
 from ..endmembers import (DEFAULT_METHOD, DEFAULT_REFINE_FRACTION, DEFAULT_REFINE_ITERATIONS, DEFAULT_RESTARTS,
-                          METHODS, nfindr, refine_purest, vca_best)
+                          METHODS, best_start, nfindr, refine_purest, vca_best, vca_starts)
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..library import write_spectra
@@ -12,6 +12,9 @@ from ..sampling import sample_pixels
 from ..validation import MAX_MATERIALS, MAX_MEMORY_MB, ContrastCheck, finite, integer
 from ..vca import vca
 from .vca import DEFAULT_SAMPLE
+
+#: side of the central window on which the VCA restarts of ``refined`` are compared (pixels).
+SCREEN_WINDOW = 256
 
 
 def raster_strips(info, memory_mb):
@@ -25,6 +28,21 @@ def raster_strips(info, memory_mb):
             data, valid = read_block(info, top, bottom - top)
             yield data, valid, row0 - top, n_core
     return strips
+
+
+def _refined(info, Y, P, seed, restarts, fraction, window, iterations, memory_mb, feedback):
+    """The ``refined`` method: VCA restarts on the sample, screened on the central window, then refined."""
+    starts = vca_starts(Y, P, seed=seed, restarts=restarts)
+    rows, cols = min(SCREEN_WINDOW, info.rows), min(SCREEN_WINDOW, info.cols)
+    data, valid = read_block(info, (info.rows - rows) // 2, rows, (info.cols - cols) // 2, cols)
+    best, errors = best_start(data, starts, valid, window=window)
+    feedback.info("%d distinct VCA starts screened on the central %d x %d pixels: refined FCLS error %.4g (best) "
+                  "to %.4g" % (len(starts), rows, cols, errors.min(), errors.max()))
+    M, used = refine_purest(raster_strips(info, memory_mb), starts[best], fraction=fraction, window=window,
+                            iterations=iterations, feedback=feedback)
+    feedback.info("refined: the endmembers are the means of %s spatially purest pixels"
+                  % "/".join(str(n) for n in used))
+    return M
 
 
 def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sample_size=DEFAULT_SAMPLE,
@@ -64,6 +82,13 @@ def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sam
     contrast.update(Y)
     contrast.check(info.label)
     feedback.info("%s on %d pixels x %d bands, P = %d" % (method, Y.shape[1], Y.shape[0], n_endmembers))
+    if method == "refined":
+        M = _refined(info, Y, n_endmembers, seed, restarts, fraction, window, iterations, memory_mb,
+                     SubFeedback(feedback, sampled, 100))
+        names = ["EM%d" % (i + 1) for i in range(n_endmembers)]
+        write_spectra(output_csv, M, names, info.wavelengths)
+        feedback.set_progress(100)
+        return M, None, None, info
     if method == "vca":
         indices = vca(Y, n_endmembers, seed=seed).indices
     elif method == "nfindr":
@@ -74,12 +99,6 @@ def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sam
                       % (errors.min(), errors.max(), len(errors)))
     M = Y[:, indices].astype("float64")
     rows, cols = divmod(flat[indices], info.cols)
-    if method == "refined":
-        M, used = refine_purest(raster_strips(info, memory_mb), M, fraction=fraction, window=window,
-                                iterations=iterations, feedback=SubFeedback(feedback, sampled, 100))
-        feedback.info("refined: the endmembers are the means of %s spatially purest pixels"
-                      % "/".join(str(n) for n in used))
-        rows = cols = None
     names = ["EM%d" % (i + 1) for i in range(n_endmembers)]
     write_spectra(output_csv, M, names, info.wavelengths, rows, cols)
     feedback.set_progress(100)
