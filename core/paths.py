@@ -2,7 +2,8 @@
 
 Checked before anything is read or written. Paths are compared resolved
 (``os.path.realpath``: symbolic links, ``..``) and, where both exist, with
-``os.path.samefile`` (hard links, bind mounts). Every output is also checked
+``os.path.samefile`` (hard links, bind mounts); an ENVI raster stands for its data file
+and its header, so ``OUTPUT=x.hdr`` is caught against ``INPUT=x.dat``. Every output is also checked
 to be writable as a new file (:func:`core.atomic.check_target`).
 """
 
@@ -10,15 +11,28 @@ import os
 
 from .atomic import check_target
 from .errors import DeepGUError
+from .formats import ENVI, RASTER_EXTENSIONS, raster_data_path
 
 
-def _same(a, b):
+def _files(path):
+    """The files a path stands for: an ENVI raster (``x.hdr``, ``x.dat``, ``x.img``...) is its data file and header."""
+    stem, extension = os.path.splitext(path)
+    if RASTER_EXTENSIONS.get(extension.lower()) == ENVI:
+        return [raster_data_path(path), stem + ".hdr"]
+    return [path]
+
+
+def _same_file(a, b):
     if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:
         return os.path.samefile(a, b)
     except OSError:     # one of them does not exist (yet)
         return False
+
+
+def _same(a, b):
+    return any(_same_file(x, y) for x in _files(a) for y in _files(b))
 
 
 def check_paths(inputs, outputs):

@@ -546,3 +546,14 @@ def test_formula_material_names_are_refused_through_qgis(qgis_process, files, tm
     with pytest.raises(DeepGUError, match="starts with '@'"):
         write_spectra(str(out / "x.csv"), spectra.spectra, ["@SUM(A1)", "b", "c"])
     assert os.listdir(out) == []
+
+
+def test_envi_output_named_by_its_header_is_the_envi_input(files, tmp_path):
+    """OUTPUT=x.hdr writes x.dat + x.hdr: refused when INPUT is x.dat (the same ENVI raster)."""
+    A, _, info = read_all(files["scene.tif"])
+    scene = str(tmp_path / "scene.dat")
+    write_raster(scene, A, info, wavelengths=info.wavelengths)
+    before = checksum(scene)
+    with pytest.raises(DeepGUError, match="OUTPUT .* is the same file as the input INPUT"):
+        fcls_job.run(scene, files["em.csv"], str(tmp_path / "scene.hdr"))
+    assert checksum(scene) == before
