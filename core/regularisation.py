@@ -24,7 +24,7 @@ variation removes pixel-to-pixel noise of the abundances at its level, and never
 contrast between two close materials that only the data can separate. All three levels scale
 as they should: multiplying the scene by c multiplies ``rho2`` and ``curvature`` by c^2 and
 leaves ``sigma_a`` unchanged, so the abundances do not change (``tests/test_latent.py``).
-KAPPA_Z and KAPPA_A were chosen on ``bench/bench_accuracy.py``'s suite of scenes (several
+KAPPA_Z and KAPPA_A were chosen on the scenes of ``bench/accuracy_scenes.py`` (several
 libraries, variability types and a real scene), not on one scene.
 """
 
