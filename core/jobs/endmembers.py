@@ -9,9 +9,9 @@ from ..library import write_spectra
 from ..paths import check_paths
 from ..raster_io import block_rows, open_raster, read_block
 from ..sampling import sample_pixels
-from ..validation import MAX_MATERIALS, MAX_MEMORY_MB, ContrastCheck, finite, integer
+from ..validation import MAX_MEMORY_MB, ContrastCheck, finite, integer
 from ..vca import vca
-from .vca import DEFAULT_SAMPLE
+from .vca import DEFAULT_SAMPLE, check_endmembers
 
 #: side of the central window on which the VCA restarts of ``refined`` are compared (pixels).
 SCREEN_WINDOW = 256
@@ -68,11 +68,7 @@ def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sam
     fraction = finite("FRACTION", fraction, 0, 1, low_open=True)
     memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
     info = open_raster(input_path, "INPUT")
-    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2)
-    if n_endmembers > info.n_bands:
-        raise DeepGUError("ENDMEMBERS: cannot find %d endmembers in a raster with only %d band(s)"
-                          % (n_endmembers, info.n_bands))
-    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2, MAX_MATERIALS)
+    n_endmembers = check_endmembers(n_endmembers, info)
     sampled = 40 if method == "refined" else 80
     Y, flat = sample_pixels(info, sample_size, seed=seed, memory_mb=memory_mb,
                             feedback=SubFeedback(feedback, 0, sampled))

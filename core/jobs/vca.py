@@ -15,6 +15,15 @@ from ..vca import vca
 DEFAULT_SAMPLE = 1_000_000
 
 
+def check_endmembers(n_endmembers, info):
+    """ENDMEMBERS as an int in [2, MAX_MATERIALS] and at most the raster's band count, or a clear error."""
+    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2)
+    if n_endmembers > info.n_bands:
+        raise DeepGUError("ENDMEMBERS: cannot find %d endmembers in a raster with only %d band(s)"
+                          % (n_endmembers, info.n_bands))
+    return integer("ENDMEMBERS", n_endmembers, 2, MAX_MATERIALS)
+
+
 def run(input_path, n_endmembers, output_csv, seed=0, sample_size=DEFAULT_SAMPLE, memory_mb=256, feedback=None):
     """Run VCA on ``input_path`` and write the endmembers (with their pixels) to ``output_csv``.
 
@@ -27,11 +36,7 @@ def run(input_path, n_endmembers, output_csv, seed=0, sample_size=DEFAULT_SAMPLE
     sample_size = integer("SAMPLE_SIZE", sample_size, 1)
     memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
     info = open_raster(input_path, "INPUT")
-    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2)
-    if n_endmembers > info.n_bands:
-        raise DeepGUError("ENDMEMBERS: cannot find %d endmembers in a raster with only %d band(s)"
-                          % (n_endmembers, info.n_bands))
-    n_endmembers = integer("ENDMEMBERS", n_endmembers, 2, MAX_MATERIALS)
+    n_endmembers = check_endmembers(n_endmembers, info)
     Y, flat = sample_pixels(info, sample_size, seed=seed, memory_mb=memory_mb,
                             feedback=SubFeedback(feedback, 0, 80))
     if Y.shape[1] < n_endmembers:
