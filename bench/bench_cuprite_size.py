@@ -32,6 +32,7 @@ from core.fcls import fcls
 from core.metrics import evaluate
 from core.synthetic import load_library, make_scene
 from core.unmix import deepgu_unmix
+from core.unmix_settings import UnmixSettings
 from core.vae import train_endmember_model
 from core.vca import vca
 
@@ -75,7 +76,8 @@ def main():
     first = None
     for device in args.device:
         start = time.perf_counter()
-        result = deepgu_unmix(scene.image, model, A_init=A0, lambda_z=0.1, lambda_a=args.lambda_a, device=device)
+        result = deepgu_unmix(scene.image, model, UnmixSettings(lambda_z=0.1, lambda_a=args.lambda_a, device=device),
+                              A_init=A0)
         seconds = time.perf_counter() - start
         print("DeepGU on %s (lambda_A %g): %.1f s, %.2f ms/pixel, %d iterations (converged: %s), %.2f s per "
               "iteration, peak RSS %.0f MiB" % (device, args.lambda_a, seconds, 1000.0 * seconds / (rows * cols),

@@ -23,6 +23,7 @@ from bench.measure import machine_line, measure
 
 def pipeline(folder, seed, lambda_a):
     from core.jobs import bundles, fcls, metrics, train, unmix, vca
+    from core.unmix_settings import UnmixSettings
     f = {name: os.path.join(folder, name) for name in ("scene.tif", "em.csv", "fcls.tif", "b.csv", "m.pt", "a.tif",
                                                         "truth.tif")}
     seconds = {}
@@ -31,8 +32,8 @@ def pipeline(folder, seed, lambda_a):
              ("bundles", lambda: bundles.run(f["scene.tif"], f["em.csv"], f["b.csv"], method="spatial",
                                              n_pixels=200, abundances_path=f["fcls.tif"])),
              ("train", lambda: train.run(f["b.csv"], f["em.csv"], f["m.pt"], seed=seed)),
-             ("deepgu", lambda: unmix.run(f["scene.tif"], f["m.pt"], f["a.tif"], init_abundances=f["fcls.tif"],
-                                          lambda_a=lambda_a))]
+             ("deepgu", lambda: unmix.run(f["scene.tif"], f["m.pt"], f["a.tif"], UnmixSettings(lambda_a=lambda_a),
+                                          init_abundances=f["fcls.tif"]))]
     for name, step in steps:
         start = time.perf_counter()
         step()

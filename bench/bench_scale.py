@@ -39,9 +39,10 @@ def unmix_on_local_cluster(path, model, init, out, workers):
 
     from core.cluster import start_local_cluster
     from core.jobs import unmix
+    from core.unmix_settings import UnmixSettings
 
     with start_local_cluster(workers) as cluster, distributed.Client(cluster) as client:
-        n_tiles = unmix.run(path, model, out, init_abundances=init, cluster=cluster.scheduler_address)
+        n_tiles = unmix.run(path, model, out, UnmixSettings(cluster=cluster.scheduler_address), init_abundances=init)
         usage = client.run(resource.getrusage, resource.RUSAGE_SELF)
     return n_tiles, [u.ru_maxrss / 1024.0 for u in usage.values()]
 

@@ -38,6 +38,7 @@ from core.metrics import evaluate, match_materials
 from core.pipeline import run_pipeline
 from core.synthetic import make_scene
 from core.unmix import deepgu_unmix
+from core.unmix_settings import UnmixSettings
 from core.vae import train_endmember_model
 
 SIDES = {"DC1": 70, "DC2": 50}
@@ -81,7 +82,7 @@ def oracle_runs(scene, result, seed, lambdas):
     runs = {}
     for lambda_a in lambdas:
         start = time.perf_counter()
-        unmixed = deepgu_unmix(scene.image, model, A_init=A0, lambda_z=LAMBDA_Z, lambda_a=lambda_a)
+        unmixed = deepgu_unmix(scene.image, model, UnmixSettings(lambda_z=LAMBDA_Z, lambda_a=lambda_a), A_init=A0)
         runs[lambda_a] = (scores(scene, unmixed.abundances, unmixed.endmembers),
                           dict(seconds, deepgu=time.perf_counter() - start))
     return runs, [b.shape[1] for b in bundles]
@@ -95,7 +96,8 @@ def run_kind(kind, seeds, lambdas, bundle_methods, oracle):
         scene = make_scene(kind, side, side, snr_db=30.0, seed=seed)
         for bundle_method, lambda_a in [(b, lam) for b in bundle_methods for lam in lambdas]:
             result = run_pipeline(scene.image, 3, seed=seed, bundle_method=bundle_method,
-                                  n_pixels=BUNDLE_PIXELS[bundle_method], lambda_z=LAMBDA_Z, lambda_a=lambda_a)
+                                  n_pixels=BUNDLE_PIXELS[bundle_method],
+                                  settings=UnmixSettings(lambda_z=LAMBDA_Z, lambda_a=lambda_a))
             if lambda_a == lambdas[0] and bundle_method == bundle_methods[0]:
                 fcls_seconds = {"fcls": result.seconds["fcls"]}
                 rows.setdefault("FCLS / VCA M0", []).append(

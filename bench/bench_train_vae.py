@@ -7,7 +7,7 @@ Bundles: the authors' example bundle (shared/data/vae_example/training_EM_data.m
 synthetic bundles: a library spectrum interpolated to the 224 AVIRIS wavelengths,
 times a random per-pixel scale in [0.85, 1.15] and a linear tilt of +-10 %, plus
 1 % Gaussian noise. Each model is trained by core.vae.train_vaes (one CPU thread,
-the defaults of core.vae) for each epoch count: core.vae.DEFAULT_EPOCHS and the
+the defaults of core.vae) for each epoch count: core.defaults.TRAINVAE["EPOCHS"] and the
 paper's 50. Prints seconds per model and in total. About 30 s on 2 cores.
 """
 
@@ -24,7 +24,8 @@ sys.path.insert(0, ROOT)
 
 from bench.measure import machine_line
 from core.synthetic import load_library
-from core.vae import DEFAULT_EPOCHS, train_vaes
+from core.defaults import TRAINVAE
+from core.vae import train_vaes
 
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 EXAMPLE = os.path.join(DATA, "vae_example", "training_EM_data.mat")
@@ -66,7 +67,7 @@ def make_bundles(n_pixels, seed=0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, nargs="+", default=[DEFAULT_EPOCHS, 50])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[TRAINVAE["EPOCHS"], 50])
     parser.add_argument("--pixels", type=int, default=100, help="pixels per bundle")
     args = parser.parse_args()
     print(machine_line())

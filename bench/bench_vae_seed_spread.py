@@ -25,6 +25,7 @@ from core.fcls import fcls
 from core.metrics import evaluate
 from core.synthetic import make_scene
 from core.unmix import deepgu_unmix
+from core.unmix_settings import UnmixSettings
 from core.vae import train_endmember_model
 from core.vca import vca
 
@@ -54,7 +55,8 @@ def main():
     scores = []
     for train_seed in args.train_seeds:
         model = train_endmember_model([s for s, _ in bundles["spatial"]], M0, scene.names, seed=train_seed)
-        result = deepgu_unmix(scene.image, model, A_init=A0.reshape(3, rows, cols), lambda_z=0.1, lambda_a=0.05)
+        result = deepgu_unmix(scene.image, model, UnmixSettings(lambda_z=0.1, lambda_a=0.05),
+                              A_init=A0.reshape(3, rows, cols))
         scores.append(evaluate(result.abundances, scene.abundances)["RMSE_A"])
         print("spatial bundles, VAE training seed %d: DeepGU RMSE_A %.4f" % (train_seed, scores[-1]), flush=True)
     print("DeepGU RMSE_A over training seeds: min %.4f, max %.4f, mean %.4f"

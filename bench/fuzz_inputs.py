@@ -42,6 +42,7 @@ from osgeo import gdal  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
 from core.errors import Canceled, DeepGUError  # noqa: E402
 from core.jobs import bundles, fcls, inspect, metrics, synthetic, train, unmix, vca  # noqa: E402
+from core.unmix_settings import UnmixSettings  # noqa: E402
 from core.raster_io import read_all, write_raster  # noqa: E402
 
 HOSTILE_NUMBERS = [float("nan"), float("inf"), -float("inf"), -1, 0, 2 ** 31, 5_000_000_000, 1e308, -1e308, 0.5]
@@ -202,10 +203,10 @@ def job_calls(p, out, params):
         "train": lambda: train.run(p["bundles.csv"], p["em.csv"], o("m.pt"), epochs=params.get("epochs", 2),
                                    beta=params.get("beta", 0.01), seed=params.get("seed", 0),
                                    latent_dim=params.get("latent_dim", 2)),
-        "unmix": lambda: unmix.run(p["scene.tif"], p["model.pt"], o("a.tif"), init_abundances=p["fcls.tif"],
-                                   output_rmse=o("r.tif"), max_iter=params.get("max_iter", 1),
-                                   lambda_a=params.get("lambda_a", 0.01), lambda_z=params.get("lambda_z", 0.1),
-                                   tol=params.get("tol", 1e-3), memory_mb=params.get("memory_mb", 1024)),
+        "unmix": lambda: unmix.run(p["scene.tif"], p["model.pt"], o("a.tif"), UnmixSettings(
+            max_iter=params.get("max_iter", 1), lambda_a=params.get("lambda_a", 0.01),
+            lambda_z=params.get("lambda_z", 0.1), tol=params.get("tol", 1e-3), memory_mb=params.get("memory_mb", 1024)),
+            init_abundances=p["fcls.tif"], output_rmse=o("r.tif")),
         "inspect": lambda: inspect.run(p["model.pt"], output_csv=o("g.csv"), output_png=o("g.png"),
                                        bundles_csv=p["bundles.csv"], span=params.get("span", 2.0),
                                        steps=params.get("steps", 3)),

@@ -47,10 +47,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .defaults import TV_KINDS
 from .errors import DeepGUError
 from .validation import MAX_MATERIALS
 
-TV_KINDS = ("anisotropic", "group", "isotropic")
 _FCLS_CHUNK = 16384
 _FEASIBLE_TOL = 1e-9
 _CG_TOL = 1e-10

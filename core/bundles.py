@@ -38,12 +38,10 @@ reference's shape). Pixels with non-finite values or zero norm are never selecte
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from .defaults import BUNDLE_METHODS as METHODS, BUNDLES, PURITY_WINDOW
 from .errors import DeepGUError
 from .vca import vca
 
-METHODS = ("nearest", "angle", "auto", "spatial")
-DEFAULT_WINDOW = 5
-"""Side (pixels) of the neighbourhood of the ``"spatial"`` method."""
 MAX_ANGLE_PIXELS = 5000
 """Cap on a bundle of the ``"angle"`` method (its nearest pixels are kept), bounding memory."""
 
@@ -62,7 +60,7 @@ def spectral_angles(Y, M):
     return np.arccos(np.clip(cos, -1.0, 1.0))
 
 
-def local_purity(A, valid=None, window=DEFAULT_WINDOW):
+def local_purity(A, valid=None, window=PURITY_WINDOW):
     """Mean abundance over the valid pixels of each pixel's ``window x window`` neighbourhood.
 
     ``A`` (P, rows, cols), ``valid`` (rows, cols) bool (default: where every
@@ -137,7 +135,8 @@ class BundleSelector:
     ``names`` optional material names for messages; ``seed`` of the tie order of ``"spatial"``.
     """
 
-    def __init__(self, M, method="nearest", n_pixels=100, max_angle_deg=None, min_pixels=10, names=None, seed=0):
+    def __init__(self, M, method=BUNDLES["METHOD"], n_pixels=BUNDLES["N_PIXELS"], max_angle_deg=None,
+                 min_pixels=BUNDLES["MIN_PIXELS"], names=None, seed=0):
         self.M = _check_endmembers(M)
         if method not in ("nearest", "angle", "spatial"):
             raise DeepGUError("bundle method must be 'nearest', 'angle' or 'spatial' for block-wise selection, "
@@ -230,7 +229,8 @@ class BundleSelector:
         return [(s.copy(), i.copy()) for s, i in zip(self._spectra, self._indices)]
 
 
-def auto_bundles(Y, M, max_angle_deg=5.0, n_subsets=50, subset_fraction=0.1, min_pixels=10, names=None, seed=0):
+def auto_bundles(Y, M, max_angle_deg=BUNDLES["ANGLE"], n_subsets=50, subset_fraction=0.1,
+                 min_pixels=BUNDLES["MIN_PIXELS"], names=None, seed=0):
     """Bundles from VCA runs on random pixel subsets (Somers et al. 2012, simplified).
 
     Each of ``n_subsets`` subsets holds ``max(ceil(subset_fraction * N), 2 P)``
@@ -258,7 +258,8 @@ def auto_bundles(Y, M, max_angle_deg=5.0, n_subsets=50, subset_fraction=0.1, min
     return selector.result()
 
 
-def select_bundles(Y, M, method="nearest", n_pixels=100, max_angle_deg=5.0, min_pixels=10, names=None,
+def select_bundles(Y, M, method=BUNDLES["METHOD"], n_pixels=BUNDLES["N_PIXELS"], max_angle_deg=BUNDLES["ANGLE"],
+                   min_pixels=BUNDLES["MIN_PIXELS"], names=None,
                    n_subsets=50, subset_fraction=0.1, seed=0, purity=None):
     """Bundles of a whole pixel array ``Y`` (L, N) for references ``M`` (L, P).
 

@@ -1,5 +1,63 @@
-"""Default settings shared by the core and the QGIS layer (importable without torch)."""
+"""Every default a user sees, by algorithm and parameter name, and every choice list (importable without
+torch or qgis).
 
+Each algorithm's table (``algorithms/*.py``) takes its parameter defaults from here, the jobs
+(``core/jobs/*.py``), their command lines and the array-level functions take theirs from here too,
+and ``tests/test_qgis_defaults.py`` checks that every parameter default of every ``deepgu:``
+algorithm is the one written here and that its help text says so. Enum parameters are given by
+name; a choice list's order is the enum's index order, which headless callers and saved models
+use, so new choices go at the end.
+"""
+
+from types import MappingProxyType
+
+
+def _frozen(**values):
+    return MappingProxyType(values)
+
+
+# Choice lists (enum options, by name, in enum index order).
+#: scene kinds of core.synthetic (paper Section VII-A).
+SCENE_KINDS = ("DC1", "DC2")
+#: reference endmember methods of core.endmembers.
+ENDMEMBER_METHODS = ("refined", "vca-best", "nfindr", "vca")
+#: bundle methods of core.bundles.
+BUNDLE_METHODS = ("nearest", "angle", "auto", "spatial")
+#: VAE reconstruction losses of core.vae.
+LOSSES = ("bce", "mse")
+#: total-variation kinds of the A-step (core.astep).
+TV_KINDS = ("anisotropic", "isotropic", "group")
+#: where DeepGU runs (core.unmix.resolve_device).
+DEVICES = ("auto", "cpu", "cuda")
+
+#: side (pixels, odd) of the neighbourhood over which abundance purity is averaged (bundles 'spatial', endmembers
+#: 'refined').
+PURITY_WINDOW = 5
+#: pixels VCA and N-FINDR look at, a seeded random sample; smaller scenes are used whole.
+SAMPLE_SIZE = 1_000_000
+#: MEMORY_MB of the strip-by-strip steps (VCA's sample, endmembers, FCLS, bundles, metrics).
+MEMORY_MB = 256
+
+SYNTHETIC = _frozen(KIND="DC1", ROWS=70, COLS=70, MATERIALS=3, SNR=30.0, SEED=0, EPSG=32633)
+VCA = _frozen(ENDMEMBERS=3, SEED=0, SAMPLE_SIZE=SAMPLE_SIZE)
+ENDMEMBERS = _frozen(ENDMEMBERS=3, METHOD="refined", SEED=0, RESTARTS=12, FRACTION=1 / 3, WINDOW=PURITY_WINDOW,
+                     ITERATIONS=30, SAMPLE_SIZE=SAMPLE_SIZE, MEMORY_MB=MEMORY_MB)
+FCLS = _frozen(MEMORY_MB=MEMORY_MB, CLUSTER="")
+BUNDLES = _frozen(METHOD="nearest", N_PIXELS=100, ANGLE=5.0, WINDOW=PURITY_WINDOW, MIN_PIXELS=10, SEED=0,
+                  MEMORY_MB=MEMORY_MB)
 #: VAE training: epochs and KL weight (see core/vae.py for why they differ from the paper's 50 and 1).
-DEFAULT_EPOCHS = 200
-DEFAULT_BETA = 0.01
+TRAINVAE = _frozen(LATENT_DIM=2, EPOCHS=200, BETA=0.01, LOSS="bce", SEED=0)
+SAMPLEVAE = _frozen(SPAN=2.0, STEPS=5)
+#: LAMBDA_Z, LAMBDA_A None: 'auto', set from the data (core/regularisation.py).
+UNMIX = _frozen(LAMBDA_Z=None, LAMBDA_A=None, MAX_ITER=10, TOLERANCE=1e-3, TV="anisotropic", DEVICE="auto",
+                MEMORY_MB=1024, CLUSTER="")
+METRICS = _frozen(MEMORY_MB=MEMORY_MB)
+#: the workflow model's inputs (scripts/build_workflow_model.py).
+WORKFLOW = _frozen(MATERIALS=3, SEED=0, LAMBDA_A=None)
+#: the workflow's bundles step (and core.pipeline's): the 200 spatially purest pixels per material, down to the
+#: VAE's minimum of 3 for a material that dominates few pixels (bench/bench_table3.py, bench/bench_accuracy.py).
+WORKFLOW_BUNDLES = _frozen(METHOD="spatial", N_PIXELS=200, MIN_PIXELS=3)
+
+#: the defaults of each ``deepgu:`` algorithm, by its name.
+ALGORITHMS = _frozen(synthetic=SYNTHETIC, vca=VCA, endmembers=ENDMEMBERS, fcls=FCLS, bundles=BUNDLES,
+                     trainvae=TRAINVAE, samplevae=SAMPLEVAE, unmix=UNMIX, metrics=METRICS, workflow=WORKFLOW)

@@ -30,16 +30,12 @@ return endmembers ``M`` (L, P) as float64.
 import numpy as np
 from scipy import sparse
 
-from .bundles import DEFAULT_WINDOW, local_purity
+from .bundles import local_purity
+from .defaults import ENDMEMBERS, PURITY_WINDOW
 from .errors import DeepGUError
 from .fcls import fcls
 from .vca import vca
 
-METHODS = ("vca", "vca-best", "nfindr", "refined")
-DEFAULT_METHOD = "refined"
-DEFAULT_RESTARTS = 12
-DEFAULT_REFINE_FRACTION = 1 / 3
-DEFAULT_REFINE_ITERATIONS = 30
 PURITY_BINS = 512
 SCREEN_ITERATIONS = 5       # refinement iterations when comparing VCA restarts (best_start)
 FIT_SAMPLE = 20000          # pixels on which vca_best scores its restarts
@@ -64,7 +60,7 @@ def fit_error(Y, M):
     return float(np.mean(np.einsum("ln,ln->n", residual, residual)))
 
 
-def vca_best(Y, P, seed=0, restarts=DEFAULT_RESTARTS, fit_sample=FIT_SAMPLE):
+def vca_best(Y, P, seed=0, restarts=ENDMEMBERS["RESTARTS"], fit_sample=FIT_SAMPLE):
     """VCA with ``restarts`` runs (seeds ``seed * restarts + r``), the lowest FCLS error wins.
 
     Returns ``(M (L, P), indices (P,), errors (restarts,))``.
@@ -81,7 +77,7 @@ def vca_best(Y, P, seed=0, restarts=DEFAULT_RESTARTS, fit_sample=FIT_SAMPLE):
     return best.endmembers, best.indices, errors
 
 
-def vca_starts(Y, P, seed=0, restarts=DEFAULT_RESTARTS):
+def vca_starts(Y, P, seed=0, restarts=ENDMEMBERS["RESTARTS"]):
     """The endmembers (L, P) of ``restarts`` VCA runs (seeds as :func:`vca_best`), distinct pixel sets only."""
     Y = _check(Y, P)
     starts, seen = [], set()
@@ -94,7 +90,7 @@ def vca_starts(Y, P, seed=0, restarts=DEFAULT_RESTARTS):
     return starts
 
 
-def best_start(image, starts, mask=None, window=DEFAULT_WINDOW, iterations=SCREEN_ITERATIONS):
+def best_start(image, starts, mask=None, window=PURITY_WINDOW, iterations=SCREEN_ITERATIONS):
     """Index of the start whose short refinement fits ``image`` (L, rows, cols) best, and the fit errors.
 
     Each start (L, P) is refined for ``iterations`` on the image; the one whose refined endmembers give
@@ -205,8 +201,8 @@ class PurityHistogram:
         return out, used
 
 
-def refine_purest(strips, M, fraction=DEFAULT_REFINE_FRACTION, window=DEFAULT_WINDOW,
-                  iterations=DEFAULT_REFINE_ITERATIONS, feedback=None):
+def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WINDOW,
+                  iterations=ENDMEMBERS["ITERATIONS"], feedback=None):
     """Alternate FCLS and the purest-pixel mean (module docstring), streaming the scene in strips.
 
     ``strips(halo)`` yields ``(data (L, h, cols), valid (h, cols), first, n_core)``: full-width

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_output
+from .defaults import SAMPLEVAE
 from .errors import DeepGUError
 
 MAX_BUNDLE_LINES = 200
@@ -32,7 +33,7 @@ def latent_offsets(span, steps):
     return span * (np.arange(steps) - (steps - 1) / 2.0) / half
 
 
-def sample_latent_grid(model, material, span=2.0, steps=5):
+def sample_latent_grid(model, material, span=SAMPLEVAE["SPAN"], steps=SAMPLEVAE["STEPS"]):
     """Decoded spectra (L, steps^d), d = min(K, 2), on the latent grid around ``z_p0`` (row-major over the grid)."""
     p = _material_index(model, material)
     if int(steps) < 1:
@@ -46,7 +47,7 @@ def sample_latent_grid(model, material, span=2.0, steps=5):
         return model.vaes[p].decode(z).T.cpu().double().numpy()
 
 
-def plot_model(model, path_png, bundles=None, span=2.0, steps=5, what="OUTPUT_PLOT"):
+def plot_model(model, path_png, bundles=None, span=SAMPLEVAE["SPAN"], steps=SAMPLEVAE["STEPS"], what="OUTPUT_PLOT"):
     """Write a PNG with one panel per material: generated spectra (colour), bundle (grey), ``m_p0`` (black).
 
     ``bundles``: optional list of (L, n_p) arrays; at most :data:`MAX_BUNDLE_LINES` pixels of each are drawn.

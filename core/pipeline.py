@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundles import DEFAULT_WINDOW, local_purity, select_bundles
-from .defaults import DEFAULT_EPOCHS
+from .bundles import local_purity, select_bundles
+from .defaults import ENDMEMBERS, PURITY_WINDOW, TRAINVAE, WORKFLOW_BUNDLES
 from .endmembers import best_start, image_strips, refine_purest, vca_starts
 from .fcls import fcls
 from .feedback import SubFeedback, ensure
-from .unmix import AUTO, deepgu_unmix
+from .unmix import deepgu_unmix
 from .vae import MIN_BUNDLE_PIXELS, train_endmember_model
 from .vca import vca
 
@@ -31,10 +31,13 @@ class PipelineResult:
     seconds: dict = field(default_factory=dict)
 
 
-def run_pipeline(Y, n_materials, mask=None, seed=0, endmember_method="refined", bundle_method="spatial",
-                 n_pixels=200, window=DEFAULT_WINDOW, latent_dim=2, epochs=DEFAULT_EPOCHS, lambda_z=AUTO,
-                 lambda_a=AUTO, max_iter=10, tol=1e-3, device="cpu", names=None, feedback=None):
+def run_pipeline(Y, n_materials, mask=None, seed=0, endmember_method=ENDMEMBERS["METHOD"],
+                 bundle_method=WORKFLOW_BUNDLES["METHOD"], n_pixels=WORKFLOW_BUNDLES["N_PIXELS"], window=PURITY_WINDOW,
+                 latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOCHS"], settings=None, names=None,
+                 feedback=None):
     """Run Algorithm 1 on ``Y`` (L, rows, cols) with validity ``mask`` (rows, cols) (default: finite pixels).
+
+    ``settings``: the DeepGU step's :class:`.unmix_settings.UnmixSettings` (default: the defaults).
 
     ``endmember_method``: ``"refined"`` (the workflow's: VCA restarts screened by
     :func:`core.endmembers.best_start`, then :func:`core.endmembers.refine_purest`) or ``"vca"``
@@ -76,7 +79,7 @@ def run_pipeline(Y, n_materials, mask=None, seed=0, endmember_method="refined", 
     seconds["train"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    unmixed = deepgu_unmix(Y, model, mask=mask, A_init=np.nan_to_num(A0), lambda_z=lambda_z, lambda_a=lambda_a,
-                           max_iter=max_iter, tol=tol, device=device, feedback=SubFeedback(feedback, 30, 100))
+    unmixed = deepgu_unmix(Y, model, settings, mask=mask, A_init=np.nan_to_num(A0),
+                           feedback=SubFeedback(feedback, 30, 100))
     seconds["deepgu"] = time.perf_counter() - start
     return PipelineResult(M0, A0, model, unmixed, seconds)

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .defaults import SCENE_KINDS as KINDS, SYNTHETIC
 from .errors import DeepGUError
 from .library import read_spectra
 
 LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "usgs_library.csv")
 
-KINDS = ("DC1", "DC2")
 SOFTMAX_TEMPERATURE = 0.3   # of the unit-variance abundance fields; smaller = purer maps
 PURE_ABUNDANCE = 0.96       # every material gets at least one pixel this pure (when it dominates somewhere)
 DC1_KNOTS = 4               # interior knots of each piecewise-linear factor (plus both ends)
@@ -218,7 +218,8 @@ def _library_spectra(library):
     return wavelengths, spectra, names
 
 
-def make_scene(kind="DC1", rows=70, cols=70, snr_db=30.0, seed=0, n_materials=3, library=None, max_abundance=1.0):
+def make_scene(kind=SYNTHETIC["KIND"], rows=SYNTHETIC["ROWS"], cols=SYNTHETIC["COLS"], snr_db=SYNTHETIC["SNR"], seed=0,
+               n_materials=SYNTHETIC["MATERIALS"], library=None, max_abundance=1.0):
     """Generate a synthetic scene with known abundances and per-pixel endmembers.
 
     The first ``n_materials`` spectra of ``library`` (default: the shipped USGS library) are

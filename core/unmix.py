@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .astep import PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, project_simplex
+from .astep import PixelGrid, abundance_objective, astep, fcls_batched, project_simplex
 from .errors import DeepGUError
 from .feedback import ensure
 from .latent import TRUST_RADIUS, WhitenedModel, trust_distances
-from .regularisation import AUTO, describe, is_auto, measure_levels, resolve
+from .regularisation import describe, is_auto, measure_levels, resolve
+from .unmix_settings import UnmixSettings
 from .validation import check_value_range
 from .zstep import PixelStats, decode, zstep
 
@@ -100,23 +101,14 @@ def _valid_mask(Y, mask):
     return mask
 
 
-def _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv):
+def _check_inputs(Y, model, A_init):
     if Y.ndim != 3:
         raise DeepGUError("the image must be (bands, rows, cols), got shape %s" % (Y.shape,))
     if Y.shape[0] != model.n_bands:
         raise DeepGUError("the image has %d bands but the model has %d" % (Y.shape[0], model.n_bands))
     if A_init is not None and A_init.shape != (model.n_materials,) + Y.shape[1:]:
         raise DeepGUError("A_init must be %s, got %s" % ((model.n_materials,) + Y.shape[1:], A_init.shape))
-    for name, value in (("lambda_Z", lambda_z), ("lambda_A", lambda_a)):
-        if is_auto(value):
-            continue
-        if isinstance(value, str) or not np.isfinite(value) or value < 0:
-            raise DeepGUError("%s must be 'auto' or a finite number >= 0, got %r" % (name, value))
-    if max_iter < 1 or not (np.isfinite(tol) and tol > 0):
-        raise DeepGUError("max_iter must be >= 1 and tol finite and > 0 (got %d, %g)" % (max_iter, tol))
     check_value_range("the image", Y[np.isfinite(Y)])
-    if tv not in TV_KINDS:
-        raise DeepGUError("unknown TV kind %r; choose one of %s" % (tv, ", ".join(TV_KINDS)))
 
 
 def _guarded_astep(stats, yy, grid, lambda_a, A, tv, tol, max_iter, state=None):
@@ -147,8 +139,7 @@ def _to_grid(values, mask):
     return out
 
 
-def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO, max_iter=10, tol=1e-3,
-                 tv="anisotropic", device="cpu", feedback=None, dtype=torch.float64,
+def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None, dtype=torch.float64,
                  z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192, levels=None):
     """DeepGU (module docstring) on an image.
 
@@ -160,12 +151,12 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
     mask : (rows, cols) bool, True at valid pixels (default: pixels finite in every band;
         non-finite pixels are always invalid).
     A_init : (P, rows, cols) initial abundances (projected onto the simplex); default FCLS with m0.
-    lambda_z, lambda_a : regularisation weights, or "auto" (module docstring); max_iter, tol : outer loop limits.
+    settings : :class:`.unmix_settings.UnmixSettings` (default: the defaults): lambda_z, lambda_a (weights, or
+        None for "auto", module docstring), max_iter, tol (outer loop limits), tv ("anisotropic", "isotropic" or
+        "group", see :mod:`.astep`) and device ("auto", "cpu" or "cuda"); its memory_mb and cluster are the
+        file job's. dtype : precision of the solver algebra (the decoder runs in the model's own dtype).
     levels : :class:`.regularisation.Levels` that "auto" uses (default: measured on this image with the
         initial abundances; pass the same levels to every tile of a scene).
-    tv : "anisotropic" (default), "group" or "isotropic" (see :mod:`.astep`).
-    device : "cpu", "cuda" or "auto". dtype : precision of the solver algebra
-        (the decoder runs in the model's own dtype).
     z_max_iter : Levenberg-Marquardt iterations per pixel and Z-step at most.
     admm_max_iter, final_admm_max_iter : ADMM iterations at most, in the loop and at the end.
     chunk_size : pixels decoded together in the Z-step (bounds memory).
@@ -176,8 +167,11 @@ def deepgu_unmix(Y, model, mask=None, A_init=None, lambda_z=AUTO, lambda_a=AUTO,
     """
     feedback = ensure(feedback)
     Y = np.asarray(Y)
-    _check_inputs(Y, model, A_init, lambda_z, lambda_a, max_iter, tol, tv)
-    dev = resolve_device(device)
+    _check_inputs(Y, model, A_init)
+    settings = settings or UnmixSettings()
+    lambda_z, lambda_a, max_iter, tol, tv = (settings.lambda_z, settings.lambda_a, settings.max_iter, settings.tol,
+                                             settings.tv)
+    dev = resolve_device(settings.device)
     mask = _valid_mask(Y, mask)
     grid = PixelGrid(mask, dev)
     Yv = torch.as_tensor(Y[:, mask].T, dtype=dtype, device=dev).contiguous()

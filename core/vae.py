@@ -23,8 +23,8 @@ code exposes the weight as ``beta_loss``)::
 (lr 1e-3), mini-batches of ``ceil(n/3)`` shuffled pixels, ``epochs`` passes,
 float32, Glorot-uniform initial weights and zero biases (Keras' defaults, as
 the authors used).
-The default ``beta`` is :data:`DEFAULT_BETA` = 0.01, not 1, and the default
-number of epochs :data:`DEFAULT_EPOCHS` = 200, not 50: scene variability is a
+The default ``beta`` is ``core.defaults.TRAINVAE["BETA"]`` = 0.01, not 1, and the default
+number of epochs ``TRAINVAE["EPOCHS"]`` = 200, not 50: scene variability is a
 few per cent of a spectrum, and with beta = 1 (or 150 Adam steps) the KL term
 wins, the posterior collapses and the decoder ignores z, generating only the
 bundle mean (``bench/bench_vae_capacity.py`` measures this).
@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .defaults import DEFAULT_BETA, DEFAULT_EPOCHS
+from .defaults import LOSSES, TRAINVAE
 from .errors import DeepGUError
 from .feedback import ensure
 
@@ -56,7 +56,6 @@ SCALE_MARGIN = 1.25
 CODE_SPREAD_FLOOR = 0.1     # relative floor of the code spread's standard deviation (see code_spread)
 LEARNING_RATE = 1e-3
 MIN_BUNDLE_PIXELS = 3
-LOSSES = ("bce", "mse")
 
 
 def encoder_sizes(L, K):
@@ -203,7 +202,8 @@ def _train_one(bundle, latent_dim, epochs, loss, beta, generator, progress, chec
     return vae, curve
 
 
-def train_vaes(bundles, latent_dim=2, epochs=DEFAULT_EPOCHS, seed=0, loss="bce", beta=DEFAULT_BETA, feedback=None):
+def train_vaes(bundles, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOCHS"], seed=0, loss=TRAINVAE["LOSS"],
+               beta=TRAINVAE["BETA"], feedback=None):
     """Train one VAE per bundle (``bundles``: list of (L, n_p) arrays in scene units).
 
     Returns ``(vaes, loss_curves)``: the trained :class:`MaterialVAE` modules
@@ -319,8 +319,9 @@ class EndmemberModel:
         return torch.stack(means)
 
 
-def train_endmember_model(bundles, m0, names, wavelengths=None, latent_dim=2, epochs=DEFAULT_EPOCHS, seed=0, loss="bce",
-                          beta=DEFAULT_BETA, feedback=None):
+def train_endmember_model(bundles, m0, names, wavelengths=None, latent_dim=TRAINVAE["LATENT_DIM"],
+                          epochs=TRAINVAE["EPOCHS"], seed=0, loss=TRAINVAE["LOSS"], beta=TRAINVAE["BETA"],
+                          feedback=None):
     """Train the VAEs on ``bundles`` (P arrays (L, n_p)) and set ``z0`` = encoder means of ``m0`` (L, P)."""
     m0 = np.asarray(m0, dtype=np.float64)
     if m0.ndim != 2 or not np.all(np.isfinite(m0)):

@@ -2,6 +2,7 @@
 
 import os
 import signal
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from core.jobs import vca as vca_job
 from core.model_file import save_model
 from core.raster_io import georeference, read_all, write_raster
 from core.synthetic import load_library, make_scene
+from core.unmix_settings import UnmixSettings
 from core.vae import train_endmember_model
 
 distributed = pytest.importorskip("distributed")
@@ -23,7 +25,7 @@ distributed = pytest.importorskip("distributed")
 SIDE, BANDS = 200, 50      # 50 of the library's 198 bands keep the solves short for CI
 #: a tile budget of 116^2 padded pixels: 2 x 2 tiles of 100 x 100 pixels plus their 8-pixel halos
 MEMORY_MB = 116 ** 2 * job._BYTES_PER_PIXEL_BAND_MATERIAL * BANDS * 3 / 2 ** 20
-SETTINGS = dict(lambda_a=0.05, max_iter=1, memory_mb=MEMORY_MB)
+SETTINGS = UnmixSettings(lambda_a=0.05, max_iter=1, memory_mb=MEMORY_MB)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def scene(tmp_path_factory):
     endmembers = str(folder / "em.csv")
     vca_job.run(image, 3, endmembers, seed=0)
     in_process = str(folder / "in-process.tif")
-    assert job.run(image, model_path, in_process, **SETTINGS) == 4
+    assert job.run(image, model_path, in_process, SETTINGS) == 4
     return dict(image=image, model=model_path, endmembers=endmembers, abundances=read_all(in_process)[:2])
 
 
@@ -66,7 +68,7 @@ def test_cluster_specs():
 
 def test_local_cluster_gives_the_in_process_result(scene, tmp_path):
     out = str(tmp_path / "local.tif")
-    assert job.run(scene["image"], scene["model"], out, cluster="local:2", **SETTINGS) == 4
+    assert job.run(scene["image"], scene["model"], out, replace(SETTINGS, cluster="local:2")) == 4
     _assert_same(out, scene["abundances"])
     # FCLS in strips of 20 rows, on the cluster and here: exactly the same
     here, there = str(tmp_path / "fcls-here.tif"), str(tmp_path / "fcls-there.tif")
@@ -94,8 +96,8 @@ def test_a_worker_killed_mid_run_changes_nothing(scene, tmp_path):
         pids = client.run(os.getpid)
         feedback = KillWorkerOnFirstTile(sorted(pids.values())[0])
         out = str(tmp_path / "survivor.tif")
-        job.run(scene["image"], scene["model"], out, cluster=cluster.scheduler_address, feedback=feedback,
-                **SETTINGS)
+        job.run(scene["image"], scene["model"], out, replace(SETTINGS, cluster=cluster.scheduler_address),
+                feedback=feedback)
         assert feedback.killed_at is not None and feedback.killed_at < 50   # killed with tiles still running
         assert feedback.pid not in client.run(os.getpid).values()
     _assert_same(out, scene["abundances"])
@@ -112,6 +114,6 @@ def test_cancel_on_the_cluster_writes_nothing(scene, tmp_path):
     out = tmp_path / "outputs"
     out.mkdir()
     with pytest.raises(Canceled):
-        job.run(scene["image"], scene["model"], str(out / "a.tif"), output_rmse=str(out / "rmse.tif"),
-                cluster="local:2", feedback=CancelWhileRunning(), **SETTINGS)
+        job.run(scene["image"], scene["model"], str(out / "a.tif"), replace(SETTINGS, cluster="local:2"),
+                output_rmse=str(out / "rmse.tif"), feedback=CancelWhileRunning())
     assert os.listdir(str(out)) == []

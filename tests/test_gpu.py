@@ -7,6 +7,7 @@ import torch
 from core.errors import DeepGUError
 from core.synthetic import make_scene
 from core.unmix import deepgu_unmix, resolve_device
+from core.unmix_settings import UnmixSettings
 from core.vae import train_endmember_model
 
 
@@ -29,7 +30,7 @@ def test_cuda_request_without_gpu_is_a_clear_error():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_gpu_matches_cpu():
     scene, model = _small_problem()
-    cpu = deepgu_unmix(scene.image, model, lambda_a=0.05, max_iter=3, device="cpu")
-    gpu = deepgu_unmix(scene.image, model, lambda_a=0.05, max_iter=3, device="cuda")
+    cpu = deepgu_unmix(scene.image, model, UnmixSettings(lambda_a=0.05, max_iter=3, device="cpu"))
+    gpu = deepgu_unmix(scene.image, model, UnmixSettings(lambda_a=0.05, max_iter=3, device="cuda"))
     np.testing.assert_allclose(gpu.abundances, cpu.abundances, atol=1e-4)
     np.testing.assert_allclose(gpu.endmembers, cpu.endmembers, rtol=1e-4, atol=1e-5)

@@ -34,6 +34,7 @@ from core.jobs import vca as vca_job
 from core.library import read_spectra, write_spectra
 from core.model_file import _digest, _pack, load_model, save_model
 from core.raster_io import RasterWriter, georeference, open_raster, read_all, write_raster
+from core.unmix_settings import UnmixSettings
 from core.vae import train_vaes
 
 
@@ -192,7 +193,8 @@ def test_huge_beta(files, out):
                                             ("LAMBDA_A", {"lambda_a": float("inf")})])
 def test_non_finite_unmix_parameters(files, out, name, settings):
     inputs = Inputs(files["scene.tif"], files["model.pt"])
-    core_refused(lambda: unmix_job.run(files["scene.tif"], files["model.pt"], str(out / "a.tif"), **settings),
+    core_refused(lambda: unmix_job.run(files["scene.tif"], files["model.pt"], str(out / "a.tif"),
+                                       UnmixSettings(**settings)),
                  name, out, inputs)
 
 
@@ -200,8 +202,8 @@ def test_array_api_refuses_non_finite_weights_and_huge_values(files):
     from core.unmix import deepgu_unmix
     data, _, _ = read_all(files["scene.tif"])
     model = load_model(files["model.pt"])
-    with pytest.raises(DeepGUError, match="lambda_A must be .auto. or a finite number >= 0"):
-        deepgu_unmix(data[:, :4, :4], model, lambda_a=float("nan"))
+    with pytest.raises(DeepGUError, match="LAMBDA_A must be a finite number"):
+        deepgu_unmix(data[:, :4, :4], model, UnmixSettings(lambda_a=float("nan")))
     with pytest.raises(DeepGUError, match="the image has values up to"):
         deepgu_unmix(data[:, :4, :4] * np.float32(1e30), model)
 

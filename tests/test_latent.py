@@ -8,6 +8,7 @@ from core.latent import TRUST_RADIUS, WhitenedModel, confusions
 from core.metrics import match_materials
 from core.pipeline import run_pipeline
 from core.synthetic import make_scene
+from core.unmix_settings import UnmixSettings
 from core.regularisation import Levels, abundance_noise, resolve, weakest_curvature
 from core.vae import code_spread, train_vaes
 from toy_model import ToyModel
@@ -98,7 +99,7 @@ def close_pair():
     from bench.accuracy_scenes import OTHER_LIBRARY
     scene = make_scene("DC2", 28, 28, snr_db=30.0, seed=4, n_materials=4, library=OTHER_LIBRARY)
     dn = np.round(scene.image.astype(np.float64) * 10000.0)
-    settings = dict(seed=0, epochs=100, max_iter=4)
+    settings = dict(seed=0, epochs=100, settings=UnmixSettings(max_iter=4))
     return scene, run_pipeline(dn * 1e-4, 4, **settings), run_pipeline(dn, 4, **settings)
 
 

@@ -8,6 +8,7 @@ from scipy.ndimage import gaussian_filter
 from core.astep import fcls_batched
 from core.errors import Canceled, DeepGUError
 from core.unmix import deepgu_unmix, resolve_device
+from core.unmix_settings import UnmixSettings
 from helpers import Recorder
 from toy_model import ToyModel
 
@@ -42,7 +43,7 @@ def rmse_a(A, truth):
 def test_deepgu_recovers_abundances_far_better_than_fcls():
     model = ToyModel()
     Y, A_true = toy_scene(model)
-    res = deepgu_unmix(Y, model, lambda_z=1e-3, lambda_a=1e-3, max_iter=10)
+    res = deepgu_unmix(Y, model, UnmixSettings(lambda_z=1e-3, lambda_a=1e-3, max_iter=10))
     L, rows, cols = Y.shape
     A_fcls = fcls_batched(torch.as_tensor(model.m0), torch.as_tensor(Y.reshape(L, -1).T)).numpy().T
     assert rmse_a(res.abundances, A_true) <= 0.5 * rmse_a(A_fcls.reshape(A_true.shape), A_true)
@@ -63,7 +64,7 @@ def test_objective_never_increases_between_iterations():
     """Both steps are descent steps (the A-step is kept only if it lowers the A-objective): J is monotone."""
     model = ToyModel()
     Y, _ = toy_scene(model, z_spread=0.9, snr_db=25.0, seed=3)
-    res = deepgu_unmix(Y, model, lambda_z=0.1, lambda_a=0.05, max_iter=8, tol=1e-6)
+    res = deepgu_unmix(Y, model, UnmixSettings(lambda_z=0.1, lambda_a=0.05, max_iter=8, tol=1e-6))
     objectives = [h["objective"] for h in res.history]
     assert len(objectives) >= 3
     assert all(b <= a * (1 + 1e-12) for a, b in zip(objectives, objectives[1:])), objectives
@@ -75,7 +76,7 @@ def test_exact_data_converges_early():
     A = rng.dirichlet(np.ones(3), size=(8, 9)).transpose(2, 0, 1)
     Y = np.einsum("lp,pij->lij", model.m0, A)          # exactly the reference model, no noise
     feedback = Recorder()
-    res = deepgu_unmix(Y, model, lambda_a=0.0, max_iter=10, feedback=feedback)
+    res = deepgu_unmix(Y, model, UnmixSettings(lambda_a=0.0, max_iter=10), feedback=feedback)
     assert res.converged and res.n_iter == 1 < 10
     iterations = [m for m in feedback.messages if m.startswith("DeepGU iteration")]
     assert len(res.history) == len(iterations) == 1
@@ -88,7 +89,7 @@ def test_exact_data_converges_early():
 def test_max_iter_one_stops_after_one_iteration():
     model = ToyModel()
     Y, _ = toy_scene(model, rows=8, cols=8)
-    res = deepgu_unmix(Y, model, max_iter=1)
+    res = deepgu_unmix(Y, model, UnmixSettings(max_iter=1))
     assert res.n_iter == 1 and not res.converged and len(res.history) == 1
     h = res.history[0]
     assert h["change_a"] > 1e-3 or h["change_z"] > 1e-3
@@ -101,13 +102,13 @@ def test_nodata_stays_nan_and_does_not_influence_valid_pixels():
     Y[:, 2, 3] = np.nan
     Y[:, 5:7, 5] = np.nan
     invalid = ~np.all(np.isfinite(Y), axis=0)
-    res = deepgu_unmix(Y, model, lambda_a=0.01, max_iter=3)
+    res = deepgu_unmix(Y, model, UnmixSettings(lambda_a=0.01, max_iter=3))
     for out in (res.abundances, res.latent, res.endmembers):
         assert np.all(np.isnan(out[..., invalid])) and np.all(np.isfinite(out[..., ~invalid]))
     assert np.all(np.isnan(res.rmse[invalid]))
     # other values at the nodata pixels, masked out explicitly: same result on valid pixels
     Y2 = np.where(invalid, 7.0, Y)
-    res2 = deepgu_unmix(Y2, model, mask=~invalid, lambda_a=0.01, max_iter=3)
+    res2 = deepgu_unmix(Y2, model, UnmixSettings(lambda_a=0.01, max_iter=3), mask=~invalid)
     np.testing.assert_array_equal(res2.abundances, res.abundances)
     np.testing.assert_array_equal(res2.latent, res.latent)
 
@@ -115,11 +116,11 @@ def test_nodata_stays_nan_and_does_not_influence_valid_pixels():
 def test_deterministic_and_a_init_is_used():
     model = ToyModel()
     Y, A_true = toy_scene(model, rows=8, cols=8)
-    r1 = deepgu_unmix(Y, model, max_iter=2)
-    r2 = deepgu_unmix(Y, model, max_iter=2)
+    r1 = deepgu_unmix(Y, model, UnmixSettings(max_iter=2))
+    r2 = deepgu_unmix(Y, model, UnmixSettings(max_iter=2))
     np.testing.assert_array_equal(r1.abundances, r2.abundances)
     np.testing.assert_array_equal(r1.latent, r2.latent)
-    r3 = deepgu_unmix(Y, model, max_iter=2, A_init=A_true)
+    r3 = deepgu_unmix(Y, model, UnmixSettings(max_iter=2), A_init=A_true)
     assert not np.array_equal(r3.abundances, r1.abundances)
 
 
@@ -127,7 +128,7 @@ def test_cancel_and_bad_input():
     model = ToyModel()
     Y, _ = toy_scene(model, rows=6, cols=6)
     with pytest.raises(Canceled):
-        deepgu_unmix(Y, model, max_iter=5, feedback=Recorder(cancel_after=1, counting="messages"))
+        deepgu_unmix(Y, model, UnmixSettings(max_iter=5), feedback=Recorder(cancel_after=1, counting="messages"))
     with pytest.raises(DeepGUError):
         deepgu_unmix(Y[:-1], model)
     with pytest.raises(DeepGUError):
@@ -135,7 +136,7 @@ def test_cancel_and_bad_input():
     with pytest.raises(DeepGUError):
         deepgu_unmix(np.full_like(Y, np.nan), model)
     with pytest.raises(DeepGUError):
-        deepgu_unmix(Y, model, tv="tikhonov")
+        deepgu_unmix(Y, model, UnmixSettings(tv="tikhonov"))
 
 
 def test_device_resolution():

@@ -1,6 +1,7 @@
 """The DeepGU raster job: tiles with a halo agree with one whole-image solve; cancel leaves nothing."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from core.jobs import unmix as job
 from core.model_file import save_model
 from core.raster_io import georeference, read_all, write_raster
 from core.synthetic import make_scene
+from core.unmix_settings import UnmixSettings
 from core.vae import train_endmember_model
 
 
@@ -34,11 +36,11 @@ def scene_and_model(tmp_path_factory):
 def test_tiles_with_halo_match_the_whole_image(scene_and_model, tmp_path):
     image, model = scene_and_model
     whole, tiled = str(tmp_path / "whole.tif"), str(tmp_path / "tiled.tif")
-    settings = dict(lambda_a=0.05, max_iter=3)
-    assert job.run(image, model, whole, **settings) == 1
+    settings = UnmixSettings(lambda_a=0.05, max_iter=3)
+    assert job.run(image, model, whole, settings) == 1
     # a budget of (12 + 2 * 8)^2 pixels: 2 x 2 tiles of 12 x 12 pixels, each padded by 8
-    n_tiles = job.run(image, model, tiled, memory_mb=784 * job._BYTES_PER_PIXEL_BAND_MATERIAL * 198 * 3 / 2 ** 20,
-                      **settings)
+    memory_mb = 784 * job._BYTES_PER_PIXEL_BAND_MATERIAL * 198 * 3 / 2 ** 20
+    n_tiles = job.run(image, model, tiled, replace(settings, memory_mb=memory_mb))
     assert n_tiles == 4
     a_whole, valid, _ = read_all(whole)
     a_tiled, valid_tiled, _ = read_all(tiled)

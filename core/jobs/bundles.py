@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from ..bundles import DEFAULT_WINDOW, METHODS, BundleSelector, auto_bundles, local_purity
+from ..bundles import METHODS, BundleSelector, auto_bundles, local_purity
+from ..defaults import BUNDLES, SAMPLE_SIZE
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..library import check_bands, read_spectra, write_spectra
@@ -10,7 +11,6 @@ from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block, valid_pixels
 from ..sampling import sample_pixels
 from ..validation import MAX_MEMORY_MB, as_parameter, finite, integer
-from .vca import DEFAULT_SAMPLE
 
 
 def _open_abundances(path, info, n_materials):
@@ -36,9 +36,9 @@ def _block_purity(abundances, row0, n_rows, window):
     return local_purity(A, valid, window)[:, row0 - top: row0 - top + n_rows]
 
 
-def run(input_path, endmembers_csv, output_csv, method="nearest", n_pixels=100, max_angle_deg=5.0,
-        min_pixels=10, seed=0, sample_size=DEFAULT_SAMPLE, memory_mb=256, abundances_path=None,
-        window=DEFAULT_WINDOW, feedback=None):
+def run(input_path, endmembers_csv, output_csv, method=BUNDLES["METHOD"], n_pixels=BUNDLES["N_PIXELS"],
+        max_angle_deg=BUNDLES["ANGLE"], min_pixels=BUNDLES["MIN_PIXELS"], seed=0, sample_size=SAMPLE_SIZE,
+        memory_mb=BUNDLES["MEMORY_MB"], abundances_path=None, window=BUNDLES["WINDOW"], feedback=None):
     """Select each material's bundle (see :mod:`core.bundles`) and write it as a bundle CSV.
 
     ``nearest``, ``angle`` and ``spatial`` stream the whole raster keeping a running

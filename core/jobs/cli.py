@@ -10,11 +10,12 @@ from ..errors import Canceled, DeepGUError
 from ..feedback import ConsoleFeedback
 
 
-def add_common_arguments(parser, memory_mb):
-    """MEMORY_MB and CLUSTER, as the algorithms' advanced parameters."""
-    parser.add_argument("--memory-mb", type=int, default=memory_mb,
-                        help="working memory per block or tile, MB (%d)" % memory_mb)
-    parser.add_argument("--cluster", default="",
+def add_common_arguments(parser, defaults):
+    """MEMORY_MB and CLUSTER, as the algorithms' advanced parameters, with their ``defaults`` (e.g.
+    :data:`core.defaults.UNMIX`)."""
+    parser.add_argument("--memory-mb", type=int, default=defaults["MEMORY_MB"],
+                        help="working memory per block or tile, MB (%d)" % defaults["MEMORY_MB"])
+    parser.add_argument("--cluster", default=defaults["CLUSTER"],
                         help="empty: this process; local:N: N worker processes on this machine; "
                              "tcp://host:port: an existing Dask scheduler")
 

@@ -1,8 +1,7 @@
 """Reference endmembers of a raster by a chosen method (:mod:`core.endmembers`), file to file."""
 
-from ..bundles import DEFAULT_WINDOW
-from ..endmembers import (DEFAULT_METHOD, DEFAULT_REFINE_FRACTION, DEFAULT_REFINE_ITERATIONS, DEFAULT_RESTARTS,
-                          METHODS, best_start, nfindr, refine_purest, vca_best, vca_starts)
+from ..defaults import ENDMEMBER_METHODS as METHODS, ENDMEMBERS
+from ..endmembers import best_start, nfindr, refine_purest, vca_best, vca_starts
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..library import write_spectra
@@ -11,7 +10,7 @@ from ..raster_io import block_rows, open_raster, read_block
 from ..sampling import sample_pixels
 from ..validation import MAX_MEMORY_MB, ContrastCheck, finite, integer
 from ..vca import vca
-from .vca import DEFAULT_SAMPLE, check_endmembers
+from .vca import check_endmembers
 
 #: side of the central window on which the VCA restarts of ``refined`` are compared (pixels).
 SCREEN_WINDOW = 256
@@ -45,9 +44,10 @@ def _refined(info, Y, P, seed, restarts, fraction, window, iterations, memory_mb
     return M
 
 
-def run(input_path, n_endmembers, output_csv, method=DEFAULT_METHOD, seed=0, sample_size=DEFAULT_SAMPLE,
-        restarts=DEFAULT_RESTARTS, fraction=DEFAULT_REFINE_FRACTION, window=DEFAULT_WINDOW,
-        iterations=DEFAULT_REFINE_ITERATIONS, memory_mb=256, feedback=None):
+def run(input_path, n_endmembers, output_csv, method=ENDMEMBERS["METHOD"], seed=0,
+        sample_size=ENDMEMBERS["SAMPLE_SIZE"], restarts=ENDMEMBERS["RESTARTS"], fraction=ENDMEMBERS["FRACTION"],
+        window=ENDMEMBERS["WINDOW"], iterations=ENDMEMBERS["ITERATIONS"], memory_mb=ENDMEMBERS["MEMORY_MB"],
+        feedback=None):
     """Extract ``n_endmembers`` reference spectra of ``input_path`` and write them to ``output_csv``.
 
     ``vca``, ``vca-best`` and ``nfindr`` look at a seeded sample of ``sample_size`` valid pixels;

@@ -6,6 +6,7 @@ Command line (the same parameters as ``deepgu:fcls``): ``python -m core.jobs.fcl
 import numpy as np
 
 from ..cluster import cluster_client, map_tasks
+from ..defaults import FCLS
 from ..errors import DeepGUError
 from ..feedback import ensure
 from ..fcls import fcls, reconstruction_rmse
@@ -29,7 +30,8 @@ def _solve_strip(info, M, row0, n_rows, with_rmse):
     return scatter(A, valid), rmse, Y.shape[1], contrast
 
 
-def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=256, cluster=None, feedback=None):
+def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["MEMORY_MB"], cluster=FCLS["CLUSTER"],
+        feedback=None):
     """Write FCLS abundances (one named band per material) and optionally the per-pixel RMSE.
 
     ``cluster`` (see :func:`core.cluster.parse_cluster`): empty solves the strips here,
@@ -94,7 +96,7 @@ def main(argv=None):
     parser.add_argument("endmembers", metavar="ENDMEMBERS", help="endmember library (CSV)")
     parser.add_argument("output", metavar="OUTPUT", help="abundance raster to write")
     parser.add_argument("--output-rmse", help="reconstruction RMSE raster")
-    add_common_arguments(parser, memory_mb=256)
+    add_common_arguments(parser, FCLS)
     return run_command(parser, argv, lambda args, feedback: run(
         args.input, args.endmembers, args.output, output_rmse=args.output_rmse, memory_mb=args.memory_mb,
         cluster=args.cluster, feedback=feedback))

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..atomic import together
+from ..defaults import SAMPLEVAE
 from ..errors import DeepGUError
 from ..inspect_model import plot_model, sample_latent_grid
 from ..library import check_bands, read_spectra, write_spectra
@@ -11,7 +12,8 @@ from ..paths import check_paths
 from ..validation import as_parameter, finite, integer
 
 
-def run(model_path, output_csv=None, output_png=None, bundles_csv=None, span=2.0, steps=5):
+def run(model_path, output_csv=None, output_png=None, bundles_csv=None, span=SAMPLEVAE["SPAN"],
+        steps=SAMPLEVAE["STEPS"]):
     """Decode a ``steps``-per-axis latent grid of half-width ``span`` around each ``z_p0``.
 
     ``output_csv``: all generated spectra, one column each, headed by its material.

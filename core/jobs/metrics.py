@@ -3,6 +3,7 @@
 import json
 
 from ..atomic import atomic_output
+from ..defaults import METRICS
 from ..errors import DeepGUError
 from ..feedback import ensure
 from ..metrics import MetricsAccumulator
@@ -25,7 +26,8 @@ def _endmember_block(data, n_materials, valid):
     return data.reshape(n_materials, L, -1)[:, :, valid.ravel()].transpose(1, 0, 2)
 
 
-def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None, report=None, memory_mb=256,
+def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None, report=None,
+        memory_mb=METRICS["MEMORY_MB"],
         feedback=None):
     """Compute RMSE_A (and RMSE_M, SAM_M when both endmember rasters are given) over pixels valid in all inputs.
 

@@ -1,6 +1,7 @@
 """Write a synthetic scene with known truth as georeferenced rasters and a library CSV."""
 
 from ..atomic import together
+from ..defaults import SYNTHETIC
 from ..errors import DeepGUError
 from ..library import write_spectra
 from ..paths import check_paths
@@ -10,7 +11,7 @@ from ..validation import MAX_SYNTHETIC_PIXELS, MAX_SYNTHETIC_SIDE, finite, integ
 
 
 def run(kind, rows, cols, output, output_abundances=None, output_library=None, output_endmembers=None,
-        snr_db=30.0, seed=0, n_materials=3, epsg=32633, feedback=None):
+        snr_db=SYNTHETIC["SNR"], seed=0, n_materials=SYNTHETIC["MATERIALS"], epsg=SYNTHETIC["EPSG"], feedback=None):
     """Generate :func:`core.synthetic.make_scene` and write it.
 
     - ``output``: the image, ``(L, rows, cols)`` with band wavelengths (nm);

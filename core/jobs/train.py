@@ -1,5 +1,6 @@
 """Train the per-material VAEs on a bundle CSV and save the model file."""
 
+from ..defaults import TRAINVAE
 from ..errors import DeepGUError
 from ..paths import check_paths
 from ..validation import MAX_BETA, MAX_EPOCHS, MAX_LATENT, as_parameter, finite, integer
@@ -7,12 +8,11 @@ from ..feedback import ensure
 from ..latent import TRUST_RADIUS, confusions
 from ..library import read_spectra
 from ..model_file import save_model
-from ..defaults import DEFAULT_BETA, DEFAULT_EPOCHS
 from ..vae import train_endmember_model
 
 
-def run(bundles_csv, endmembers_csv, output_model, latent_dim=2, epochs=DEFAULT_EPOCHS, beta=DEFAULT_BETA, seed=0,
-        loss="bce", feedback=None):
+def run(bundles_csv, endmembers_csv, output_model, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOCHS"],
+        beta=TRAINVAE["BETA"], seed=0, loss=TRAINVAE["LOSS"], feedback=None):
     """Train one VAE per material of ``endmembers_csv`` on its bundle from ``bundles_csv``.
 
     Materials are matched by name; every reference material needs a bundle.

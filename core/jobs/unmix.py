@@ -3,6 +3,8 @@
 Command line (the same parameters as ``deepgu:unmix``): ``python -m core.jobs.unmix --help``.
 """
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..cluster import BytesCache, cluster_client, map_tasks
@@ -12,10 +14,12 @@ from ..feedback import SubFeedback, ensure
 from ..model_file import check_compatible, load_model
 from ..paths import check_paths
 from ..raster_io import OutputSet, block_rows, endmember_band_names, iter_blocks, open_raster, read_block, valid_pixels
+from ..defaults import DEVICES, TV_KINDS, UNMIX
 from ..regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from ..tiling import tile_size, tiles
 from ..unmix import deepgu_unmix
-from ..validation import MAX_ITERATIONS, MAX_LAMBDA, MAX_MEMORY_MB, ContrastCheck, as_parameter, finite, integer
+from ..unmix_settings import UnmixSettings
+from ..validation import ContrastCheck, as_parameter
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
 HALO = 8
@@ -57,11 +61,6 @@ def _check_contrast(info, n_materials, memory_mb, feedback):
     contrast.check(info.label)
 
 
-def _weight(name, value):
-    """A regularisation weight: ``"auto"``/None as given, otherwise a finite number in ``[0, MAX_LAMBDA]``."""
-    return value if is_auto(value) else finite(name, value, 0, MAX_LAMBDA)
-
-
 def tile_layout(rows, cols, memory_mb, n_bands, n_materials, halo=HALO, feedback=None):
     """The tiles of a ``rows x cols`` image whose padded working set fits ``memory_mb``, padded side at least
     :data:`MIN_TILE` (a smaller budget is raised to it, with a note to ``feedback``)."""
@@ -98,7 +97,7 @@ def _solve_tile(info, model, tile, init_block, settings, wanted, feedback=None):
         valid &= init_valid
         if not valid[rs, cs].any():
             return None
-    result = deepgu_unmix(data, model, mask=valid, A_init=A0, feedback=feedback, **settings)
+    result = deepgu_unmix(data, model, settings, mask=valid, A_init=A0, feedback=feedback)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
     blocks = {"abundances": result.abundances[:, rs, cs], "rmse": result.rmse[None, rs, cs]}
     if "endmembers" in wanted:   # (L, P, r, c) -> material-major (P*L, r, c)
@@ -149,13 +148,13 @@ def _on_cluster(client, model_path, info, layout, init, settings, wanted, feedba
         yield layout[index], blocks
 
 
-def run(input_path, model_path, output, init_abundances=None, output_endmembers=None, output_latent=None,
-        output_rmse=None, lambda_z=AUTO, lambda_a=AUTO, max_iter=10, tol=1e-3, tv="anisotropic", device="auto",
-        memory_mb=1024, halo=HALO, cluster=None, feedback=None):
-    """Unmix ``input_path`` with the DeepGU model at ``model_path`` (see :func:`core.unmix.deepgu_unmix`).
+def run(input_path, model_path, output, settings=None, init_abundances=None, output_endmembers=None,
+        output_latent=None, output_rmse=None, halo=HALO, feedback=None):
+    """Unmix ``input_path`` with the DeepGU model at ``model_path`` (see :func:`core.unmix.deepgu_unmix`) and
+    :class:`.unmix_settings.UnmixSettings` ``settings`` (default: the defaults).
 
-    The raster is cut into square tiles sized from ``memory_mb``; each is solved with a
-    ``halo``-pixel margin of its neighbours and only its core is written. ``cluster``
+    The raster is cut into square tiles sized from ``settings.memory_mb``; each is solved with a
+    ``halo``-pixel margin of its neighbours and only its core is written. ``settings.cluster``
     (see :func:`core.cluster.parse_cluster`): empty solves the tiles here one by one,
     otherwise they are tasks on a Dask cluster; the tiles and the result are the same. Outputs:
     abundances (P named bands), optional per-pixel endmembers (P x L bands), latent
@@ -165,33 +164,30 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
     tile uses the same weights. Returns the number of tiles.
     Before any tile is solved the parameters are checked, and the image is read once to check that it has
     the contrast to unmix (:class:`.validation.ContrastCheck`); tiles are at least :data:`MIN_TILE` pixels
-    wide, halo included, whatever ``memory_mb``.
+    wide, halo included, whatever ``settings.memory_mb``.
     """
     feedback = ensure(feedback)
     check_paths({"INPUT": input_path, "MODEL": model_path, "INIT_ABUNDANCES": init_abundances},
                 {"OUTPUT": output, "OUTPUT_ENDMEMBERS": output_endmembers, "OUTPUT_LATENT": output_latent,
                  "OUTPUT_RMSE": output_rmse})
-    lambda_z, lambda_a = _weight("LAMBDA_Z", lambda_z), _weight("LAMBDA_A", lambda_a)
-    tol = finite("TOLERANCE", tol, 0, 1, low_open=True)
-    max_iter = integer("MAX_ITER", max_iter, 1, MAX_ITERATIONS)
-    memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
+    settings = settings or UnmixSettings()
     info = open_raster(input_path, "INPUT")
     with as_parameter("MODEL"):
         model = load_model(model_path)
         check_compatible(model, info.n_bands, info.wavelengths)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
-    _check_contrast(info, P, memory_mb, feedback)
-    layout = tile_layout(info.rows, info.cols, memory_mb, L, P, halo, feedback)
+    _check_contrast(info, P, settings.memory_mb, feedback)
+    layout = tile_layout(info.rows, info.cols, settings.memory_mb, L, P, halo, feedback)
     init = _open_init(init_abundances, info, P) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
-    if is_auto(lambda_z) or is_auto(lambda_a):
+    if is_auto(settings.lambda_z) or is_auto(settings.lambda_a):
         levels = _central_levels(info, model.m0)
         feedback.info("auto regularisation, measured on the central %d x %d pixels: %s"
                       % (min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols), describe(levels)))
-        lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
-    settings = dict(lambda_z=lambda_z, lambda_a=lambda_a, max_iter=max_iter, tol=tol, tv=tv, device=device)
+        lambda_z, lambda_a = resolve(settings.lambda_z, settings.lambda_a, levels)
+        settings = replace(settings, lambda_z=lambda_z, lambda_a=lambda_a)
     any_valid = False
-    with cluster_client(cluster, feedback) as client, OutputSet(
+    with cluster_client(settings.cluster, feedback) as client, OutputSet(
             {"abundances": "OUTPUT", "endmembers": "OUTPUT_ENDMEMBERS", "latent": "OUTPUT_LATENT",
              "rmse": "OUTPUT_RMSE"}) as outputs:
         outputs.add("abundances", output, info, P, band_names=model.names)
@@ -233,20 +229,24 @@ def main(argv=None):
     parser.add_argument("--init-abundances", help="initial abundances (default: FCLS with the model's m_p0)")
     parser.add_argument("--lambda-z", default=AUTO, help="latent regularisation (a number, or auto: the default)")
     parser.add_argument("--lambda-a", default=AUTO, help="spatial smoothing (a number, or auto: the default)")
-    parser.add_argument("--max-iter", type=int, default=10, help="maximum alternations (10)")
-    parser.add_argument("--tolerance", type=float, default=1e-3, help="relative-change tolerance (0.001)")
-    parser.add_argument("--tv", choices=("anisotropic", "isotropic"), default="anisotropic")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--max-iter", type=int, default=UNMIX["MAX_ITER"],
+                        help="maximum alternations (%d)" % UNMIX["MAX_ITER"])
+    parser.add_argument("--tolerance", type=float, default=UNMIX["TOLERANCE"],
+                        help="relative-change tolerance (%g)" % UNMIX["TOLERANCE"])
+    parser.add_argument("--tv", choices=TV_KINDS, default=UNMIX["TV"])
+    parser.add_argument("--device", choices=DEVICES, default=UNMIX["DEVICE"])
     parser.add_argument("--output-endmembers", help="per-pixel endmembers raster (P x L bands)")
     parser.add_argument("--output-latent", help="latent codes raster (P x K bands)")
     parser.add_argument("--output-rmse", help="reconstruction RMSE raster")
-    add_common_arguments(parser, memory_mb=1024)
+    add_common_arguments(parser, UNMIX)
     return run_command(parser, argv, lambda args, feedback: run(
-        args.input, args.model, args.output, init_abundances=args.init_abundances,
-        output_endmembers=args.output_endmembers, output_latent=args.output_latent, output_rmse=args.output_rmse,
-        lambda_z=_number_or_auto(args.lambda_z, "--lambda-z"), lambda_a=_number_or_auto(args.lambda_a, "--lambda-a"),
-        max_iter=args.max_iter, tol=args.tolerance, tv=args.tv,
-        device=args.device, memory_mb=args.memory_mb, cluster=args.cluster, feedback=feedback))
+        args.input, args.model, args.output, UnmixSettings(
+            lambda_z=_number_or_auto(args.lambda_z, "--lambda-z"),
+            lambda_a=_number_or_auto(args.lambda_a, "--lambda-a"),
+            max_iter=args.max_iter, tol=args.tolerance, tv=args.tv, device=args.device, memory_mb=args.memory_mb,
+            cluster=args.cluster),
+        init_abundances=args.init_abundances, output_endmembers=args.output_endmembers,
+        output_latent=args.output_latent, output_rmse=args.output_rmse, feedback=feedback))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Reference endmembers of a raster by VCA, on a seeded random sample of its pixels."""
 
+from ..defaults import MEMORY_MB, VCA
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 import numpy as np
@@ -11,9 +12,6 @@ from ..sampling import sample_pixels
 from ..validation import MAX_MATERIALS, MAX_MEMORY_MB, ContrastCheck, finite, integer
 from ..vca import vca
 
-#: pixels VCA looks at by default; scenes with fewer pixels are used whole.
-DEFAULT_SAMPLE = 1_000_000
-
 
 def check_endmembers(n_endmembers, info):
     """ENDMEMBERS as an int in [2, MAX_MATERIALS] and at most the raster's band count, or a clear error."""
@@ -24,7 +22,8 @@ def check_endmembers(n_endmembers, info):
     return integer("ENDMEMBERS", n_endmembers, 2, MAX_MATERIALS)
 
 
-def run(input_path, n_endmembers, output_csv, seed=0, sample_size=DEFAULT_SAMPLE, memory_mb=256, feedback=None):
+def run(input_path, n_endmembers, output_csv, seed=0, sample_size=VCA["SAMPLE_SIZE"], memory_mb=MEMORY_MB,
+        feedback=None):
     """Run VCA on ``input_path`` and write the endmembers (with their pixels) to ``output_csv``.
 
     Returns ``(endmembers (bands, P), rows (P,), cols (P,), info)``. A sample without ``n_endmembers``
