@@ -18,7 +18,7 @@ domain's ``wavelength = {...}`` list, and the ``IMAGERY`` domain's
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from osgeo import gdal, osr
@@ -27,6 +27,7 @@ from . import formats
 from .atomic import TempTarget, commit
 from .errors import DeepGUError
 from .validation import check_declared_size, check_value_range
+from .window import window_transform
 
 #: nodata value written to every floating-point output.
 NODATA = -9999.0
@@ -49,6 +50,9 @@ class RasterInfo:
     band_names: list = field(default_factory=list)
     #: the parameter the raster came from (e.g. "INPUT"), named in errors.
     name: str = ""
+    #: where this raster's pixel (0, 0) lies in the file: non-zero for a :meth:`window` of it.
+    row_offset: int = 0
+    col_offset: int = 0
     _dataset: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -59,6 +63,14 @@ class RasterInfo:
     def label(self):
         """How errors name this raster: ``INPUT 'path'`` (or just the path)."""
         return "%s '%s'" % (self.name, self.path) if self.name else self.path
+
+    def window(self, window):
+        """This raster restricted to ``window`` (:class:`.window.PixelWindow`): rows, cols and geotransform are the
+        window's, and :func:`read_block` reads within it. None: the whole raster."""
+        if window is None:
+            return self
+        return replace(self, rows=window.rows, cols=window.cols, transform=window_transform(self.transform, window),
+                       row_offset=self.row_offset + window.row0, col_offset=self.col_offset + window.col0)
 
     def dataset(self):
         """The GDAL dataset, opened once and kept for every block read."""
@@ -166,7 +178,7 @@ def read_block(info, row0, n_rows, col0=0, n_cols=None):
     buf_type = types.pop() if len(types) == 1 else gdal.GDT_Float64   # mixed types: compare nodata exactly
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
-        raw = ds.ReadAsArray(col0, row0, n_cols, n_rows, buf_type=buf_type)
+        raw = ds.ReadAsArray(info.col_offset + col0, info.row_offset + row0, n_cols, n_rows, buf_type=buf_type)
     finally:
         gdal.PopErrorHandler()
     if raw is None:

@@ -31,8 +31,11 @@ def _solve_strip(info, M, row0, n_rows, with_rmse):
 
 
 def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["MEMORY_MB"], cluster=FCLS["CLUSTER"],
-        feedback=None):
+        window=None, feedback=None):
     """Write FCLS abundances (one named band per material) and optionally the per-pixel RMSE.
+
+    ``window`` (:class:`core.window.PixelWindow`): only those pixels of INPUT are read and unmixed, and the
+    outputs cover just them (georeferenced to the window); None: the whole raster.
 
     ``cluster`` (see :func:`core.cluster.parse_cluster`): empty solves the strips here,
     otherwise they are tasks on a Dask cluster whose workers read their strip from the file.
@@ -42,7 +45,7 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["ME
     feedback = ensure(feedback)
     check_paths({"INPUT": input_path, "ENDMEMBERS": endmembers_csv}, {"OUTPUT": output, "OUTPUT_RMSE": output_rmse})
     memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
-    info = open_raster(input_path, "INPUT")
+    info = open_raster(input_path, "INPUT").window(window)
     with as_parameter("ENDMEMBERS"):
         library = read_spectra(endmembers_csv)
         check_bands(library, info.n_bands, info.wavelengths, "the endmember file")

@@ -31,15 +31,19 @@ _BYTES_PER_PIXEL_BAND_MATERIAL = 160
 MIN_TILE = 32
 
 
-def _open_init(path, like, n_materials):
-    """Describe the INIT_ABUNDANCES raster, checked against the image and the model."""
+def _open_init(path, like, n_materials, window=None):
+    """Describe the INIT_ABUNDANCES raster, checked against the image and the model. With a ``window`` of the
+    image, a raster of the whole image's size is restricted to it, one of the window's size is taken as it is."""
     info = open_raster(path, "INIT_ABUNDANCES")
-    if (info.rows, info.cols) != (like.rows, like.cols):
-        raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but the image is %d x %d"
-                          % (info.rows, info.cols, like.rows, like.cols))
     if info.n_bands != n_materials:
         raise DeepGUError("INIT_ABUNDANCES has %d bands but the model has %d materials" % (info.n_bands, n_materials))
-    return info
+    if window is not None and (info.rows, info.cols) == (window.rows, window.cols):
+        return info
+    if (info.rows, info.cols) != (like.rows, like.cols):
+        raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but the image is %d x %d%s"
+                          % (info.rows, info.cols, like.rows, like.cols,
+                             "" if window is None else " and its EXTENT %d x %d" % (window.rows, window.cols)))
+    return info.window(window)
 
 
 def _number_or_auto(text, option):
@@ -149,7 +153,7 @@ def _on_cluster(client, model_path, info, layout, init, settings, wanted, feedba
 
 
 def run(input_path, model_path, output, settings=None, init_abundances=None, output_endmembers=None,
-        output_latent=None, output_rmse=None, halo=HALO, feedback=None):
+        output_latent=None, output_rmse=None, window=None, halo=HALO, feedback=None):
     """Unmix ``input_path`` with the DeepGU model at ``model_path`` (see :func:`core.unmix.deepgu_unmix`) and
     :class:`.unmix_settings.UnmixSettings` ``settings`` (default: the defaults).
 
@@ -162,6 +166,9 @@ def run(input_path, model_path, output, settings=None, init_abundances=None, out
     the whole scene, from FCLS with the model's references on the central window of
     :data:`LEVEL_WINDOW` x :data:`LEVEL_WINDOW` pixels (:mod:`core.regularisation`), so every
     tile uses the same weights. Returns the number of tiles.
+    ``window`` (:class:`core.window.PixelWindow`): only those pixels of INPUT are read and unmixed (tiles
+    within it, regularisation measured on its centre) and the outputs cover just them, georeferenced to the
+    window; INIT_ABUNDANCES is then of the image's size or of the window's.
     Before any tile is solved the parameters are checked, and the image is read once to check that it has
     the contrast to unmix (:class:`.validation.ContrastCheck`); tiles are at least :data:`MIN_TILE` pixels
     wide, halo included, whatever ``settings.memory_mb``.
@@ -171,14 +178,15 @@ def run(input_path, model_path, output, settings=None, init_abundances=None, out
                 {"OUTPUT": output, "OUTPUT_ENDMEMBERS": output_endmembers, "OUTPUT_LATENT": output_latent,
                  "OUTPUT_RMSE": output_rmse})
     settings = settings or UnmixSettings()
-    info = open_raster(input_path, "INPUT")
+    scene = open_raster(input_path, "INPUT")
+    info = scene.window(window)
     with as_parameter("MODEL"):
         model = load_model(model_path)
         check_compatible(model, info.n_bands, info.wavelengths)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
     _check_contrast(info, P, settings.memory_mb, feedback)
     layout = tile_layout(info.rows, info.cols, settings.memory_mb, L, P, halo, feedback)
-    init = _open_init(init_abundances, info, P) if init_abundances else None
+    init = _open_init(init_abundances, scene, P, window) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
     if is_auto(settings.lambda_z) or is_auto(settings.lambda_a):
         levels = _central_levels(info, model.m0)
