@@ -1,18 +1,30 @@
-"""What every DeepGU algorithm shares: group, error translation, feedback, torch check."""
+"""What every DeepGU algorithm shares: its parameter table and help, group, error translation, feedback, torch check.
+
+An algorithm is a subclass of :class:`DeepGUAlgorithm` with class constants for its parameter keys
+(``INPUT = "INPUT"``), ``NAME``, ``LABEL``, ``HELP`` (what it does), ``DEFAULTS`` (its table in
+:mod:`core.defaults`), a method ``table()`` returning ``(parameter definition, description)`` rows in dialog
+order, and ``run_job``. The dialog's parameters and the help text (each parameter with its description, and its
+default from ``DEFAULTS``) are both built from that one table (as EnMAP-Box's algorithms do).
+"""
 
 import contextlib
 import importlib.util
 import os
 import traceback
 
-from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterDefinition, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterRasterDestination)
+from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingAlgorithm,
+                       QgsProcessingException, QgsProcessingOutputDefinition, QgsProcessingOutputLayerDefinition,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
 from ..core import formats
+from ..core.defaults import format_default
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
-from ..core.validation import INT32_MAX
+from ..core.raster_io import open_raster
+from ..core.validation import MAX_MEMORY_MB
+from ..core.window import extent_window
 
 #: smallest MEMORY_MB the dialogs offer.
 MEMORY_MB_MIN = 16
@@ -73,11 +85,70 @@ def advanced(parameter):
     return parameter
 
 
+#: the parameter types :meth:`DeepGUAlgorithm.values` reads.
+_VALUE_TYPES = ("number", "enum", "string", "raster", "file", "rasterDestination", "fileDestination")
+#: metadata key of an enum parameter's choice names (what the jobs take; the dialog shows the labels).
+CHOICES = "deepgu_choices"
+
+
+def number(name, label, default, minimum, maximum, optional=False, double=None):
+    """A number parameter: Double when ``default`` is a float (or ``double``), otherwise Integer."""
+    double = isinstance(default, float) if double is None else double
+    kind = QgsProcessingParameterNumber.Double if double else QgsProcessingParameterNumber.Integer
+    return QgsProcessingParameterNumber(name, label, kind, default, optional, minimum, maximum)
+
+
+def enum(name, label, choices, default, labels=None):
+    """An enum parameter over the names ``choices`` (a tuple of :mod:`core.defaults`, in index order), shown as
+    ``labels`` (default: the names), its default given by name."""
+    parameter = QgsProcessingParameterEnum(name, label, list(labels or choices), defaultValue=choices.index(default))
+    parameter.setMetadata({CHOICES: list(choices)})
+    return parameter
+
+
+def help_line(definition, description, defaults):
+    """One parameter or output of the help text: ``NAME (advanced, optional): description Default: value.``"""
+    notes = []
+    if not isinstance(definition, QgsProcessingOutputDefinition):
+        if definition.flags() & QgsProcessingParameterDefinition.FlagAdvanced:
+            notes.append("advanced")
+        if definition.flags() & QgsProcessingParameterDefinition.FlagOptional:
+            notes.append("optional")
+    line = "%s%s: %s" % (definition.name(), " (%s)" % ", ".join(notes) if notes else "", description)
+    if definition.name() in defaults:
+        line += " Default: %s." % format_default(defaults[definition.name()])
+    return line
+
+
 class DeepGUAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses define ``name``, ``displayName``, ``initAlgorithm``, ``shortHelpString``
-    and ``run_job(parameters, context, feedback)`` returning the outputs dict."""
+    """Base class: subclasses set ``NAME``, ``LABEL``, ``HELP`` and ``DEFAULTS`` and define ``table()`` (rows of
+    ``(parameter or output definition, description)``) and ``run_job(parameters, context, feedback)`` returning
+    the outputs dict."""
 
     needs_torch = False
+    NAME = LABEL = HELP = ""
+    DEFAULTS = {}
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):
+        return self.LABEL
+
+    def table(self):
+        raise NotImplementedError
+
+    def initAlgorithm(self, config=None):
+        for definition, description in self.table():
+            if isinstance(definition, QgsProcessingOutputDefinition):
+                self.addOutput(definition)
+            else:
+                definition.setHelp(description)
+                self.addParameter(definition)
+
+    def shortHelpString(self):
+        return "\n\n".join([self.HELP, "\n".join(help_line(definition, description, self.DEFAULTS)
+                                                  for definition, description in self.table())])
 
     def group(self):
         return "DeepGU"
@@ -112,6 +183,43 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
     def run_job(self, parameters, context, feedback):
         raise NotImplementedError
 
+    def values(self, parameters, context):
+        """Every parameter's value as the jobs take it, by name: numbers (None for an empty optional one), enum
+        choice names, strings, file and raster paths and output paths (None when an optional one is not given).
+        Feature sinks and EXTENT are left out (:func:`write_pixel_points`, :meth:`pixel_window`)."""
+        return {definition.name(): self._value(definition, parameters, context)
+                for definition in self.parameterDefinitions() if definition.type() in _VALUE_TYPES}
+
+    def _value(self, definition, parameters, context):
+        name, kind = definition.name(), definition.type()
+        if kind == "number" and definition.dataType() == QgsProcessingParameterNumber.Integer:
+            return self.parameterAsInt(parameters, name, context)
+        if kind == "number":
+            optional = definition.flags() & QgsProcessingParameterDefinition.FlagOptional
+            return (self.optional_number if optional else self.parameterAsDouble)(parameters, name, context)
+        if kind == "enum":
+            return definition.metadata().get(CHOICES, definition.options())[self.parameterAsEnum(parameters, name,
+                                                                                                  context)]
+        if kind == "string":
+            return self.parameterAsString(parameters, name, context)
+        if kind == "raster":
+            return self.optional_raster_path(parameters, name, context)
+        if kind == "file":
+            return self.parameterAsFile(parameters, name, context) or None
+        if kind == "rasterDestination":
+            return self.parameterAsOutputLayer(parameters, name, context) or None
+        return self.parameterAsFileOutput(parameters, name, context) or None      # fileDestination
+
+    def pixel_window(self, parameters, context, input_path, name="EXTENT"):
+        """The :class:`core.window.PixelWindow` of the raster ``input_path`` covering the extent parameter
+        ``name`` (transformed to the raster's CRS), or None when it is not set."""
+        if parameters.get(name) in (None, ""):
+            return None
+        info = open_raster(input_path, "INPUT")
+        rectangle = self.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem(info.crs_wkt))
+        return extent_window(info.transform, info.rows, info.cols, (rectangle.xMinimum(), rectangle.yMinimum(),
+                                                                    rectangle.xMaximum(), rectangle.yMaximum()), name)
+
     def out_of_memory_message(self, parameters, context):
         """"out of memory", with what to lower among the parameters this algorithm has."""
         advice = []
@@ -125,7 +233,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
                                     ": the inputs need more memory than this machine has")
 
     def optional_number(self, parameters, name, context):
-        """The number parameter ``name``, or None when it was left empty (meaning 'auto')."""
+        """The number parameter ``name``, or None when it was left empty (meaning 'auto' for the weights)."""
         value = parameters.get(name)
         if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
             return None
@@ -216,27 +324,32 @@ def library_destination(name, description, optional=False):
     return QgsProcessingParameterFileDestination(name, description, LIBRARY_OUTPUT_FILTER, optional=optional)
 
 
-def memory_parameter(default=256):
+#: help of MEMORY_MB where it bounds strips of the image.
+MEMORY_HELP = ("memory budget (MB) per block: the image is read, processed and written in blocks of about this "
+               "size, so images larger than memory can be processed.")
+#: help of CLUSTER (fcls, unmix).
+CLUSTER_HELP = ("empty computes here; local:N starts N worker processes on this machine for this run; a Dask scheduler "
+                "address (tcp://host:8786) sends the blocks to that cluster, whose workers must see INPUT's path. "
+                "The result is the same.")
+#: help of EXTENT (fcls, unmix).
+EXTENT_HELP = ("process only the pixels covering this map extent (in any CRS; snapped outward to whole pixels); the "
+               "outputs cover just that window of INPUT, georeferenced to it. Empty: the whole image.")
+
+
+def memory_parameter(default):
     """The MEMORY_MB expert parameter: budget for one block of pixels in memory."""
-    from qgis.core import QgsProcessingParameterNumber
-
-    parameter = QgsProcessingParameterNumber("MEMORY_MB", "Memory budget per block (MB)",
-                                             QgsProcessingParameterNumber.Integer, default, minValue=MEMORY_MB_MIN,
-                                             maxValue=INT32_MAX)
-    parameter.setHelp("Pixels are read, processed and written in blocks of about this size, so images "
-                      "larger than memory can be processed.")
-    return advanced(parameter)
+    return advanced(number("MEMORY_MB", "Memory budget per block (MB)", default, MEMORY_MB_MIN, MAX_MEMORY_MB))
 
 
-def cluster_parameter():
+def cluster_parameter(default):
     """The CLUSTER expert parameter: where the tiles are solved (see core/cluster.py)."""
-    from qgis.core import QgsProcessingParameterString
+    return advanced(QgsProcessingParameterString("CLUSTER", "Dask cluster (empty: this process)", defaultValue=default,
+                                                 optional=True))
 
-    parameter = QgsProcessingParameterString("CLUSTER", "Dask cluster (empty: this process)", defaultValue="",
-                                             optional=True)
-    parameter.setHelp("Empty: solve here. local:N: start N worker processes on this machine for this run. "
-                      "tcp://host:8786: submit to that Dask scheduler; its workers must see the input path.")
-    return advanced(parameter)
+
+def extent_parameter():
+    """The optional EXTENT parameter: the map extent of INPUT to process."""
+    return QgsProcessingParameterExtent("EXTENT", "Extent to process (empty: the whole image)", optional=True)
 
 
 def write_abundance_style(path):

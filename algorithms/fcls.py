@@ -2,51 +2,40 @@
 
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
+from ..core import defaults
 from ..core.jobs import fcls as job
-from .base import DeepGUAlgorithm, cluster_parameter, library_parameter, memory_parameter, write_abundance_style
+from .base import (CLUSTER_HELP, EXTENT_HELP, MEMORY_HELP, DeepGUAlgorithm, cluster_parameter, extent_parameter,
+                   library_parameter, memory_parameter, write_abundance_style)
 
 
 class FCLSAlgorithm(DeepGUAlgorithm):
-    def name(self):
-        return "fcls"
+    INPUT, ENDMEMBERS, EXTENT, MEMORY_MB, CLUSTER = "INPUT", "ENDMEMBERS", "EXTENT", "MEMORY_MB", "CLUSTER"
+    OUTPUT, OUTPUT_RMSE = "OUTPUT", "OUTPUT_RMSE"
+    NAME, LABEL, DEFAULTS = "fcls", "Unmix with fixed endmembers (FCLS)", defaults.FCLS
+    HELP = ("Fully constrained least squares: for every pixel y, the abundances a >= 0 with sum(a) = 1 that minimise "
+            "||y - M a||^2 for a fixed endmember matrix M. Exact (every active set is examined), vectorised, block by "
+            "block for rasters larger than memory.")
 
-    def displayName(self):
-        return "Unmix with fixed endmembers (FCLS)"
-
-    def shortHelpString(self):
-        return (
-            "Fully constrained least squares: for every pixel y, the abundances a >= 0 with sum(a) = 1 "
-            "that minimise ||y - M a||^2 for a fixed endmember matrix M. Exact (every active set is "
-            "examined), vectorised, block by block for rasters larger than memory.\n\n"
-            "INPUT: multiband raster. ENDMEMBERS: CSV library (e.g. from 'Extract endmembers (VCA)') with "
-            "the raster's band count (and wavelengths, when both have them).\n"
-            "MEMORY_MB (advanced): memory budget per block. CLUSTER (advanced): empty computes here; local:N "
-            "starts N worker processes for this run; a Dask scheduler address (tcp://host:8786) sends the "
-            "blocks to that cluster, whose workers must see INPUT's path.\n\n"
-            "OUTPUT: abundance raster, one band per material named after it; nodata where the input is "
-            "nodata. OUTPUT_RMSE (optional): per-pixel reconstruction RMSE sqrt(mean_l (y - M a)^2)."
-        )
-
-    def initAlgorithm(self, config=None):
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Hyperspectral image"))
-        self.addParameter(library_parameter("ENDMEMBERS", "Endmembers (CSV or ENVI .sli)"))
-        self.addParameter(memory_parameter())
-        self.addParameter(cluster_parameter())
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Abundances"))
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_RMSE", "Reconstruction RMSE",
-                                                                  optional=True, createByDefault=False))
+    def table(self):
+        return [
+            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"), "multiband raster."),
+            (library_parameter(self.ENDMEMBERS, "Endmembers (CSV or ENVI .sli)"),
+             "spectral library (e.g. from 'Extract endmembers (VCA)') with the raster's band count (and wavelengths, "
+             "when both have them)."),
+            (extent_parameter(), EXTENT_HELP),
+            (memory_parameter(self.DEFAULTS[self.MEMORY_MB]), MEMORY_HELP),
+            (cluster_parameter(self.DEFAULTS[self.CLUSTER]), CLUSTER_HELP),
+            (QgsProcessingParameterRasterDestination(self.OUTPUT, "Abundances"),
+             "abundance raster, one band per material named after it; nodata where the input is nodata."),
+            (QgsProcessingParameterRasterDestination(self.OUTPUT_RMSE, "Reconstruction RMSE", optional=True,
+                                                     createByDefault=False),
+             "per-pixel reconstruction RMSE sqrt(mean_l (y - M a)^2)."),
+        ]
 
     def run_job(self, parameters, context, feedback):
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        rmse = self.parameterAsOutputLayer(parameters, "OUTPUT_RMSE", context) or None
-        job.run(
-            self.raster_path(parameters, "INPUT", context),
-            self.parameterAsFile(parameters, "ENDMEMBERS", context),
-            output,
-            output_rmse=rmse,
-            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
-            cluster=self.parameterAsString(parameters, "CLUSTER", context),
-            feedback=feedback,
-        )
-        write_abundance_style(output)
-        return {"OUTPUT": output, "OUTPUT_RMSE": rmse}
+        values = self.values(parameters, context)
+        job.run(values[self.INPUT], values[self.ENDMEMBERS], values[self.OUTPUT], output_rmse=values[self.OUTPUT_RMSE],
+                memory_mb=values[self.MEMORY_MB], cluster=values[self.CLUSTER],
+                window=self.pixel_window(parameters, context, values[self.INPUT]), feedback=feedback)
+        write_abundance_style(values[self.OUTPUT])
+        return {self.OUTPUT: values[self.OUTPUT], self.OUTPUT_RMSE: values[self.OUTPUT_RMSE]}

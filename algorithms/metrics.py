@@ -3,60 +3,52 @@
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterRasterLayer)
 
+from ..core import defaults
 from ..core.jobs import metrics as job
-from .base import DeepGUAlgorithm, memory_parameter
-
-NUMBERS = ("RMSE_A", "RMSE_M", "SAM_M")
+from .base import MEMORY_HELP, DeepGUAlgorithm, memory_parameter
 
 
 class MetricsAlgorithm(DeepGUAlgorithm):
-    def name(self):
-        return "metrics"
+    ESTIMATE, REFERENCE = "ESTIMATE", "REFERENCE"
+    ESTIMATE_ENDMEMBERS, REFERENCE_ENDMEMBERS = "ESTIMATE_ENDMEMBERS", "REFERENCE_ENDMEMBERS"
+    OUTPUT_REPORT, MEMORY_MB = "OUTPUT_REPORT", "MEMORY_MB"
+    NUMBERS = ("RMSE_A", "RMSE_M", "SAM_M")
+    NAME, LABEL, DEFAULTS = "metrics", "Unmixing accuracy (RMSE, SAM)", defaults.METRICS
+    HELP = ("Scores estimated abundances against reference abundances, as in the DeepGU paper (eq. 14-15). Estimated "
+            "materials are first matched to reference ones (the permutation with the least abundance RMSE); pixels "
+            "that are nodata in any input are left out.")
 
-    def displayName(self):
-        return "Unmixing accuracy (RMSE, SAM)"
-
-    def shortHelpString(self):
-        return (
-            "Scores estimated abundances against reference abundances, as in the DeepGU paper (eq. 14-15). "
-            "Estimated materials are first matched to reference ones (the permutation with the least "
-            "abundance RMSE); pixels that are nodata in any input are left out.\n\n"
-            "ESTIMATE, REFERENCE: abundance rasters with one band per material, same size.\n"
-            "ESTIMATE_ENDMEMBERS, REFERENCE_ENDMEMBERS (optional, both or neither): per-pixel endmember "
-            "rasters (materials x bands, material-major, as written by 'DeepGU unmixing' and 'Synthetic "
-            "scene').\n\n"
-            "RMSE_A = sqrt(mean (A - A*)^2); RMSE_M likewise on endmembers; SAM_M = mean over pixels of the "
-            "sum over materials of the spectral angle (radians). RMSE_M and SAM_M are computed only with both "
-            "endmember rasters; otherwise they are null (absent from the report). "
-            "OUTPUT_REPORT: the same numbers, the permutation and the pixel count as JSON."
-        )
-
-    def initAlgorithm(self, config=None):
-        self.addParameter(QgsProcessingParameterRasterLayer("ESTIMATE", "Estimated abundances"))
-        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference abundances"))
-        self.addParameter(QgsProcessingParameterRasterLayer("ESTIMATE_ENDMEMBERS", "Estimated per-pixel endmembers",
-                                                            optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE_ENDMEMBERS", "Reference per-pixel endmembers",
-                                                            optional=True))
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT_REPORT", "Report", "JSON files (*.json)",
-                                                                optional=True))
-        self.addParameter(memory_parameter())
-        for key in NUMBERS:
-            self.addOutput(QgsProcessingOutputNumber(key, key))
+    def table(self):
+        endmembers = ("per-pixel endmember raster (materials x bands, material-major, as written by 'DeepGU unmixing' "
+                      "and 'Synthetic scene'); give both or neither.")
+        return [
+            (QgsProcessingParameterRasterLayer(self.ESTIMATE, "Estimated abundances"),
+             "abundance raster with one band per material."),
+            (QgsProcessingParameterRasterLayer(self.REFERENCE, "Reference abundances"),
+             "abundance raster with one band per material, the size of ESTIMATE."),
+            (QgsProcessingParameterRasterLayer(self.ESTIMATE_ENDMEMBERS, "Estimated per-pixel endmembers",
+                                               optional=True), endmembers),
+            (QgsProcessingParameterRasterLayer(self.REFERENCE_ENDMEMBERS, "Reference per-pixel endmembers",
+                                               optional=True), endmembers),
+            (QgsProcessingParameterFileDestination(self.OUTPUT_REPORT, "Report", "JSON files (*.json)", optional=True),
+             "the numbers, the permutation and the pixel count as JSON."),
+            (memory_parameter(self.DEFAULTS[self.MEMORY_MB]), MEMORY_HELP),
+            (QgsProcessingOutputNumber("RMSE_A", "RMSE_A"), "sqrt(mean (A - A*)^2)."),
+            (QgsProcessingOutputNumber("RMSE_M", "RMSE_M"),
+             "the same on endmembers; computed only with both endmember rasters, otherwise null (absent from the "
+             "report)."),
+            (QgsProcessingOutputNumber("SAM_M", "SAM_M"),
+             "mean over pixels of the sum over materials of the spectral angle (radians); null like RMSE_M."),
+        ]
 
     def run_job(self, parameters, context, feedback):
-        report = self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None
-        metrics = job.run(
-            self.raster_path(parameters, "ESTIMATE", context),
-            self.raster_path(parameters, "REFERENCE", context),
-            estimate_endmembers=self.optional_raster_path(parameters, "ESTIMATE_ENDMEMBERS", context),
-            reference_endmembers=self.optional_raster_path(parameters, "REFERENCE_ENDMEMBERS", context),
-            report=report,
-            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
-            feedback=feedback,
-        )
-        for key in NUMBERS:
+        values = self.values(parameters, context)
+        metrics = job.run(values[self.ESTIMATE], values[self.REFERENCE],
+                          estimate_endmembers=values[self.ESTIMATE_ENDMEMBERS],
+                          reference_endmembers=values[self.REFERENCE_ENDMEMBERS], report=values[self.OUTPUT_REPORT],
+                          memory_mb=values[self.MEMORY_MB], feedback=feedback)
+        for key in self.NUMBERS:
             feedback.info("%s = %s" % (key, metrics.get(key, "not computed")))
-        results = {key: metrics.get(key) for key in NUMBERS}      # None (null): not computed
-        results["OUTPUT_REPORT"] = report
+        results = {key: metrics.get(key) for key in self.NUMBERS}      # None (null): not computed
+        results[self.OUTPUT_REPORT] = values[self.OUTPUT_REPORT]
         return results

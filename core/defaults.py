@@ -16,6 +16,15 @@ def _frozen(**values):
     return MappingProxyType(values)
 
 
+def format_default(value):
+    """How help texts show a default: None is 'auto' (the regularisation weights), '' is 'empty'."""
+    if value is None:
+        return "auto"
+    if isinstance(value, float):
+        return "%g" % value
+    return str(value) if value != "" else "empty"
+
+
 # Choice lists (enum options, by name, in enum index order).
 #: scene kinds of core.synthetic (paper Section VII-A).
 SCENE_KINDS = ("DC1", "DC2")

@@ -21,30 +21,40 @@ os.environ.setdefault("QT_HASH_SEED", "0")      # Qt writes XML attributes in ha
 from qgis.PyQt.QtCore import QPointF  # noqa: E402
 from qgis.core import (QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,  # noqa: E402
                        QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
-                       QgsProcessingModelParameter, QgsProcessingParameterNumber,
+                       QgsProcessingModelParameter, QgsProcessingParameterExtent, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from core.defaults import BUNDLE_METHODS, PURITY_WINDOW, WORKFLOW, WORKFLOW_BUNDLES, format_default  # noqa: E402
+
 TARGET = os.path.join(ROOT, "models", "deepgu_workflow.model3")
 INTEGER, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+RASTER, EXTENT = "raster", "extent"
 
 
-class Parameter(namedtuple("Parameter", "name label number_type default minimum help feeds")):
-    """A model input: a raster layer (number_type None) or a number; ``feeds`` maps child id -> child parameter."""
+class Parameter(namedtuple("Parameter", "name label kind minimum help feeds")):
+    """A model input: a raster layer, an extent or a number (kind INTEGER or DOUBLE, default from
+    core.defaults.WORKFLOW); ``feeds`` maps child id -> child parameter."""
 
 
 # The model's inputs, in dialog order.
 PARAMETERS = [
-    Parameter("INPUT", "Hyperspectral image", None, None, None, "Hyperspectral image.",
+    Parameter("INPUT", "Hyperspectral image", RASTER, None, "Hyperspectral image.",
               {"endmembers": "INPUT", "fcls": "INPUT", "bundles": "INPUT", "unmix": "INPUT"}),
-    Parameter("MATERIALS", "Number of materials", INTEGER, 3, 2, "Number of materials P.",
+    Parameter("MATERIALS", "Number of materials", INTEGER, 2, "Number of materials P.",
               {"endmembers": "ENDMEMBERS"}),
-    Parameter("SEED", "Random seed", INTEGER, 0, 0, "Random seed of every random step.",
+    Parameter("SEED", "Random seed", INTEGER, 0, "Random seed of every random step.",
               {"endmembers": "SEED", "bundles": "SEED", "trainvae": "SEED"}),
-    Parameter("LAMBDA_A", "Spatial smoothing (lambda_A; empty = auto)", DOUBLE, None, 0.0,
-              "Spatial smoothing of the abundances; empty (the default) = auto, set from the data "
-              "(core/regularisation.py); a number overrides it (the paper's grid on reflectance: 0.005-0.05).",
+    Parameter("LAMBDA_A", "Spatial smoothing (lambda_A; empty = auto)", DOUBLE, 0.0,
+              "Spatial smoothing of the abundances; empty = auto, set from the data (core/regularisation.py); a "
+              "number overrides it (the paper's grid on reflectance: 0.005-0.05).",
               {"unmix": "LAMBDA_A"}),
+    Parameter("EXTENT", "Extent to unmix (empty: the whole image)", EXTENT, None,
+              "Optional: the DeepGU step unmixes only the pixels covering this map extent (snapped outward to whole "
+              "pixels) and its outputs cover just that window; the steps before it use the whole image (the spatial "
+              "bundles need FCLS abundances on the image's grid, and the VAEs learn from all of its purest pixels).",
+              {"unmix": "EXTENT"}),
 ]
 # (child id, algorithm, {child parameter: (child id, its output)}, {model output name: child output})
 STEPS = [
@@ -61,7 +71,7 @@ STEPS = [
 # (bench/bench_table3.py: on DC1 they halve DeepGU's abundance error against the paper's nearest-angle bundles),
 # down to the VAE's minimum of 3 pixels for a material that dominates few pixels (bench/bench_accuracy.py's
 # four-material scenes).
-STATIC = {"bundles": {"METHOD": 3, "N_PIXELS": 200, "MIN_PIXELS": 3}}
+STATIC = {"bundles": dict(WORKFLOW_BUNDLES, METHOD=BUNDLE_METHODS.index(WORKFLOW_BUNDLES["METHOD"]))}
 OUTPUT_LABELS = {"ENDMEMBERS_CSV": "Reference endmembers", "FCLS_ABUNDANCES": "FCLS abundances",
                  "BUNDLES_CSV": "Bundles", "MODEL_FILE": "VAE model file", "DEEPGU_ABUNDANCES": "DeepGU abundances",
                  "DEEPGU_ENDMEMBERS": "DeepGU per-pixel endmembers", "DEEPGU_RMSE": "DeepGU reconstruction RMSE"}
@@ -85,18 +95,22 @@ def build():
     model.setHelpContent(dict({
         "ALG_DESC": "The whole DeepGU pipeline (Borsoi et al. 2019, Algorithm 1): reference endmembers "
                     "(deepgu:endmembers, 'refined': VCA with restarts, then the mean of each material's "
-                    "spatially purest pixels), FCLS initial abundances, bundles of the 200 spatially purest "
-                    "pixels per material (FCLS abundance averaged over 5 x 5 pixels), one VAE per "
+                    "spatially purest pixels), FCLS initial abundances, bundles of the %d spatially purest "
+                    "pixels per material (FCLS abundance averaged over %d x %d pixels), one VAE per "
                     "material, DeepGU unmixing with regularisation set from the data (auto). "
                     "Required: INPUT, MATERIALS and the DeepGU abundances output; the other outputs are "
-                    "optional (temporary files unless given).",
-    }, **{p.name: p.help for p in PARAMETERS}))
+                    "optional (temporary files unless given)."
+                    % (WORKFLOW_BUNDLES["N_PIXELS"], PURITY_WINDOW, PURITY_WINDOW),
+    }, **{p.name: p.help + (" Default: %s." % format_default(WORKFLOW[p.name]) if p.name in WORKFLOW else "")
+          for p in PARAMETERS}))
     for index, p in enumerate(PARAMETERS):
-        if p.number_type is None:
+        if p.kind == RASTER:
             parameter = QgsProcessingParameterRasterLayer(p.name, p.label)
+        elif p.kind == EXTENT:
+            parameter = QgsProcessingParameterExtent(p.name, p.label, optional=True)
         else:
-            parameter = QgsProcessingParameterNumber(p.name, p.label, p.number_type, p.default,
-                                                     optional=p.default is None, minValue=p.minimum)
+            parameter = QgsProcessingParameterNumber(p.name, p.label, p.kind, WORKFLOW[p.name],
+                                                     optional=WORKFLOW[p.name] is None, minValue=p.minimum)
         model.addModelParameter(parameter, QgsProcessingModelParameter(p.name))
         model.parameterComponent(p.name).setPosition(QPointF(120 + 220 * index, 60))
     for index, (child_id, algorithm_id, links, outputs) in enumerate(STEPS):
