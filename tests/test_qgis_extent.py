@@ -97,3 +97,19 @@ def test_unmix_of_an_extent(qgis_process, scene, tmp_path):
         np.testing.assert_allclose(A.sum(axis=0), 1.0, atol=1e-5)
         results.append(A)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_workflow_extent_restricts_the_deepgu_step(qgis_process, scene, tmp_path):
+    """The workflow's EXTENT goes to its DeepGU step; the FCLS it starts from (and trains on) covers the image."""
+    outputs = {name: str(tmp_path / file) for name, file in (
+        ("endmembers:ENDMEMBERS_CSV", "em.csv"), ("fcls:FCLS_ABUNDANCES", "fcls.tif"),
+        ("bundles:BUNDLES_CSV", "b.csv"), ("trainvae:MODEL_FILE", "model.pt"),
+        ("unmix:DEEPGU_ABUNDANCES", "deepgu.tif"))}
+    run_json(qgis_process, "deepgu:workflow", INPUT=scene["scene.tif"], MATERIALS=3, SEED=1,
+             EXTENT=utm_extent(10, 2, 8, 30), **outputs)
+    assert (open_raster(outputs["fcls:FCLS_ABUNDANCES"]).rows, open_raster(outputs["fcls:FCLS_ABUNDANCES"]).cols) \
+        == (30, 40)
+    _check_window(outputs["unmix:DEEPGU_ABUNDANCES"], scene["scene.tif"], 10, 2, 8, 30)
+    A, valid, _ = read_all(outputs["unmix:DEEPGU_ABUNDANCES"])
+    assert valid.all()
+    np.testing.assert_allclose(A.sum(axis=0), 1.0, atol=1e-5)
