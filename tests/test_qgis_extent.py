@@ -21,11 +21,15 @@ def utm_extent(row0, col0, rows, cols, margin=0.0):
 
 @pytest.fixture(scope="module")
 def scene(qgis_process, tmp_path_factory):
+    """A 30 x 40 scene, its library spectra (the endmembers here) and its FCLS abundances; where bundles and a model
+    go (test_unmix_of_an_extent)."""
     folder = tmp_path_factory.mktemp("extent")
     p = {name: str(folder / name) for name in ("scene.tif", "library.csv", "fcls.tif", "bundles.csv", "model.pt")}
-    run_json(qgis_process, "deepgu:synthetic", KIND=0, ROWS=30, COLS=40, SEED=6, OUTPUT=p["scene.tif"],
-             OUTPUT_LIBRARY=p["library.csv"])
-    run_json(qgis_process, "deepgu:fcls", INPUT=p["scene.tif"], ENDMEMBERS=p["library.csv"], OUTPUT=p["fcls.tif"])
+    for algorithm, parameters in (
+            ("deepgu:synthetic", dict(KIND=0, ROWS=30, COLS=40, SEED=6, OUTPUT=p["scene.tif"],
+                                      OUTPUT_LIBRARY=p["library.csv"])),
+            ("deepgu:fcls", dict(INPUT=p["scene.tif"], ENDMEMBERS=p["library.csv"], OUTPUT=p["fcls.tif"]))):
+        run_json(qgis_process, algorithm, **parameters)
     return p
 
 

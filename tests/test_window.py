@@ -1,5 +1,7 @@
 """EXTENT in the core: the pixel window of a map extent, and jobs that read and write only that window."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -35,7 +37,8 @@ def test_partial_overlap_is_clipped_to_the_raster():
 
 @pytest.mark.parametrize("extent", [(0, 0, 999, 4000), (1601, 4700, 2000, 5000), (1000, 5000.5, 1600, 6000)])
 def test_no_overlap_is_refused_naming_the_parameter(extent):
-    with pytest.raises(DeepGUError, match=r"^EXTENT .* does not intersect the raster.s extent \(1000, 4700, 1600, 5000\)$"):
+    expected = r"^EXTENT .* does not intersect the raster.s extent \(1000, 4700, 1600, 5000\)$"
+    with pytest.raises(DeepGUError, match=expected):
         extent_window(TRANSFORM, ROWS, COLS, extent)
 
 
@@ -73,3 +76,19 @@ def test_fcls_of_a_window_is_that_window_of_the_whole_scene(tmp_path):
     assert info.transform == window_transform(full_info.transform, window)
     assert info.crs_wkt == full_info.crs_wkt and info.band_names == full_info.band_names
     assert open_raster(part).nodata == full_info.nodata
+
+
+def test_the_command_line_takes_an_extent(tmp_path, capsys):
+    scene = make_scene("DC1", 20, 20, seed=1)
+    image, em = str(tmp_path / "scene.tif"), str(tmp_path / "em.csv")
+    write_raster(image, scene.image, georeference(20, 20), wavelengths=scene.wavelengths)
+    write_spectra(em, scene.reference, scene.names, scene.wavelengths)
+    whole, part = str(tmp_path / "whole.tif"), str(tmp_path / "part.tif")
+    assert fcls_job.main([image, em, whole]) == 0
+    # georeference(): 30 m pixels from (500000, 4500000); x 500095 -> column 3, y 4499805 -> row 6 (edges inside)
+    assert fcls_job.main([image, em, part, "--extent", "500095", "4499700", "500200", "4499805"]) == 0
+    np.testing.assert_array_equal(read_all(part)[0], read_all(whole)[0][:, 6:10, 3:7])
+    off = str(tmp_path / "off.tif")
+    assert fcls_job.main([image, em, off, "--extent", "0", "0", "1", "1"]) == 2
+    assert "error: --extent (0, 0, 1, 1) does not intersect" in capsys.readouterr().err
+    assert not os.path.exists(off)

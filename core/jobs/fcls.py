@@ -89,20 +89,16 @@ def _in_process(tasks, feedback):
 
 def main(argv=None):
     """``python -m core.jobs.fcls``: the ``deepgu:fcls`` algorithm on the command line."""
-    import argparse
+    from .cli import add_common_arguments, job_parser, run_command, window
 
-    from .cli import add_common_arguments, run_command
-
-    parser = argparse.ArgumentParser(description="FCLS abundances (deepgu:fcls) of INPUT with the endmember "
-                                                 "CSV ENDMEMBERS, written to OUTPUT.")
-    parser.add_argument("input", metavar="INPUT", help="hyperspectral image")
-    parser.add_argument("endmembers", metavar="ENDMEMBERS", help="endmember library (CSV)")
-    parser.add_argument("output", metavar="OUTPUT", help="abundance raster to write")
+    parser = job_parser("FCLS abundances (deepgu:fcls) of INPUT with the endmember library ENDMEMBERS, written to "
+                        "OUTPUT.", [("INPUT", "hyperspectral image"), ("ENDMEMBERS", "endmember library (CSV or .sli)"),
+                                    ("OUTPUT", "abundance raster to write")])
     parser.add_argument("--output-rmse", help="reconstruction RMSE raster")
     add_common_arguments(parser, FCLS)
     return run_command(parser, argv, lambda args, feedback: run(
         args.input, args.endmembers, args.output, output_rmse=args.output_rmse, memory_mb=args.memory_mb,
-        cluster=args.cluster, feedback=feedback))
+        cluster=args.cluster, window=window(args), feedback=feedback))
 
 
 if __name__ == "__main__":

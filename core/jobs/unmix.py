@@ -225,15 +225,11 @@ def run(input_path, model_path, output, settings=None, init_abundances=None, out
 
 def main(argv=None):
     """``python -m core.jobs.unmix``: the ``deepgu:unmix`` algorithm on the command line."""
-    import argparse
+    from .cli import add_common_arguments, job_parser, run_command, window
 
-    from .cli import add_common_arguments, run_command
-
-    parser = argparse.ArgumentParser(description="DeepGU unmixing (deepgu:unmix) of INPUT with the model file "
-                                                 "MODEL, written to OUTPUT.")
-    parser.add_argument("input", metavar="INPUT", help="hyperspectral image")
-    parser.add_argument("model", metavar="MODEL", help="DeepGU model file (deepgu:trainvae)")
-    parser.add_argument("output", metavar="OUTPUT", help="abundance raster to write")
+    parser = job_parser("DeepGU unmixing (deepgu:unmix) of INPUT with the model file MODEL, written to OUTPUT.",
+                        [("INPUT", "hyperspectral image"), ("MODEL", "DeepGU model file (deepgu:trainvae)"),
+                         ("OUTPUT", "abundance raster to write")])
     parser.add_argument("--init-abundances", help="initial abundances (default: FCLS with the model's m_p0)")
     parser.add_argument("--lambda-z", default=AUTO, help="latent regularisation (a number, or auto: the default)")
     parser.add_argument("--lambda-a", default=AUTO, help="spatial smoothing (a number, or auto: the default)")
@@ -254,7 +250,7 @@ def main(argv=None):
             max_iter=args.max_iter, tol=args.tolerance, tv=args.tv, device=args.device, memory_mb=args.memory_mb,
             cluster=args.cluster),
         init_abundances=args.init_abundances, output_endmembers=args.output_endmembers,
-        output_latent=args.output_latent, output_rmse=args.output_rmse, feedback=feedback))
+        output_latent=args.output_latent, output_rmse=args.output_rmse, window=window(args), feedback=feedback))
 
 
 if __name__ == "__main__":
