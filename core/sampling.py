@@ -2,12 +2,13 @@
 
 import numpy as np
 
+from .defaults import MEMORY_MB
 from .errors import DeepGUError
 from .feedback import ensure
 from .raster_io import block_rows, iter_blocks, read_block
 
 
-def sample_pixels(info, n_samples, seed=0, memory_mb=256, feedback=None):
+def sample_pixels(info, n_samples, seed=0, memory_mb=MEMORY_MB, feedback=None):
     """Draw up to ``n_samples`` valid pixels uniformly at random (seeded), streaming the raster.
 
     When the raster has at most ``n_samples`` pixels every valid pixel is taken.

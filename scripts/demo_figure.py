@@ -64,7 +64,7 @@ def main(folder):
         em = model.names.index(matched_names["DeepGU"][p])                # the VAE of the matched material
         axis = figure.add_subplot(grid[3, p])
         axis.plot(x, bundles[model.names[em]][:, :60], color="0.8", linewidth=0.4)
-        axis.plot(x, sample_latent_grid(model, em, span=2.0, steps=5), color="tab:blue", linewidth=0.5)
+        axis.plot(x, sample_latent_grid(model, em), color="tab:blue", linewidth=0.5)
         axis.plot(x, model.m0[:, em], color="black", linewidth=1.2)
         axis.plot(x, library[true_name][:, 0], color="tab:red", linestyle="--", linewidth=1.0)
         axis.set_title("%s (matched %s): learned variability" % (true_name, model.names[em]), fontsize=8)
