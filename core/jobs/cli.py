@@ -4,10 +4,20 @@ Bad input ends in one line ``error: ...`` and exit status 2, a Ctrl-C in ``cance
 status 130; neither leaves an output behind (the jobs write atomically).
 """
 
+import argparse
 import sys
 
 from ..errors import Canceled, DeepGUError
 from ..feedback import ConsoleFeedback
+
+
+def job_parser(description, operand, operand_help):
+    """A parser for ``INPUT OPERAND OUTPUT``: the hyperspectral image, the job's second input, the abundance raster."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("input", metavar="INPUT", help="hyperspectral image")
+    parser.add_argument(operand.lower(), metavar=operand, help=operand_help)
+    parser.add_argument("output", metavar="OUTPUT", help="abundance raster to write")
+    return parser
 
 
 def add_common_arguments(parser, memory_mb):

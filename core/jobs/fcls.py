@@ -84,15 +84,10 @@ def _in_process(tasks, feedback):
 
 def main(argv=None):
     """``python -m core.jobs.fcls``: the ``deepgu:fcls`` algorithm on the command line."""
-    import argparse
+    from .cli import add_common_arguments, job_parser, run_command
 
-    from .cli import add_common_arguments, run_command
-
-    parser = argparse.ArgumentParser(description="FCLS abundances (deepgu:fcls) of INPUT with the endmember "
-                                                 "CSV ENDMEMBERS, written to OUTPUT.")
-    parser.add_argument("input", metavar="INPUT", help="hyperspectral image")
-    parser.add_argument("endmembers", metavar="ENDMEMBERS", help="endmember library (CSV)")
-    parser.add_argument("output", metavar="OUTPUT", help="abundance raster to write")
+    parser = job_parser("FCLS abundances (deepgu:fcls) of INPUT with the endmember CSV ENDMEMBERS, written to "
+                        "OUTPUT.", "ENDMEMBERS", "endmember library (CSV)")
     parser.add_argument("--output-rmse", help="reconstruction RMSE raster")
     add_common_arguments(parser, memory_mb=256)
     return run_command(parser, argv, lambda args, feedback: run(

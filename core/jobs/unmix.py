@@ -221,15 +221,10 @@ def run(input_path, model_path, output, init_abundances=None, output_endmembers=
 
 def main(argv=None):
     """``python -m core.jobs.unmix``: the ``deepgu:unmix`` algorithm on the command line."""
-    import argparse
+    from .cli import add_common_arguments, job_parser, run_command
 
-    from .cli import add_common_arguments, run_command
-
-    parser = argparse.ArgumentParser(description="DeepGU unmixing (deepgu:unmix) of INPUT with the model file "
-                                                 "MODEL, written to OUTPUT.")
-    parser.add_argument("input", metavar="INPUT", help="hyperspectral image")
-    parser.add_argument("model", metavar="MODEL", help="DeepGU model file (deepgu:trainvae)")
-    parser.add_argument("output", metavar="OUTPUT", help="abundance raster to write")
+    parser = job_parser("DeepGU unmixing (deepgu:unmix) of INPUT with the model file MODEL, written to OUTPUT.",
+                        "MODEL", "DeepGU model file (deepgu:trainvae)")
     parser.add_argument("--init-abundances", help="initial abundances (default: FCLS with the model's m_p0)")
     parser.add_argument("--lambda-z", default=AUTO, help="latent regularisation (a number, or auto: the default)")
     parser.add_argument("--lambda-a", default=AUTO, help="spatial smoothing (a number, or auto: the default)")
