@@ -124,11 +124,6 @@ def best_on_supports(b, candidates, xp):
     return best_a
 
 
-def _positive(scale):
-    """The problem scale (mean Gram diagonal) used to condition the KKT systems; 1 where it is zero."""
-    return np.where(scale > 0, scale, 1.0)
-
-
 class SharedGram:
     """The simplex QP of one Gram matrix ``G`` (P, P) shared by all pixels, for numpy or torch pixels.
 
@@ -139,7 +134,8 @@ class SharedGram:
 
     def __init__(self, G, xp=np, to_array=lambda table: table):
         G = np.asarray(G, dtype=np.float64)
-        self.scale = float(_positive(np.mean(np.diag(G))))
+        scale = float(np.mean(np.diag(G)))
+        self.scale = scale if scale > 0 else 1.0        # the mean Gram diagonal, conditions the KKT systems
         G = G / self.scale
         self.xp = xp
         self.tables = []
