@@ -17,7 +17,8 @@ where the neighbour is missing):
   materials, ||D_h A||_{2,1} + ||D_v A||_{2,1};
 - ``tv="isotropic"``: sum over pixels and materials of sqrt((D_h A)^2 + (D_v A)^2).
 
-``lambda_A = 0`` is per-pixel FCLS, solved exactly by :func:`fcls_batched`.
+``lambda_A = 0`` is per-pixel FCLS, solved exactly by :func:`fcls_gram` (the support
+enumeration of :mod:`core.fcls`).
 Otherwise ADMM (Boyd et al. 2011; the splitting of ELMM, Drumetz et al. 2016)
 with A as the x-variable and three copies ``B = A`` (data), ``U = (D_h A, D_v A)``
 (TV), ``C = A`` (simplex); with scaled duals W_B, W_U, W_C and penalty rho:
@@ -40,7 +41,6 @@ exceeds 10 times the other). The returned abundances are ``C``, which lie exactl
 on the simplex.
 """
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -49,10 +49,8 @@ import torch
 
 from .defaults import TV_KINDS
 from .errors import DeepGUError
-from .validation import MAX_MATERIALS
+from .fcls import SharedGram, best_on_supports, check_materials, kkt_matrices, pixels_per_chunk, supports
 
-_FCLS_CHUNK = 16384
-_FEASIBLE_TOL = 1e-9
 _CG_TOL = 1e-10
 _CG_MAX_ITER = 50
 _RHO_BALANCE = 10.0
@@ -80,10 +78,6 @@ def project_simplex(V):
 # --------------------------------------------------------------------------- FCLS
 
 
-def _supports(p, size):
-    return torch.tensor(list(itertools.combinations(range(p), size)), dtype=torch.long)
-
-
 def normal_equations(M, Y):
     """G = M^T M (N, P, P) and b = M^T y (N, P) for M (N, L, P) or a shared (L, P); Y (N, L)."""
     if M.dim() == 2:
@@ -94,60 +88,54 @@ def normal_equations(M, Y):
 def fcls_gram(G, b):
     """Exact ``argmin 1/2 a^T G_n a - b_n^T a`` over the unit simplex for every pixel.
 
-    G (N, P, P) symmetric PSD, b (N, P) -> A (N, P). Support enumeration: on the
-    optimal support S the KKT system ``[[G_SS, 1], [1^T, 0]] [a_S; mu] = [b_S; 1]``
-    holds, and a minimiser exists on a support where the columns are affinely
-    independent (Caratheodory), i.e. where that system is regular. All
-    ``2^P - 1`` supports are solved for all pixels at once (one batched
-    ``torch.linalg.solve_ex`` per support size); among the feasible candidates
-    (a_S >= 0) each pixel keeps the one of least objective, evaluated from the
-    candidate itself, so an inaccurate candidate can never beat the optimum.
+    G (N, P, P) symmetric PSD, b (N, P) -> A (N, P). The support enumeration of
+    :mod:`core.fcls` with one Gram matrix per pixel: the KKT systems
+    ``[[G_SS, 1], [1^T, 0]] [a_S; mu] = [b_S; 1]`` of all supports of one size are
+    solved for all pixels at once (``torch.linalg.solve_ex``; singular ones give no
+    candidate) and :func:`core.fcls.best_on_supports` keeps the best feasible one.
+    Pixels go in chunks (:func:`core.fcls.pixels_per_chunk`) so memory stays bounded.
     """
     n, p = b.shape
-    if p > MAX_MATERIALS:
-        raise DeepGUError("exact FCLS supports at most %d materials (got %d)" % (MAX_MATERIALS, p))
+    check_materials(p)
     scale = torch.diagonal(G, dim1=1, dim2=2).mean(dim=1).clamp(min=torch.finfo(G.dtype).tiny)
     G = G / scale[:, None, None]
     b = b / scale[:, None]
-    best_a = torch.zeros_like(b)
-    best_f = torch.full((n,), math.inf, dtype=b.dtype, device=b.device)
-    for size in range(1, p + 1):
-        sup = _supports(p, size).to(b.device)                       # (C, s)
-        g_ss = G[:, sup[:, :, None], sup[:, None, :]]                # (N, C, s, s)
-        b_s = b[:, sup]                                              # (N, C, s)
-        kkt = torch.zeros(g_ss.shape[:2] + (size + 1, size + 1), dtype=b.dtype, device=b.device)
-        kkt[..., :size, :size] = g_ss
-        kkt[..., :size, size] = 1.0
-        kkt[..., size, :size] = 1.0
-        rhs = torch.cat([b_s, torch.ones_like(b_s[..., :1])], dim=-1)
-        sol, info = torch.linalg.solve_ex(kkt, rhs)
-        a_s = sol[..., :size]
-        ok = (info == 0) & torch.isfinite(a_s).all(-1) & (a_s >= -_FEASIBLE_TOL).all(-1)
-        a_s = torch.where(ok[..., None], a_s.clamp(min=0.0), torch.zeros_like(a_s))
-        f = (0.5 * torch.einsum("ncij,ncj->nci", g_ss, a_s) - b_s).mul(a_s).sum(-1)
-        f = torch.where(ok, f, torch.full_like(f, math.inf))
-        f_min, c_min = f.min(dim=1)
-        better = f_min < best_f
-        rows = torch.nonzero(better).squeeze(1)
-        best_f[rows] = f_min[rows]
-        cand = torch.zeros(len(rows), p, dtype=b.dtype, device=b.device)
-        cand.scatter_(1, sup[c_min[rows]], a_s[rows, c_min[rows]])
-        best_a[rows] = cand
-    return best_a / best_a.sum(dim=1, keepdim=True)
+    chunk = pixels_per_chunk(p, per_pixel_gram=True)
+    return torch.cat([best_on_supports(b[s:s + chunk], _kkt_candidates(G[s:s + chunk], b[s:s + chunk]), torch)
+                      for s in range(0, n, chunk)] or [b.clone()])
+
+
+def _kkt_candidates(G, b):
+    """For each support size: (supports (C, k), Gram blocks (n, C, k, k), KKT solutions (n, C, k), NaN if singular)."""
+    for table in supports(b.shape[1]):
+        support = torch.tensor(table, device=b.device)
+        g_ss = G[:, support[:, :, None], support[:, None, :]]
+        b_s = b[:, support]
+        rhs = torch.cat([b_s, torch.ones_like(b_s[..., :1])], -1)
+        solution, info = torch.linalg.solve_ex(kkt_matrices(g_ss, torch), rhs)
+        yield support, g_ss, torch.where((info == 0)[..., None], solution[..., :-1], math.nan)
 
 
 def fcls_batched(M, Y):
     """Per-pixel fully constrained least squares ``a_n = argmin_{simplex} ||y_n - M_n a||^2``.
 
-    M (N, L, P) per-pixel endmembers, or (L, P) shared by all pixels; Y (N, L).
+    M (N, L, P) per-pixel endmembers, or (L, P) shared by all pixels (then solved with the
+    pseudo-inverse tables of :class:`core.fcls.SharedGram`); Y (N, L).
     Returns A (N, P) on the unit simplex, exact (see :func:`fcls_gram`).
     Pixels are processed in chunks so memory stays bounded.
     """
-    out = []
-    for start in range(0, Y.shape[0], _FCLS_CHUNK):
-        sl = slice(start, start + _FCLS_CHUNK)
-        out.append(fcls_gram(*normal_equations(M if M.dim() == 2 else M[sl], Y[sl])))
-    return torch.cat(out) if out else Y.new_zeros((0, M.shape[-1]))
+    p = M.shape[-1]
+    check_materials(p)
+    if M.dim() == 2:
+        m = M.detach().cpu().double().numpy()
+        solver = SharedGram(m.T @ m, torch, lambda table: torch.tensor(
+            table, device=Y.device, dtype=Y.dtype if table.dtype.kind == "f" else None))
+        chunk = pixels_per_chunk(p)
+        return torch.cat([solver.solve(Y[s:s + chunk] @ M) for s in range(0, Y.shape[0], chunk)]
+                         or [Y.new_zeros((0, p))])
+    chunk = pixels_per_chunk(p, per_pixel_gram=True)
+    return torch.cat([fcls_gram(*normal_equations(M[s:s + chunk], Y[s:s + chunk]))
+                      for s in range(0, Y.shape[0], chunk)] or [Y.new_zeros((0, p))])
 
 
 # --------------------------------------------------------------------------- grid

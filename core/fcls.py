@@ -1,8 +1,8 @@
-"""Fully constrained least squares (FCLS): abundances on the unit simplex.
+"""Fully constrained least squares (FCLS): abundances on the unit simplex, by support enumeration.
 
 For every pixel ``n`` the problem is the convex quadratic program
 
-    minimise  1/2 a^T G a - b^T a   subject to  a >= 0,  1^T a = 1,
+    minimise  f(a) = 1/2 a^T G a - b^T a   subject to  a >= 0,  1^T a = 1,
 
 with ``G = M^T M`` (P x P) and ``b = M^T y_n`` (P,): this is
 ``min ||y_n - M a||^2`` over the simplex, up to a constant.
@@ -10,127 +10,146 @@ with ``G = M^T M`` (P x P) and ``b = M^T y_n`` (P,): this is
 Exact solver (support enumeration). The minimiser with the smallest support
 ``S`` satisfies the equality-constrained KKT system on ``S``
 
-    [G_SS  1] [a_S]   [b_S]
-    [1^T   0] [mu ] = [ 1 ],
+    K_S [a_S; mu] = [b_S; 1],    K_S = [[G_SS, 1], [1^T, 0]],
 
-whose matrix is invertible there (if the columns of ``M_S`` were affinely
+and ``K_S`` is invertible there (if the columns of ``M_S`` were affinely
 dependent, moving along the dependency would keep the objective and shrink the
-support). So solving that system on each of the ``2^P - 1`` supports (by
-pseudo-inverse, which also copes with singular ``G_SS``), keeping the
-candidates that are feasible (``a_S >= 0``, ``1^T a_S = 1``) and taking per
-pixel the candidate with the least objective (evaluated directly, so an
-inexact candidate can never win over a better feasible one) returns the
-global optimum. All pixels are solved at once per support; pixels are
-processed in chunks of :data:`CHUNK` so memory stays bounded.
+support). So solving that system on each of the ``2^P - 1`` supports, keeping
+the candidates that are feasible and taking per pixel the candidate of least
+objective returns the global optimum (:func:`best_on_supports`). A candidate is
+feasible when ``a_S >= -tol`` and ``|1^T a_S - 1| <= tol``, ``tol = sqrt(eps)``
+of the dtype (the round-off of the solve); it is then clipped at zero and
+rescaled to sum to one, and its objective is evaluated at that point, so every
+kept point lies exactly on the simplex and an inexact candidate can never win
+over a better feasible one. ``G`` and ``b`` are divided by the mean diagonal of
+``G`` first (same minimiser, well-scaled KKT systems).
 
-The enumeration costs ``O(2^P P^2)`` per pixel, so it is used up to
-:data:`MAX_MATERIALS` materials; more raises :class:`DeepGUError`.
+Two front ends run this one enumeration, on numpy arrays or torch tensors alike:
+
+- :func:`fcls` (numpy; ``deepgu:fcls``, the endmember refinement, no torch needed)
+  and the torch A-step's shared-endmember case, via :class:`SharedGram`: with one ``G``
+  for all pixels, ``a_S = L_S b_S + c_S`` with ``L_S``, ``c_S`` blocks of the
+  pseudo-inverse of ``K_S`` (which also copes with a singular ``K_S``), computed once;
+- :func:`core.astep.fcls_gram` (torch; one ``G`` per pixel): batched solves of the ``K_S``.
+
+The enumeration costs ``O(2^P P^2)`` per pixel, so at most
+:data:`.validation.MAX_MATERIALS` materials are accepted; pixels go in chunks
+(:func:`pixels_per_chunk`) so memory stays bounded.
 """
 
+import functools
 import itertools
+import math
 
 import numpy as np
 
 from .errors import DeepGUError
 from .feedback import ensure
+from .validation import MAX_MATERIALS
+from .validation import check_materials as _check_count
 
+#: most pixels solved at once.
 CHUNK = 65536
-MAX_MATERIALS = 10
-_FEASIBLE_TOL = 1e-9
+#: most values in one candidate array (pixels x supports of one size x values per support).
+CHUNK_VALUES = 2 ** 22
 _RCOND = 1e-12
 
 
-def _supports(p):
-    """All non-empty supports of ``range(p)``, smallest first, as index arrays."""
-    return [np.array(s) for k in range(1, p + 1) for s in itertools.combinations(range(p), k)]
+def check_materials(p):
+    """Refuse fewer than one or more than :data:`.validation.MAX_MATERIALS` endmembers."""
+    if p < 1:
+        raise DeepGUError("FCLS needs at least one endmember")
+    _check_count("the endmember matrix", p)
 
 
-def _kkt_matrix(g_ss):
-    """``[[G_SS, 1], [1^T, 0]]`` for a (..., s, s) stack of Gram blocks."""
-    s = g_ss.shape[-1]
-    k = np.zeros(g_ss.shape[:-2] + (s + 1, s + 1))
-    k[..., :s, :s] = g_ss
-    k[..., :s, s] = 1.0
-    k[..., s, :s] = 1.0
-    return k
+@functools.lru_cache(maxsize=MAX_MATERIALS)
+def supports(p):
+    """The non-empty supports of ``range(p)`` by size: ``supports(p)[k - 1]`` is a (C(p, k), k) int64 array."""
+    tables = tuple(np.array(list(itertools.combinations(range(p), k)), dtype=np.int64) for k in range(1, p + 1))
+    for table in tables:
+        table.flags.writeable = False
+    return tables
 
 
-def _keep_best(best_a, best_obj, support, a_s, g_ss, b_s):
-    """Replace the current best where the candidate ``a_s`` (n, s) on ``support`` is feasible and better."""
-    g_a = a_s @ g_ss if g_ss.ndim == 2 else np.einsum("nij,nj->ni", g_ss, a_s)
-    obj = np.einsum("ni,ni->n", 0.5 * g_a - b_s, a_s)
-    feasible = (a_s.min(axis=1) >= -_FEASIBLE_TOL) & (np.abs(a_s.sum(axis=1) - 1.0) <= _FEASIBLE_TOL)
-    better = feasible & (obj < best_obj)
-    best_obj[better] = obj[better]
-    rows = np.flatnonzero(better)
-    best_a[rows] = 0.0
-    best_a[rows[:, None], support[None, :]] = a_s[better]
+def pixels_per_chunk(p, per_pixel_gram=False):
+    """Pixels per chunk so that no candidate array holds more than :data:`CHUNK_VALUES` values.
+
+    A support of size k takes k + 1 values per pixel with a shared ``G`` and (k + 1)^2 with one ``G`` per pixel.
+    """
+    largest = max(math.comb(p, k) * (k + 1) ** (2 if per_pixel_gram else 1) for k in range(1, p + 1))
+    return max(1, min(CHUNK, CHUNK_VALUES // largest))
 
 
-def _finish(best_a):
-    """Clip the tolerated round-off below zero and renormalise onto the simplex."""
-    np.maximum(best_a, 0.0, out=best_a)
-    best_a /= best_a.sum(axis=1, keepdims=True)
+def kkt_matrices(g_ss, xp):
+    """``K_S = [[G_SS, 1], [1^T, 0]]`` (..., s + 1, s + 1) for Gram blocks ``g_ss`` (..., s, s).
+
+    ``xp`` is numpy or torch, the module of ``g_ss``.
+    """
+    ones = xp.ones_like(g_ss[..., :1])
+    return xp.concatenate([xp.concatenate([g_ss, ones], axis=-1),
+                           xp.concatenate([ones.swapaxes(-1, -2), xp.zeros_like(ones[..., :1, :])], axis=-1)],
+                          axis=-2)
+
+
+def best_on_supports(b, candidates, xp):
+    """Per pixel, the feasible candidate of least objective ``1/2 a^T G a - b^T a`` (module docstring).
+
+    Parameters
+    ----------
+    b : (n, P) scaled like the Gram blocks.
+    candidates : for each support size k, a tuple ``(S, g_ss, a)``: ``S`` (C, k) the supports
+        (:func:`supports`, as ``xp`` indices), ``g_ss`` their Gram blocks, (C, k, k) shared or
+        (n, C, k, k) per pixel, and ``a`` (n, C, k) the KKT solutions (NaN where there is none).
+    xp : numpy or torch, the module of the arrays.
+
+    Returns
+    -------
+    a : (n, P) on the unit simplex.
+    """
+    tol = math.sqrt(xp.finfo(b.dtype).eps)
+    best_a = xp.zeros_like(b)
+    best_f = xp.full_like(b[:, 0], math.inf)
+    for support, g_ss, a in candidates:
+        total = a.sum(-1)
+        feasible = (a >= -tol).all(-1) & (abs(total - 1.0) <= tol)      # NaN and inf fail the sum test
+        a = xp.where(feasible[..., None], a.clip(0.0), 0.0)
+        a = a / xp.where(feasible, a.sum(-1), 1.0)[..., None]
+        f = ((0.5 * xp.einsum("...ij,...j->...i", g_ss, a) - b[:, support]) * a).sum(-1)
+        f = xp.where(feasible, f, math.inf)                             # (n, C)
+        choice, f_min = f.argmin(1), xp.amin(f, 1)
+        rows = xp.where(f_min < best_f)[0]
+        best_f[rows] = f_min[rows]
+        best_a[rows] = 0.0
+        best_a[rows[:, None], support[choice[rows]]] = a[rows, choice[rows]]
     return best_a
 
 
-class _SharedSolver:
-    """Simplex QP with one Gram matrix ``G`` (P, P) shared by all pixels.
+class SharedGram:
+    """The simplex QP of one Gram matrix ``G`` (P, P) shared by all pixels, for numpy or torch pixels.
 
-    The KKT pseudo-inverse of every support is computed once; solving a chunk
-    is then one small matmul per support.
+    The KKT pseudo-inverse of every support is computed once (in float64 numpy); solving a chunk is
+    then one small product per support size. ``to_array`` turns those numpy tables into the arrays of
+    ``xp`` (e.g. torch tensors of the pixels' dtype and device).
     """
 
-    def __init__(self, G):
-        self.scale = _positive(np.mean(np.diag(G)))
-        self.G = G / self.scale
-        self.plans = []
-        for support in _supports(G.shape[0]):
-            g_ss = self.G[np.ix_(support, support)]
-            kinv = np.linalg.pinv(_kkt_matrix(g_ss), rcond=_RCOND)
-            s = len(support)
-            self.plans.append((support, g_ss, kinv[:s, :s].T.copy(), kinv[:s, s].copy()))
+    def __init__(self, G, xp=np, to_array=lambda table: table):
+        G = np.asarray(G, dtype=np.float64)
+        scale = float(np.mean(np.diag(G)))
+        self.scale = scale if scale > 0 else 1.0        # the mean Gram diagonal, conditions the KKT systems
+        G = G / self.scale
+        self.xp = xp
+        self.tables = []
+        for support in supports(G.shape[0]):
+            k = support.shape[1]
+            g_ss = G[support[:, :, None], support[:, None, :]]
+            k_inv = np.linalg.pinv(kkt_matrices(g_ss, np), rcond=_RCOND)
+            self.tables.append(tuple(to_array(t) for t in (support, g_ss, k_inv[:, :k, :k], k_inv[:, :k, k])))
 
     def solve(self, b):
-        """b (n, P) -> a (n, P) on the simplex."""
+        """b = M^T y for (n, P) pixels -> a (n, P) on the simplex."""
         b = b / self.scale
-        best_a = np.zeros_like(b)
-        best_obj = np.full(len(b), np.inf)
-        for support, g_ss, lin, const in self.plans:
-            b_s = b[:, support]
-            _keep_best(best_a, best_obj, support, b_s @ lin + const, g_ss, b_s)
-        return _finish(best_a)
-
-
-def _solve_per_pixel(G, b):
-    """Simplex QP with one Gram matrix per pixel: G (n, P, P), b (n, P) -> a (n, P)."""
-    scale = _positive(np.einsum("nii->n", G) / G.shape[-1])[:, None]
-    G = G / scale[:, :, None]
-    b = b / scale
-    best_a = np.zeros_like(b)
-    best_obj = np.full(len(b), np.inf)
-    for support in _supports(G.shape[-1]):
-        g_ss = G[:, support[:, None], support[None, :]]
-        kkt = _kkt_matrix(g_ss)
-        rhs = np.concatenate([b[:, support], np.ones((len(b), 1))], axis=1)
-        try:
-            sol = np.linalg.solve(kkt, rhs[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            sol = np.einsum("nij,nj->ni", np.linalg.pinv(kkt, rcond=_RCOND), rhs)
-        _keep_best(best_a, best_obj, support, sol[:, :len(support)], g_ss, b[:, support])
-    return _finish(best_a)
-
-
-def _positive(scale):
-    """The problem scale (mean Gram diagonal) used to condition the KKT systems; 1 where it is zero."""
-    return np.where(scale > 0, scale, 1.0)
-
-
-def _check_materials(p):
-    if p < 1:
-        raise DeepGUError("FCLS needs at least one endmember")
-    if p > MAX_MATERIALS:
-        raise DeepGUError("FCLS supports at most %d endmembers (got %d)" % (MAX_MATERIALS, p))
+        return best_on_supports(b, ((support, g_ss, self.xp.einsum("cij,ncj->nci", lin, b[:, support]) + const)
+                                    for support, g_ss, lin, const in self.tables), self.xp)
 
 
 def _check_finite(name, array):
@@ -138,52 +157,11 @@ def _check_finite(name, array):
         raise DeepGUError("%s contains NaN or infinite values" % name)
 
 
-def solve_simplex_qp(G, b):
-    """Solve ``min 1/2 a^T G a - b^T a`` s.t. ``a >= 0, sum(a) = 1`` for many problems exactly.
-
-    Parameters
-    ----------
-    G : (P, P) shared by all problems, or (N, P, P) one per problem; symmetric PSD.
-    b : (N, P).
-
-    Returns
-    -------
-    a : (N, P) float64, each row on the unit simplex.
-    """
-    G = np.asarray(G, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if b.ndim != 2:
-        raise DeepGUError("b must be (N, P), got shape %s" % (b.shape,))
-    n, p = b.shape
-    if G.shape not in ((p, p), (n, p, p)):
-        raise DeepGUError("G must be (%d, %d) or (%d, %d, %d) to match b, got shape %s"
-                          % (p, p, n, p, p, G.shape))
-    _check_materials(p)
-    _check_finite("G", G)
-    _check_finite("b", b)
-    a = np.empty((n, p))
-    shared = _SharedSolver(G) if G.ndim == 2 else None
-    for start in range(0, n, CHUNK):
-        sl = slice(start, start + CHUNK)
-        a[sl] = shared.solve(b[sl]) if shared else _solve_per_pixel(G[sl], b[sl])
-    return a
-
-
-def _check_pixels(Y, n_bands):
-    Y = np.asarray(Y)
-    if Y.ndim != 2:
-        raise DeepGUError("Y must be (bands, pixels), got shape %s" % (Y.shape,))
-    if Y.shape[0] != n_bands:
-        raise DeepGUError("Y has %d bands but the endmembers have %d" % (Y.shape[0], n_bands))
-    _check_finite("Y", Y)
-    return Y
-
-
 def fcls(Y, M, feedback=None):
     """Fully constrained least squares with shared endmembers.
 
     ``A[:, n] = argmin_{a >= 0, 1^T a = 1} ||Y[:, n] - M a||^2``, solved exactly
-    via :func:`solve_simplex_qp` with ``G = M^T M`` and ``b = Y^T M``.
+    (module docstring) with ``G = M^T M`` and ``b = M^T Y[:, n]``.
 
     Parameters
     ----------
@@ -199,71 +177,36 @@ def fcls(Y, M, feedback=None):
     M = np.asarray(M, dtype=np.float64)
     if M.ndim != 2:
         raise DeepGUError("M must be (bands, endmembers), got shape %s" % (M.shape,))
-    _check_materials(M.shape[1])
+    check_materials(M.shape[1])
     _check_finite("M", M)
-    Y = _check_pixels(Y, M.shape[0])
-    solver = _SharedSolver(M.T @ M)
-    return _by_chunks(Y.shape[1], M.shape[1], lambda sl: solver.solve(Y[:, sl].T @ M), feedback)
-
-
-def _by_chunks(n, p, solve, feedback):
-    """Fill ``A`` (p, n) with ``solve(slice) -> (chunk, p)`` over chunks of CHUNK pixels, with progress/cancel."""
+    Y = np.asarray(Y)
+    if Y.ndim != 2:
+        raise DeepGUError("Y must be (bands, pixels), got shape %s" % (Y.shape,))
+    if Y.shape[0] != M.shape[0]:
+        raise DeepGUError("Y has %d bands but the endmembers have %d" % (Y.shape[0], M.shape[0]))
+    _check_finite("Y", Y)
+    solver = SharedGram(M.T @ M)
+    n, p = Y.shape[1], M.shape[1]
+    chunk = pixels_per_chunk(p)
     A = np.empty((p, n))
-    for start in range(0, n, CHUNK):
+    for start in range(0, n, chunk):
         feedback.check_canceled()
-        sl = slice(start, start + CHUNK)
-        A[:, sl] = solve(sl).T
-        feedback.set_progress(100.0 * min(start + CHUNK, n) / n)
+        sl = slice(start, start + chunk)
+        A[:, sl] = solver.solve((M.T @ Y[:, sl]).T).T
+        feedback.set_progress(100.0 * min(start + chunk, n) / n)
     return A
-
-
-def fcls_per_pixel(Y, M, feedback=None):
-    """FCLS with one endmember matrix per pixel.
-
-    ``A[:, n] = argmin_{a >= 0, 1^T a = 1} ||Y[:, n] - M[:, :, n] a||^2``.
-
-    Parameters
-    ----------
-    Y : (L, N) pixels.
-    M : (L, P, N) per-pixel endmembers.
-    feedback : optional Feedback; progress is reported per chunk of pixels.
-
-    Returns
-    -------
-    A : (P, N) float64 abundances on the unit simplex.
-    """
-    feedback = ensure(feedback)
-    M = np.asarray(M)
-    if M.ndim != 3:
-        raise DeepGUError("per-pixel M must be (bands, endmembers, pixels), got shape %s" % (M.shape,))
-    _check_materials(M.shape[1])
-    _check_finite("M", M)
-    Y = _check_pixels(Y, M.shape[0])
-    n = Y.shape[1]
-    if M.shape[2] != n:
-        raise DeepGUError("M has %d pixels but Y has %d" % (M.shape[2], n))
-
-    def solve(sl):
-        m = M[:, :, sl].astype(np.float64, copy=False)
-        G = np.einsum("lpn,lqn->npq", m, m)
-        b = np.einsum("ln,lpn->np", Y[:, sl].astype(np.float64, copy=False), m)
-        return _solve_per_pixel(G, b)
-
-    return _by_chunks(n, M.shape[1], solve, feedback)
 
 
 def reconstruction_rmse(Y, M, A):
     """Per-pixel reconstruction RMSE ``sqrt(mean_l (Y[l, n] - (M A)[l, n])^2)``.
 
-    Y : (L, N); M : (L, P) shared or (L, P, N) per pixel; A : (P, N). Returns (N,).
+    Y : (L, N); M : (L, P); A : (P, N). Returns (N,).
     """
     Y = np.asarray(Y, dtype=np.float64)
     M = np.asarray(M, dtype=np.float64)
     A = np.asarray(A, dtype=np.float64)
-    if Y.ndim != 2 or A.ndim != 2 or M.ndim not in (2, 3):
-        raise DeepGUError("reconstruction_rmse expects Y (L, N), M (L, P) or (L, P, N), A (P, N)")
-    expected = (Y.shape[0], A.shape[0]) + ((Y.shape[1],) if M.ndim == 3 else ())
-    if M.shape != expected or A.shape[1] != Y.shape[1]:
+    if Y.ndim != 2 or A.ndim != 2 or M.ndim != 2:
+        raise DeepGUError("reconstruction_rmse expects Y (L, N), M (L, P), A (P, N)")
+    if M.shape != (Y.shape[0], A.shape[0]) or A.shape[1] != Y.shape[1]:
         raise DeepGUError("shapes do not match: Y %s, M %s, A %s" % (Y.shape, M.shape, A.shape))
-    recon = M @ A if M.ndim == 2 else np.einsum("lpn,pn->ln", M, A)
-    return np.sqrt(np.mean((Y - recon) ** 2, axis=0))
+    return np.sqrt(np.mean((Y - M @ A) ** 2, axis=0))

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: a recording feedback and qgis_process runners."""
+"""Helpers shared by the tests: a recording feedback, qgis_process runners and a small scene with its model."""
 
 import json
 
@@ -38,3 +38,31 @@ def run_fails(qgis_process, algorithm, **parameters):
     done = qgis_process.run(algorithm, **parameters)
     assert done.returncode != 0, done.stdout[-2000:]
     return done.stdout + done.stderr
+
+
+def scene_and_model(folder, side, seed, epochs, library=None):
+    """A ``side`` x ``side`` DC2 scene written to ``folder/scene.tif`` and a VAE model trained on the 30 pixels
+    most abundant in each of its 3 materials, saved to ``folder/model.pt``.
+
+    ``library``: as :func:`core.synthetic.make_scene` takes it. Torch runs on one thread from here on (the models
+    are tiny). Returns ``(scene, image path, model path)``.
+    """
+    import numpy as np
+    import torch
+
+    from core.model_file import save_model
+    from core.raster_io import georeference, write_raster
+    from core.synthetic import make_scene
+    from core.vae import train_endmember_model
+
+    torch.set_num_threads(1)
+    scene = make_scene("DC2", side, side, seed=seed, library=library)
+    image = str(folder / "scene.tif")
+    write_raster(image, scene.image, georeference(side, side), wavelengths=scene.wavelengths)
+    A = scene.abundances.reshape(3, -1)
+    Y = scene.image.reshape(scene.image.shape[0], -1)
+    bundles = [Y[:, np.argsort(-A[p])[:30]] for p in range(3)]
+    model = str(folder / "model.pt")
+    save_model(train_endmember_model(bundles, scene.reference, scene.names, wavelengths=scene.wavelengths,
+                                     epochs=epochs), model)
+    return scene, image, model

@@ -5,30 +5,17 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import ROOT
 from core.jobs import vca as vca_job
-from core.model_file import save_model
-from core.raster_io import georeference, open_raster, read_all, write_raster
-from core.synthetic import make_scene
-from core.vae import train_endmember_model
-from test_qgis_algorithms import run_json
+from core.raster_io import open_raster, read_all
+from helpers import run_json, scene_and_model
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("cli")
-    truth = make_scene("DC2", 20, 20, seed=2)
-    image = str(folder / "scene.tif")
-    write_raster(image, truth.image, georeference(20, 20), wavelengths=truth.wavelengths)
-    A = truth.abundances.reshape(3, -1)
-    Y = truth.image.reshape(truth.image.shape[0], -1)
-    bundles = [Y[:, np.argsort(-A[p])[:30]] for p in range(3)]
-    model = str(folder / "model.pt")
-    save_model(train_endmember_model(bundles, truth.reference, truth.names, wavelengths=truth.wavelengths,
-                                     epochs=20), model)
+    _, image, model = scene_and_model(folder, 20, seed=2, epochs=20)
     endmembers = str(folder / "em.csv")
     vca_job.run(image, 3, endmembers, seed=0)
     return dict(image=image, model=model, endmembers=endmembers)

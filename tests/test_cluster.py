@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from core.cluster import parse_cluster
 from core.errors import Canceled, DeepGUError
@@ -14,11 +13,10 @@ from core.feedback import Feedback
 from core.jobs import fcls as fcls_job
 from core.jobs import unmix as job
 from core.jobs import vca as vca_job
-from core.model_file import save_model
-from core.raster_io import georeference, read_all, write_raster
-from core.synthetic import load_library, make_scene
+from core.raster_io import read_all
+from core.synthetic import load_library
 from core.unmix_settings import UnmixSettings
-from core.vae import train_endmember_model
+from helpers import scene_and_model
 
 distributed = pytest.importorskip("distributed")
 
@@ -31,19 +29,11 @@ SETTINGS = UnmixSettings(lambda_a=0.05, max_iter=1, memory_mb=MEMORY_MB)
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     """A 200 x 200 DC2 scene, its VAE model, VCA endmembers and the in-process DeepGU abundances."""
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("cluster")
     wavelengths, spectra, names = load_library()
     bands = np.round(np.linspace(0, wavelengths.size - 1, BANDS)).astype(int)
-    truth = make_scene("DC2", SIDE, SIDE, seed=3, library=(wavelengths[bands], spectra[bands], names))
-    image = str(folder / "scene.tif")
-    write_raster(image, truth.image, georeference(SIDE, SIDE), wavelengths=truth.wavelengths)
-    A = truth.abundances.reshape(3, -1)
-    Y = truth.image.reshape(truth.image.shape[0], -1)
-    bundles = [Y[:, np.argsort(-A[p])[:30]] for p in range(3)]
-    model = train_endmember_model(bundles, truth.reference, truth.names, wavelengths=truth.wavelengths, epochs=30)
-    model_path = str(folder / "model.pt")
-    save_model(model, model_path)
+    _, image, model_path = scene_and_model(folder, SIDE, seed=3, epochs=30,
+                                           library=(wavelengths[bands], spectra[bands], names))
     endmembers = str(folder / "em.csv")
     vca_job.run(image, 3, endmembers, seed=0)
     in_process = str(folder / "in-process.tif")

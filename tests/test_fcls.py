@@ -1,4 +1,7 @@
-"""FCLS against an independent per-pixel reference (NNLS with a heavily weighted sum-to-one row)."""
+"""FCLS (numpy) against an independent per-pixel reference (NNLS with a heavily weighted sum-to-one row).
+
+The torch A-step's FCLS is compared with this one in test_fcls_torch.py.
+"""
 
 import numpy as np
 import pytest
@@ -6,7 +9,8 @@ from scipy.optimize import nnls
 
 import core.fcls as fcls_module
 from core.errors import Canceled, DeepGUError
-from core.fcls import fcls, fcls_per_pixel, reconstruction_rmse, solve_simplex_qp
+from core.fcls import fcls, reconstruction_rmse
+from core.validation import MAX_MATERIALS
 from helpers import Recorder
 
 
@@ -81,40 +85,24 @@ def test_degenerate_endmembers_reach_the_optimal_value(kind):
     np.testing.assert_allclose(M @ A, M @ reference, atol=1e-5)
 
 
-def test_general_qp_and_chunking(monkeypatch):
-    """solve_simplex_qp on a PSD G = R^T R, b = R^T z equals FCLS of z with endmembers R."""
-    monkeypatch.setattr(fcls_module, "CHUNK", 7)
+def test_chunks_give_the_unchunked_result(monkeypatch):
     rng = np.random.default_rng(3)
-    R = rng.standard_normal((6, 5))
-    Z = 2.0 * rng.standard_normal((6, 30))
-    a = solve_simplex_qp(R.T @ R, (R.T @ Z).T)
-    np.testing.assert_allclose(a, reference_fcls(Z, R).T, atol=1e-6)
-    per_problem = solve_simplex_qp(np.repeat((R.T @ R)[None], 30, axis=0), (R.T @ Z).T)
-    np.testing.assert_allclose(per_problem, a, atol=1e-12)
+    M = rng.standard_normal((6, 5))
+    Y = 2.0 * rng.standard_normal((6, 30))
+    whole = fcls(Y, M)
+    np.testing.assert_allclose(whole, reference_fcls(Y, M), atol=1e-6)
+    monkeypatch.setattr(fcls_module, "CHUNK", 7)
+    np.testing.assert_array_equal(fcls(Y, M), whole)
 
 
-def test_per_pixel_equals_shared_when_endmembers_are_equal(monkeypatch):
-    monkeypatch.setattr(fcls_module, "CHUNK", 16)
-    rng = np.random.default_rng(5)
-    M = rng.random((12, 4))
-    Y = rng.random((12, 50))
-    stacked = np.repeat(M[:, :, None], 50, axis=2)
-    np.testing.assert_allclose(fcls_per_pixel(Y, stacked), fcls(Y, M), atol=1e-12)
-
-
-def test_per_pixel_matches_reference_with_varying_and_degenerate_endmembers():
-    rng = np.random.default_rng(9)
-    M = rng.random((10, 3, 40))
-    M[:, 2, :5] = M[:, 0, :5]  # a few pixels with a duplicated endmember
-    Y = rng.random((10, 40))
-    A = fcls_per_pixel(Y, M)
+def test_the_largest_problem_accepted():
+    rng = np.random.default_rng(12)
+    M = rng.random((40, MAX_MATERIALS))
+    Y = np.hstack([rng.random((40, 10)), M @ rng.dirichlet(np.ones(MAX_MATERIALS), 10).T])
+    A = fcls(Y, M)
     assert_on_simplex(A)
-    for n in range(40):
-        y, m = Y[:, n:n + 1], M[:, :, n]
-        reference = reference_fcls(y, m)
-        np.testing.assert_allclose(objective(y, m, A[:, n:n + 1]), objective(y, m, reference), rtol=1e-7)
-        if n >= 5:
-            np.testing.assert_allclose(A[:, n:n + 1], reference, atol=1e-6)
+    assert_kkt(Y, M, A)
+    np.testing.assert_allclose(A, reference_fcls(Y, M), atol=1e-6)
 
 
 def test_reconstruction_rmse():
@@ -122,7 +110,6 @@ def test_reconstruction_rmse():
     Y, M, A = rng.random((6, 4)), rng.random((6, 2)), rng.dirichlet(np.ones(2), 4).T
     expected = [np.sqrt(np.mean((Y[:, n] - M @ A[:, n]) ** 2)) for n in range(4)]
     np.testing.assert_allclose(reconstruction_rmse(Y, M, A), expected)
-    np.testing.assert_allclose(reconstruction_rmse(Y, np.repeat(M[:, :, None], 4, axis=2), A), expected)
     np.testing.assert_allclose(reconstruction_rmse(M @ A, M, A), 0.0, atol=1e-15)
 
 
@@ -144,11 +131,7 @@ def test_progress_and_cancel(monkeypatch):
     (lambda Y, M: fcls(np.where(Y > 0.9, np.nan, Y), M), "Y contains NaN"),
     (lambda Y, M: fcls(Y, np.where(M > 0.9, np.inf, M)), "M contains NaN"),
     (lambda Y, M: fcls(Y, np.zeros((5, 0))), "at least one"),
-    (lambda Y, M: fcls(np.ones((12, 3)), np.ones((12, 12))), "at most"),
-    (lambda Y, M: fcls_per_pixel(Y, M), "per-pixel M"),
-    (lambda Y, M: fcls_per_pixel(Y, np.ones((5, 2, 3))), "pixels"),
-    (lambda Y, M: solve_simplex_qp(np.eye(3), np.ones((4, 2))), "G must be"),
-    (lambda Y, M: solve_simplex_qp(np.eye(2), np.ones(2)), "b must be"),
+    (lambda Y, M: fcls(np.ones((20, 3)), np.ones((20, MAX_MATERIALS + 1))), "at most %d" % MAX_MATERIALS),
     (lambda Y, M: reconstruction_rmse(Y, M, np.ones((3, 20))), "shapes"),
 ])
 def test_bad_input_raises_clear_errors(call, message):

@@ -5,32 +5,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
+import helpers
 from core.errors import Canceled
 from core.feedback import Feedback
 from core.jobs import unmix as job
-from core.model_file import save_model
-from core.raster_io import georeference, read_all, write_raster
-from core.synthetic import make_scene
+from core.raster_io import read_all
 from core.unmix_settings import UnmixSettings
-from core.vae import train_endmember_model
 
 
 @pytest.fixture(scope="module")
 def scene_and_model(tmp_path_factory):
-    torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("unmix-job")
-    scene = make_scene("DC2", 24, 24, seed=4)
-    image = str(folder / "scene.tif")
-    write_raster(image, scene.image, georeference(24, 24), wavelengths=scene.wavelengths)
-    A = scene.abundances.reshape(3, -1)
-    Y = scene.image.reshape(scene.image.shape[0], -1)
-    bundles = [Y[:, np.argsort(-A[p])[:30]] for p in range(3)]
-    model = train_endmember_model(bundles, scene.reference, scene.names, wavelengths=scene.wavelengths, epochs=30)
-    path = str(folder / "model.pt")
-    save_model(model, path)
-    return image, path
+    _, image, model = helpers.scene_and_model(tmp_path_factory.mktemp("unmix-job"), 24, seed=4, epochs=30)
+    return image, model
 
 
 def test_tiles_with_halo_match_the_whole_image(scene_and_model, tmp_path):
