@@ -28,6 +28,8 @@ supplies only the relative, band-wise change of the spectrum as the code moves.
 import numpy as np
 import torch
 
+from .zstep import decode_with_jacobian
+
 TRUST_RADIUS = 3.0
 
 
@@ -74,6 +76,18 @@ class WhitenedModel:
         """Anchored endmembers (N, L, P) of whitened codes u (N, P, K); autograd flows through."""
         dtype = self.model.z0.dtype
         return self.model.decode(self.codes(u.to(dtype))) * self.anchor.to(dtype)
+
+    def decode_with_jacobian(self, u):
+        """:meth:`decode` (N, L, P) and its derivatives D (N, L, P, K), ``D[:, :, p, k] = dG~_p/du_pk``.
+
+        Chain rule through z = z0 + C u and the anchor: ``dG~_p/du_p = anchor_p (.) (dG_p/dz_p) C_p``,
+        with dG/dz from :func:`.zstep.decode_with_jacobian` (exact), in the model's dtype.
+        """
+        dtype = self.model.z0.dtype
+        G, D = decode_with_jacobian(self.model, self.codes(u.to(dtype)))
+        anchor = self.anchor.to(dtype)
+        D = torch.einsum("nlpi,pij->nlpj", D, self.spread.to(dtype)) * anchor[:, :, None]
+        return G * anchor, D
 
 
 def trust_distances(u):

@@ -114,6 +114,28 @@ class MaterialVAE(nn.Module):
         """Latent codes ``z`` (n, K) -> spectra (n, L) in scene units."""
         return torch.sigmoid(self.logits(z)) * self.scale
 
+    def decode_with_jacobian(self, z):
+        """Spectra ``G(z)`` (n, L) in scene units and their derivatives ``dG/dz`` (n, L, K), in one pass.
+
+        Forward-mode differentiation written out for the decoder (exact, no autograd): the K
+        tangents ride along with the activation in one matrix product per layer. With
+        ``X_0 = [z; I_K]`` ((1 + K) rows per code: the activation h, then dh/dz_k),
+
+            linear layer   X <- X W^T, plus the bias on the activation row only,
+            ReLU           X <- X (.) 1[h > 0]   (its derivative is the same mask),
+            output         G = s sigmoid(h),  dG/dz_k = s sigmoid(h) (1 - sigmoid(h)) (.) X_k.
+        """
+        n, k = z.shape
+        X = torch.cat([z[:, None, :], torch.eye(k, dtype=z.dtype, device=z.device).expand(n, k, k)], dim=1)
+        for layer in list(self.decoder) + [self.output]:
+            if isinstance(layer, nn.Linear):
+                X = F.linear(X, layer.weight)
+                X[:, 0] += layer.bias
+            else:
+                X = X * (X[:, :1] > 0)
+        s = torch.sigmoid(X[:, 0])
+        return s * self.scale, ((s * (1.0 - s) * self.scale)[:, None, :] * X[:, 1:]).transpose(1, 2)
+
     def loss(self, x, kind, beta, generator):
         """Per-sample loss (n,) of scaled spectra ``x`` (n, L): reconstruction + ``beta`` KL, one draw of eps."""
         mu, log_var = self.encode(x)
@@ -305,6 +327,16 @@ class EndmemberModel:
         weight = self._parameter()
         z = z.to(device=weight.device, dtype=weight.dtype)
         return torch.stack([vae.decode(z[:, p]) for p, vae in enumerate(self.vaes)], dim=2)
+
+    def decode_with_jacobian(self, z):
+        """Endmembers ``G(z)`` (N, L, P) of codes ``z`` (N, P, K) and D (N, L, P, K), ``D[:, :, p, k] = dG_p/dz_pk``.
+
+        Exact (:meth:`MaterialVAE.decode_with_jacobian`), in the model's dtype, without autograd.
+        """
+        weight = self._parameter()
+        z = z.to(device=weight.device, dtype=weight.dtype)
+        parts = [vae.decode_with_jacobian(z[:, p]) for p, vae in enumerate(self.vaes)]
+        return torch.stack([g for g, _ in parts], dim=2), torch.stack([d for _, d in parts], dim=2)
 
     def encode_mean(self, spectra):
         """Encoder means (P, K), torch like ``z0``, of one spectrum per material: ``spectra`` (L, P) in scene units."""
