@@ -25,9 +25,14 @@ e.g. ``H = (w w^T) * S_DD + lambda_Z I``, ``J^T r = w * (e_D - S_DG a)``,
 codes are kept between calls (the A-step changes a, not Z) and the A-step reads
 its Gram matrices ``M_n^T M_n = S_GG``, ``M_n^T y_n = e_G`` from them.
 
-Because column p of G depends only on z_p, the K tangents e_k applied to every
-material at once give all of D: K forward-mode JVPs of ``model.decode``
-(batched with ``torch.func.vmap``), exact to round-off.
+A model with its own ``decode_with_jacobian`` gives G and D in one pass: the VAE
+decoders do forward-mode differentiation written out, the tangents riding along with
+the activations in one matrix product per layer (:meth:`.vae.MaterialVAE.decode_with_jacobian`);
+that is several times cheaper than torch's JVPs and does not load torch's compiler
+at start-up (seconds on a small scene). For any other model, because column p of G
+depends only on z_p, the K tangents e_k applied to every material at once give all
+of D: K forward-mode JVPs of ``model.decode`` (batched with ``torch.func.vmap``).
+Both are exact to round-off.
 
 A trial point is checked with a plain decode (one forward pass); the
 Jacobian is computed only at accepted points. A pixel stops when its
