@@ -28,6 +28,8 @@ supplies only the relative, band-wise change of the spectrum as the code moves.
 import numpy as np
 import torch
 
+from .zstep import decode_with_jacobian
+
 TRUST_RADIUS = 3.0
 
 
@@ -74,6 +76,24 @@ class WhitenedModel:
         """Anchored endmembers (N, L, P) of whitened codes u (N, P, K); autograd flows through."""
         dtype = self.model.z0.dtype
         return self.model.decode(self.codes(u.to(dtype))) * self.anchor.to(dtype)
+
+    def decode_with_jacobian(self, u):
+        """:meth:`decode` (N, L, P) and its derivatives D (N, L, P, K), ``D[:, :, p, k] = dG~_p/du_pk``.
+
+        Chain rule through z = z0 + C u and the anchor: ``dG~_p/du_p = anchor_p (.) (dG_p/dz_p) C_p``,
+        i.e. the derivatives of G_p along the columns of C_p: computed so directly by models that
+        take ``directions`` (the VAE decoders), else from :func:`.zstep.decode_with_jacobian`; exact,
+        in the model's dtype.
+        """
+        dtype = self.model.z0.dtype
+        z, spread = self.codes(u.to(dtype)), self.spread.to(dtype)
+        if hasattr(self.model, "decode_with_jacobian"):
+            G, D = self.model.decode_with_jacobian(z, spread.transpose(1, 2))
+        else:
+            G, D = decode_with_jacobian(self.model, z)
+            D = torch.einsum("nlpi,pij->nlpj", D, spread)
+        anchor = self.anchor.to(dtype)
+        return G * anchor, D * anchor[:, :, None]
 
 
 def trust_distances(u):

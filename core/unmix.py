@@ -12,8 +12,8 @@ A-step (:mod:`.astep`, ADMM with tolerance 1e-3), until both relative changes
 ||A_k - A_{k-1}||_F / ||A_{k-1}||_F and ||Z_k - Z_{k-1}||_F / ||Z_{k-1}||_F are
 below ``tol`` or ``max_iter`` iterations ran; then one final A-step with
 tolerance 1e-4. Each A-step resumes ADMM from the previous one's split
-variables and duals (:class:`.astep.AdmmState`). An A-step whose result does not lower the A-objective (with
-the new endmembers) is rejected and A kept, so, the Z-step being a descent
+variables and duals (:class:`.astep.AdmmState`), also after a rejected one. An A-step whose result does not
+lower the A-objective (with the new endmembers) is rejected and A kept, so, the Z-step being a descent
 step too, J never increases from one iteration to the next. (The authors'
 ADMM tolerance of 1e-2 stops ADMM, restarted with zero duals at every
 A-step, so early that J rose by up to 30x between iterations on a
@@ -112,18 +112,17 @@ def _check_inputs(Y, model, A_init):
 
 
 def _guarded_astep(stats, yy, grid, lambda_a, A, tv, tol, max_iter, state=None):
-    """A-step from A (or from the ADMM ``state`` of the previous A-step, whose result is A).
+    """A-step from A, or resuming the ADMM ``state`` of the previous A-step.
 
-    Returns (A_new, info, objective) with A_new = A, and ``info["state"]`` None (so
-    the next A-step starts afresh), when the step does not lower the objective.
+    Returns (A_new, info, objective) with A_new = A when the step does not lower the objective.
+    ``info["state"]`` is kept either way: an A-step stopped by its iteration cap before its
+    result beat A resumes next time where it stopped, instead of starting again from A.
     """
     A_new, info = astep(stats.gram, stats.mty, grid, lambda_a, A_init=A, tv=tv, tol=tol, max_iter=max_iter,
                         state=state)
     before = abundance_objective(stats.gram, stats.mty, yy, A, grid, lambda_a, tv)
     after = abundance_objective(stats.gram, stats.mty, yy, A_new, grid, lambda_a, tv)
     info["accepted"] = after[0] <= before[0]
-    if not info["accepted"]:
-        info["state"] = None
     return (A_new, info, after) if info["accepted"] else (A, info, before)
 
 

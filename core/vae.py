@@ -113,6 +113,30 @@ class MaterialVAE(nn.Module):
         """Latent codes ``z`` (n, K) -> spectra (n, L) in scene units."""
         return torch.sigmoid(self.logits(z)) * self.scale
 
+    def decode_with_jacobian(self, z, directions=None):
+        """Spectra ``G(z)`` (n, L) in scene units and their derivatives ``dG/dz V^T`` (n, L, J), in one pass.
+
+        ``directions`` V (J, K): the J directions in latent space to differentiate along
+        (default the identity: dG/dz). Forward-mode differentiation written out for the decoder
+        (exact, no autograd): the J tangents ride along with the activation in one matrix product
+        per layer. With ``X_0 = [z; V]`` ((1 + J) rows per code: the activation h, then dh along v_j),
+
+            linear layer   X <- X W^T, plus the bias on the activation row only,
+            ReLU           X <- X (.) 1[h > 0]   (its derivative is the same mask),
+            output         G = s sigmoid(h),  dG v_j = s sigmoid(h) (1 - sigmoid(h)) (.) X_j.
+        """
+        n, k = z.shape
+        V = torch.eye(k, dtype=z.dtype, device=z.device) if directions is None else directions.to(z.dtype)
+        X = torch.cat([z[:, None, :], V.expand(n, -1, -1)], dim=1)
+        for layer in list(self.decoder) + [self.output]:
+            if isinstance(layer, nn.Linear):
+                X = F.linear(X, layer.weight)
+                X[:, 0] += layer.bias
+            else:
+                X = X * (X[:, :1] > 0)
+        s = torch.sigmoid(X[:, 0])
+        return s * self.scale, ((s * (1.0 - s) * self.scale)[:, None, :] * X[:, 1:]).transpose(1, 2)
+
     def loss(self, x, kind, beta, generator):
         """Per-sample loss (n,) of scaled spectra ``x`` (n, L): reconstruction + ``beta`` KL, one draw of eps."""
         mu, log_var = self.encode(x)
@@ -305,6 +329,18 @@ class EndmemberModel:
         weight = self._parameter()
         z = z.to(device=weight.device, dtype=weight.dtype)
         return torch.stack([vae.decode(z[:, p]) for p, vae in enumerate(self.vaes)], dim=2)
+
+    def decode_with_jacobian(self, z, directions=None):
+        """Endmembers ``G(z)`` (N, L, P) of codes ``z`` (N, P, K) and D (N, L, P, K), ``D[:, :, p, k] = dG_p/dz_pk``.
+
+        Or, with ``directions`` V (P, J, K), the derivatives along them: ``D[:, :, p, j] = dG_p/dz_p v_pj``.
+        Exact (:meth:`MaterialVAE.decode_with_jacobian`), in the model's dtype, without autograd.
+        """
+        weight = self._parameter()
+        z = z.to(device=weight.device, dtype=weight.dtype)
+        parts = [vae.decode_with_jacobian(z[:, p], None if directions is None else directions[p])
+                 for p, vae in enumerate(self.vaes)]
+        return torch.stack([g for g, _ in parts], dim=2), torch.stack([d for _, d in parts], dim=2)
 
     def encode_mean(self, spectra):
         """Encoder means (P, K), torch like ``z0``, of one spectrum per material: ``spectra`` (L, P) in scene units."""

@@ -25,9 +25,14 @@ e.g. ``H = (w w^T) * S_DD + lambda_Z I``, ``J^T r = w * (e_D - S_DG a)``,
 codes are kept between calls (the A-step changes a, not Z) and the A-step reads
 its Gram matrices ``M_n^T M_n = S_GG``, ``M_n^T y_n = e_G`` from them.
 
-Because column p of G depends only on z_p, the K tangents e_k applied to every
-material at once give all of D: K forward-mode JVPs of ``model.decode``
-(batched with ``torch.func.vmap``), exact to round-off.
+A model with its own ``decode_with_jacobian`` gives G and D in one pass: the VAE
+decoders do forward-mode differentiation written out, the tangents riding along with
+the activations in one matrix product per layer (:meth:`.vae.MaterialVAE.decode_with_jacobian`);
+that is several times cheaper than torch's JVPs and does not load torch's compiler
+at start-up (seconds on a small scene). For any other model, because column p of G
+depends only on z_p, the K tangents e_k applied to every material at once give all
+of D: K forward-mode JVPs of ``model.decode`` (batched with ``torch.func.vmap``).
+Both are exact to round-off.
 
 A trial point is checked with a plain decode (one forward pass); the
 Jacobian is computed only at accepted points. A pixel stops when its
@@ -51,14 +56,22 @@ CHUNK = 8192
 
 
 def decode_with_jacobian(model, Z):
-    """G(Z) (N, L, P) and D (N, L, P*K) with D[..., p*K + k] = d G_p / d z_pk, in Z's dtype."""
+    """G(Z) (N, L, P) and D (N, L, P, K) with D[:, :, p, k] = d G_p / d z_pk, in Z's dtype.
+
+    The model's own exact ``decode_with_jacobian`` when it has one (the VAE decoders, :mod:`.latent`);
+    otherwise K forward-mode JVPs of ``model.decode`` (module docstring).
+    """
     dtype = model.z0.dtype
     z = Z.to(dtype).contiguous()
-    n, p, k = z.shape
-    basis = torch.eye(k, dtype=dtype, device=z.device)[:, None, None, :].expand(k, n, p, k)
     with torch.no_grad():
-        primal, tangents = vmap(lambda v: jvp(model.decode, (z,), (v,)), out_dims=(None, 0))(basis)
-    return primal.to(Z.dtype), tangents.permute(1, 2, 3, 0).reshape(n, -1, p * k).to(Z.dtype)
+        if hasattr(model, "decode_with_jacobian"):
+            primal, tangents = model.decode_with_jacobian(z)
+        else:
+            n, p, k = z.shape
+            basis = torch.eye(k, dtype=dtype, device=z.device)[:, None, None, :].expand(k, n, p, k)
+            primal, tangents = vmap(lambda v: jvp(model.decode, (z,), (v,)), out_dims=(None, 0))(basis)
+            tangents = tangents.permute(1, 2, 3, 0)
+    return primal.to(Z.dtype), tangents.to(Z.dtype)
 
 
 def decode(model, Z, chunk_size=CHUNK):
@@ -84,14 +97,14 @@ class PixelStats:
     def evaluate(cls, model, Z, Y):
         """Statistics at Z (N, P, K) for the pixels Y (N, L)."""
         G, D = decode_with_jacobian(model, Z)
-        E = torch.cat([G, D], dim=2)
+        E = torch.cat([G, D.flatten(2)], dim=2)
         return cls(torch.einsum("nli,nlj->nij", E, E), torch.einsum("nli,nl->ni", E, Y), Z.shape[1])
 
     @classmethod
     def shared(cls, model, z, Y):
         """Statistics of pixels Y (N, L) that all have the codes z (P, K): one decoder evaluation."""
         G, D = decode_with_jacobian(model, z[None])
-        E = torch.cat([G, D], dim=2)[0]
+        E = torch.cat([G, D.flatten(2)], dim=2)[0]
         S = (E.T @ E).expand(Y.shape[0], -1, -1).clone()
         return cls(S, Y @ E, z.shape[0])
 
