@@ -408,7 +408,7 @@ def _admm(G, b, grid, lambda_a, tv, tol, max_iter, state):
     KTZ, KTW = _k_adjoint(Z, grid), _k_adjoint(W, grid)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):      # noqa: B007 (the count is returned)
         A = grid.solve_shifted(KTZ - KTW, A)
         KA = _k(A, grid)
         V = torch.lerp(Z, KA, _RELAXATION).add_(W)               # H + W

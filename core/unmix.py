@@ -18,7 +18,8 @@ step too, J never increases from one iteration to the next. (The authors'
 ADMM tolerance of 1e-2 stops ADMM, restarted with zero duals at every
 A-step, so early that J rose by up to 30x between iterations on a
 2000 x 2000 scene's tiles; 1e-3 with the guard is both monotone and faster,
-because the Z-step then starts close to its solution.) Only valid pixels take part; nodata pixels are NaN in every output.
+because the Z-step then starts close to its solution.) Only valid pixels take part; nodata pixels
+are NaN in every output.
 
 Latent codes are whitened by each material's code spread (:mod:`.latent`): the solver's
 variables are ``u`` with ``z_p = z0_p + C_p u_p``, so ``lambda_Z/2 ||u||^2`` penalises the
