@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the plugin, its tests and its demo need on a Debian machine:
 #   QGIS 3.22+ from apt (when qgis_process.bin is absent) and a venv at .venv
-#   (system site-packages, so it sees qgis and osgeo) with torch, rasterio, pytest, matplotlib, ruff.
+#   (system site-packages, so it sees qgis and osgeo) with torch, pytest, matplotlib, ruff, dask[distributed].
 # Idempotent: a second run installs nothing new.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,7 +22,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating venv $venv"
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-if ! "$venv/bin/python" -c "import torch, rasterio, pytest, matplotlib, distributed" >/dev/null 2>&1 || [ ! -x "$venv/bin/ruff" ]; then
+if ! "$venv/bin/python" -c "import torch, pytest, matplotlib, distributed" >/dev/null 2>&1 || [ ! -x "$venv/bin/ruff" ]; then
   echo "[setup] installing Python packages into $venv"
   "$venv/bin/pip" install -q torch==2.13.0
   "$venv/bin/pip" install -q -r "$here/requirements.txt"
