@@ -8,7 +8,7 @@ same tiles twice, each run in a fresh process: in process (CLUSTER empty) and on
 single-threaded worker processes (CLUSTER local:N's cluster, core.cluster.start_local_cluster,
 started inside the timed run). Prints wall seconds, ms per pixel, the speed-up, the peak RSS of
 each process (driver and every worker) and the largest abundance difference between the runs.
-Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500). Run it on an idle machine.
+Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run only. Run it on an idle machine.
 """
 
 import argparse
@@ -52,7 +52,7 @@ def main():
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--cols", type=int, default=2000)
     parser.add_argument("--bands", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="0: the in-process run only")
     args = parser.parse_args()
     print(machine_line(), flush=True)
     pixels = args.rows * args.cols
@@ -75,6 +75,8 @@ def main():
         here_s, here_rss, n_tiles = measure(unmix_in_process, out=f["here.tif"], **common)
         print("DeepGU in process:   %8.1f s  %.3f ms/pixel  %d tiles  peak RSS %.0f MiB"
               % (here_s, 1000.0 * here_s / pixels, n_tiles, here_rss), flush=True)
+        if args.workers == 0:
+            return
         there_s, driver_rss, (_, worker_rss) = measure(unmix_on_local_cluster, out=f["cluster.tif"],
                                                        workers=args.workers, **common)
         print("DeepGU on local:%d:    %8.1f s  %.3f ms/pixel  speed-up %.2fx  peak RSS driver %.0f MiB, workers %s MiB"
