@@ -8,7 +8,8 @@ same tiles twice, each run in a fresh process: in process (CLUSTER empty) and on
 single-threaded worker processes (CLUSTER local:N's cluster, core.cluster.start_local_cluster,
 started inside the timed run). Prints wall seconds, ms per pixel, the speed-up, the peak RSS of
 each process (driver and every worker) and the largest abundance difference between the runs.
-Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run only. Run it on an idle machine.
+Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run
+only. Run it on an idle machine.
 """
 
 import argparse
