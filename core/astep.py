@@ -358,7 +358,8 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_ite
     tol : ADMM abs = rel residual tolerance; max_iter : ADMM iteration cap.
     rho : initial ADMM penalty (default: mean diagonal of M_n^T M_n).
     state : AdmmState of a previous A-step on the same grid to resume from (then
-        ``A_init`` and ``rho`` are ignored).
+        ``A_init`` and ``rho`` are ignored). Without it ADMM starts at A_init with the duals of
+        A_init's optimality conditions (:func:`_kkt_start`).
 
     Returns
     -------
@@ -375,9 +376,31 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_ite
         return fcls_gram(G, b), {"iterations": 0, "converged": True, "rho": None, "state": None}
     if state is None:
         A = fcls_gram(G, b) if A_init is None else A_init.to(b.dtype)
-        Z = _k(A, grid)
-        state = AdmmState(Z, torch.zeros_like(Z), rho or _initial_rho(G, lambda_a))
+        state = _kkt_start(G, b, A, grid, lambda_a, tv, rho or _initial_rho(G, lambda_a))
     return _admm(G, b, grid, lambda_a, tv, tol, max_iter, state)
+
+
+def _kkt_start(G, b, A, grid, lambda_a, tv, rho):
+    """ADMM state at ``A`` with the duals its optimality conditions ask for.
+
+    Copies Z = K A; scaled duals W_B = (G_n a_n - b_n) / rho (the data term's gradient), W_C = -W_B (the
+    simplex's normal-cone element that cancels it), W_U = the TV norm's subgradient at D A times
+    lambda_A / rho. Every copy's update is then at its fixed point, and for an A that is optimal at
+    lambda_A -> 0 (FCLS) ADMM has only the TV's pull left to resolve, instead of first
+    rebuilding the data term's multipliers from zero.
+    """
+    Z = _k(A, grid)
+    grad = (torch.einsum("npq,nq->np", G, A) - b) / rho
+    W = torch.stack((grad, -grad) + tuple(lambda_a / rho * _subgradient(Z[2:], tv)))
+    return AdmmState(Z, W, rho)
+
+
+def _subgradient(V, kind):
+    """An element of the subdifferential of the TV norm of the chosen kind at the differences V (2, N, P)."""
+    if kind == "anisotropic":
+        return torch.sign(V)
+    magnitude = V.norm(dim=2, keepdim=True) if kind == "group" else V.pow(2).sum(0, keepdim=True).sqrt()
+    return V / magnitude.clamp(min=1e-300) * (magnitude > 0)
 
 
 def _k(A, grid):

@@ -75,7 +75,10 @@ class WhitenedModel:
     def decode(self, u):
         """Anchored endmembers (N, L, P) of whitened codes u (N, P, K); autograd flows through."""
         dtype = self.model.z0.dtype
-        return self.model.decode(self.codes(u.to(dtype))) * self.anchor.to(dtype)
+        codes = self.codes(u.to(dtype))
+        if hasattr(self.model, "decode_with_jacobian"):           # the VAE decoders apply the anchor themselves
+            return self.model.decode(codes, factor=self.anchor)
+        return self.model.decode(codes) * self.anchor.to(dtype)
 
     def decode_with_jacobian(self, u):
         """:meth:`decode` (N, L, P) and its derivatives D (N, L, P, K), ``D[:, :, p, k] = dG~_p/du_pk``.
@@ -88,12 +91,10 @@ class WhitenedModel:
         dtype = self.model.z0.dtype
         z, spread = self.codes(u.to(dtype)), self.spread.to(dtype)
         if hasattr(self.model, "decode_with_jacobian"):
-            G, D = self.model.decode_with_jacobian(z, spread.transpose(1, 2))
-        else:
-            G, D = decode_with_jacobian(self.model, z)
-            D = torch.einsum("nlpi,pij->nlpj", D, spread)
+            return self.model.decode_with_jacobian(z, spread.transpose(1, 2), factor=self.anchor)
+        G, D = decode_with_jacobian(self.model, z)
         anchor = self.anchor.to(dtype)
-        return G * anchor, D * anchor[:, :, None]
+        return G * anchor, torch.einsum("nlpi,pij->nlpj", D, spread) * anchor[:, :, None]
 
 
 def trust_distances(u):

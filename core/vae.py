@@ -113,30 +113,6 @@ class MaterialVAE(nn.Module):
         """Latent codes ``z`` (n, K) -> spectra (n, L) in scene units."""
         return torch.sigmoid(self.logits(z)) * self.scale
 
-    def decode_with_jacobian(self, z, directions=None):
-        """Spectra ``G(z)`` (n, L) in scene units and their derivatives ``dG/dz V^T`` (n, L, J), in one pass.
-
-        ``directions`` V (J, K): the J directions in latent space to differentiate along
-        (default the identity: dG/dz). Forward-mode differentiation written out for the decoder
-        (exact, no autograd): the J tangents ride along with the activation in one matrix product
-        per layer. With ``X_0 = [z; V]`` ((1 + J) rows per code: the activation h, then dh along v_j),
-
-            linear layer   X <- X W^T, plus the bias on the activation row only,
-            ReLU           X <- X (.) 1[h > 0]   (its derivative is the same mask),
-            output         G = s sigmoid(h),  dG v_j = s sigmoid(h) (1 - sigmoid(h)) (.) X_j.
-        """
-        n, k = z.shape
-        V = torch.eye(k, dtype=z.dtype, device=z.device) if directions is None else directions.to(z.dtype)
-        X = torch.cat([z[:, None, :], V.expand(n, -1, -1)], dim=1)
-        for layer in list(self.decoder) + [self.output]:
-            if isinstance(layer, nn.Linear):
-                X = F.linear(X, layer.weight)
-                X[:, 0] += layer.bias
-            else:
-                X = X * (X[:, :1] > 0)
-        s = torch.sigmoid(X[:, 0])
-        return s * self.scale, ((s * (1.0 - s) * self.scale)[:, None, :] * X[:, 1:]).transpose(1, 2)
-
     def loss(self, x, kind, beta, generator):
         """Per-sample loss (n,) of scaled spectra ``x`` (n, L): reconstruction + ``beta`` KL, one draw of eps."""
         mu, log_var = self.encode(x)
@@ -289,6 +265,7 @@ class EndmemberModel:
         if code_spread is None:
             code_spread = torch.eye(self.latent_dim).expand(len(self.vaes), -1, -1)
         self.code_spread = torch.as_tensor(code_spread, dtype=weight.dtype, device=weight.device).clone()
+        self._stacked = None
 
     @property
     def n_bands(self):
@@ -316,31 +293,83 @@ class EndmemberModel:
             vae.to(device=device, dtype=dtype)
         self.z0 = self.z0.to(device=device, dtype=dtype)
         self.code_spread = self.code_spread.to(device=device, dtype=dtype)
+        self._stacked = None
         return self
 
-    def decode(self, z):
-        """Latent codes ``z`` (N, P, K) torch tensor -> endmembers (N, L, P) in scene units.
+    def _decoder_layers(self):
+        """The P decoders stacked, per layer: ``(W, b, relu)`` with W (P, n_in, n_out) and b (P, 1, n_out).
 
-        ``z`` is moved to the model's device and dtype (autograd flows through).
+        Built once per device and dtype (the decoders are fixed once trained), so that one batched
+        matrix product per layer runs all materials' decoders together.
         """
+        if self._stacked is None:
+            with torch.no_grad():
+                per_vae = [[m for m in list(vae.decoder) + [vae.output] if isinstance(m, nn.Linear)]
+                           for vae in self.vaes]
+                n_layers = len(per_vae[0])
+                self._stacked = [(torch.stack([layers[i].weight.T for layers in per_vae]).contiguous(),
+                                  torch.stack([layers[i].bias for layers in per_vae])[:, None, :],
+                                  i < n_layers - 1) for i in range(n_layers)]
+        return self._stacked
+
+    def _codes(self, z):
         if z.ndim != 3 or tuple(z.shape[1:]) != (self.n_materials, self.latent_dim):
             raise DeepGUError("latent codes must have shape (N, %d, %d), got %s"
                               % (self.n_materials, self.latent_dim, tuple(z.shape)))
         weight = self._parameter()
-        z = z.to(device=weight.device, dtype=weight.dtype)
-        return torch.stack([vae.decode(z[:, p]) for p, vae in enumerate(self.vaes)], dim=2)
+        return z.to(device=weight.device, dtype=weight.dtype)
 
-    def decode_with_jacobian(self, z, directions=None):
-        """Endmembers ``G(z)`` (N, L, P) of codes ``z`` (N, P, K) and D (N, L, P, K), ``D[:, :, p, k] = dG_p/dz_pk``.
+    def _output_scale(self, factor, like):
+        """(P, 1, L): each decoder's scene-unit factor s_p, times ``factor`` (L, P) band-wise when given."""
+        scale = torch.as_tensor(self.scales, dtype=like.dtype, device=like.device)[:, None, None]
+        return scale if factor is None else scale * factor.to(like.dtype).T[:, None, :]
 
-        Or, with ``directions`` V (P, J, K), the derivatives along them: ``D[:, :, p, j] = dG_p/dz_p v_pj``.
-        Exact (:meth:`MaterialVAE.decode_with_jacobian`), in the model's dtype, without autograd.
+    def decode(self, z, factor=None):
+        """Latent codes ``z`` (N, P, K) torch tensor -> endmembers (N, L, P) in scene units.
+
+        ``z`` is moved to the model's device and dtype (autograd flows through to z). ``factor``
+        (L, P): multiplies the endmembers band-wise (the solver's anchoring, :mod:`.latent`).
         """
-        weight = self._parameter()
-        z = z.to(device=weight.device, dtype=weight.dtype)
-        parts = [vae.decode_with_jacobian(z[:, p], None if directions is None else directions[p])
-                 for p, vae in enumerate(self.vaes)]
-        return torch.stack([g for g, _ in parts], dim=2), torch.stack([d for _, d in parts], dim=2)
+        X = self._codes(z).transpose(0, 1)                                  # (P, N, K)
+        for W, b, relu in self._decoder_layers():
+            X = torch.baddbmm(b, X, W)
+            if relu:
+                X = torch.relu(X)
+        return (torch.sigmoid(X) * self._output_scale(factor, X)).permute(1, 2, 0)
+
+    def decode_with_jacobian(self, z, directions=None, factor=None):
+        """Endmembers ``G(z)`` (N, L, P) of codes ``z`` (N, P, K) and D (N, L, P, J), ``D[:, :, p, j] = dG_p/dz_p v_pj``.
+
+        ``directions`` V (P, J, K): the latent directions to differentiate along (default the
+        identity, J = K: ``D[:, :, p, k] = dG_p/dz_pk``); ``factor`` as in :meth:`decode`.
+        Forward-mode differentiation written out (exact, no autograd), all materials at once:
+        the J tangents ride along with the activation in one batched matrix product per layer.
+        With ``X_0 = [z_p; V_p]`` ((1 + J) rows per code: the activation h, then dh along v_j),
+
+            linear layer   X <- X W^T, plus the bias on the activation row only,
+            ReLU           X <- X (.) 1[h > 0]   (its derivative is the same mask),
+            output         G = s sigmoid(h),  dG v_j = s sigmoid(h) (1 - sigmoid(h)) (.) X_j.
+
+        In the model's dtype.
+        """
+        z = self._codes(z)
+        n, p, k = z.shape
+        V = (torch.eye(k, dtype=z.dtype, device=z.device).expand(p, k, k) if directions is None
+             else directions.to(z.dtype))
+        j = V.shape[1]
+        X = torch.cat([z.transpose(0, 1)[:, :, None, :], V[:, None].expand(p, n, j, k)], dim=2)   # (P, N, 1+J, K)
+        X = X.reshape(p, n * (1 + j), k)
+        for W, b, relu in self._decoder_layers():
+            X = torch.bmm(X, W).view(p, n, 1 + j, -1)
+            X[:, :, 0] += b
+            if relu:
+                X.mul_(X[:, :, :1] > 0)
+            X = X.view(p, n * (1 + j), -1)
+        X = X.view(p, n, 1 + j, -1)
+        s = torch.sigmoid(X[:, :, 0])                                       # (P, N, L)
+        G = s * self._output_scale(factor, s)
+        D = X[:, :, 1:] * (G * (1.0 - s))[:, :, None, :]                    # (P, N, J, L)
+        return G.permute(1, 2, 0), D.permute(1, 3, 0, 2)
 
     def encode_mean(self, spectra):
         """Encoder means (P, K), torch like ``z0``, of one spectrum per material: ``spectra`` (L, P) in scene units."""

@@ -27,7 +27,7 @@ its Gram matrices ``M_n^T M_n = S_GG``, ``M_n^T y_n = e_G`` from them.
 
 A model with its own ``decode_with_jacobian`` gives G and D in one pass: the VAE
 decoders do forward-mode differentiation written out, the tangents riding along with
-the activations in one matrix product per layer (:meth:`.vae.MaterialVAE.decode_with_jacobian`);
+the activations in one matrix product per layer (:meth:`.vae.EndmemberModel.decode_with_jacobian`);
 that is several times cheaper than torch's JVPs and does not load torch's compiler
 at start-up (seconds on a small scene). For any other model, because column p of G
 depends only on z_p, the K tangents e_k applied to every material at once give all
@@ -52,6 +52,7 @@ from torch.func import jvp, vmap
 from .feedback import ensure
 
 _MU_INIT = 1e-3
+_RESOLUTION = 4.0          # the decoder's round-off in f, in units of its dtype's eps (see _lm_chunk)
 CHUNK = 8192
 
 
@@ -61,17 +62,32 @@ def decode_with_jacobian(model, Z):
     The model's own exact ``decode_with_jacobian`` when it has one (the VAE decoders, :mod:`.latent`);
     otherwise K forward-mode JVPs of ``model.decode`` (module docstring).
     """
+    G, D = _model_decode_with_jacobian(model, Z)
+    return G.to(Z.dtype), D.to(Z.dtype)
+
+
+def _model_decode_with_jacobian(model, Z):
+    """:func:`decode_with_jacobian` in the model's own dtype (no conversion of the results)."""
     dtype = model.z0.dtype
     z = Z.to(dtype).contiguous()
     with torch.no_grad():
         if hasattr(model, "decode_with_jacobian"):
-            primal, tangents = model.decode_with_jacobian(z)
-        else:
-            n, p, k = z.shape
-            basis = torch.eye(k, dtype=dtype, device=z.device)[:, None, None, :].expand(k, n, p, k)
-            primal, tangents = vmap(lambda v: jvp(model.decode, (z,), (v,)), out_dims=(None, 0))(basis)
-            tangents = tangents.permute(1, 2, 3, 0)
-    return primal.to(Z.dtype), tangents.to(Z.dtype)
+            return model.decode_with_jacobian(z)
+        n, p, k = z.shape
+        basis = torch.eye(k, dtype=dtype, device=z.device)[:, None, None, :].expand(k, n, p, k)
+        primal, tangents = vmap(lambda v: jvp(model.decode, (z,), (v,)), out_dims=(None, 0))(basis)
+        return primal, tangents.permute(1, 2, 3, 0)
+
+
+def _columns_t(model, Z, dtype):
+    """E^T = [G(Z_n), D_n]^T (N, P + PK, L) in ``dtype``: G and D are converted straight into it, a band
+    row at a time (the layout the VAE decoders produce, and the one the statistics' products want)."""
+    G, D = _model_decode_with_jacobian(model, Z)
+    n, length, p, k = D.shape
+    Et = torch.empty((n, p + p * k, length), dtype=dtype, device=G.device)
+    Et[:, :p] = G.transpose(1, 2)
+    Et[:, p:].view(n, p, k, length).copy_(D.permute(0, 2, 3, 1))
+    return Et
 
 
 def decode(model, Z, chunk_size=CHUNK):
@@ -96,17 +112,15 @@ class PixelStats:
     @classmethod
     def evaluate(cls, model, Z, Y):
         """Statistics at Z (N, P, K) for the pixels Y (N, L)."""
-        G, D = decode_with_jacobian(model, Z)
-        E = torch.cat([G, D.flatten(2)], dim=2)
-        return cls(torch.einsum("nli,nlj->nij", E, E), torch.einsum("nli,nl->ni", E, Y), Z.shape[1])
+        Et = _columns_t(model, Z, Y.dtype)
+        return cls(torch.bmm(Et, Et.transpose(1, 2)), torch.bmm(Et, Y[:, :, None])[:, :, 0], Z.shape[1])
 
     @classmethod
     def shared(cls, model, z, Y):
         """Statistics of pixels Y (N, L) that all have the codes z (P, K): one decoder evaluation."""
-        G, D = decode_with_jacobian(model, z[None])
-        E = torch.cat([G, D.flatten(2)], dim=2)[0]
-        S = (E.T @ E).expand(Y.shape[0], -1, -1).clone()
-        return cls(S, Y @ E, z.shape[0])
+        Et = _columns_t(model, z[None], Y.dtype)[0]
+        S = (Et @ Et.T).expand(Y.shape[0], -1, -1).clone()
+        return cls(S, Y @ Et.T, z.shape[0])
 
     @property
     def gram(self):
@@ -166,6 +180,9 @@ def _lm_chunk(model, y, a, z, stats, z0, lambda_z, tol, max_iter, feedback):
     mu = (_MU_INIT * torch.diagonal(H, dim1=1, dim2=2).amax(dim=1)).clamp(min=torch.finfo(z.dtype).eps)
     nu = torch.full_like(mu, 2.0)
     eye = torch.eye(pk, dtype=z.dtype, device=z.device)
+    # the decoder's round-off in f: |delta f| ~ |r| |delta G a| <= sqrt(2 f) eps ||y||; a smaller predicted
+    # decrease cannot be told from it, so the pixel has converged to the decoder's precision
+    resolution = _RESOLUTION * torch.finfo(model.z0.dtype).eps * (2.0 * f).sqrt() * yy.sqrt()
     iterations = torch.zeros(n, dtype=torch.long, device=z.device)
     converged = torch.zeros(n, dtype=torch.bool, device=z.device)
     active = torch.arange(n, device=z.device)
@@ -175,16 +192,17 @@ def _lm_chunk(model, y, a, z, stats, z0, lambda_z, tol, max_iter, feedback):
         feedback.check_canceled()
         iterations[active] += 1
         delta = torch.linalg.solve(H[active] + mu[active, None, None] * eye, -g[active])
-        small = delta.norm(dim=1) <= tol * z[active].norm(dim=1).clamp(min=1.0)
+        predicted = 0.5 * (delta * (mu[active, None] * delta - g[active])).sum(1)
+        small = ((delta.norm(dim=1) <= tol * z[active].norm(dim=1).clamp(min=1.0))
+                 | (predicted <= resolution[active]))
         converged[active[small]] = True
-        active, delta = active[~small], delta[~small]
+        active, delta, predicted = active[~small], delta[~small], predicted[~small]
         if not len(active):
             break
         z_new = z[active] + delta
         G_new = decode(model, z_new.reshape(len(active), a.shape[1], -1), len(active))
         r = y[active] - torch.einsum("nlp,np->nl", G_new, a[active])
         f_new = 0.5 * ((r * r).sum(1) + lambda_z * ((z_new - z0) ** 2).sum(1))
-        predicted = 0.5 * (delta * (mu[active, None] * delta - g[active])).sum(1)
         gain = (f[active] - f_new) / predicted.clamp(min=torch.finfo(f.dtype).tiny)
         ok = f_new < f[active]
         mu[active] = torch.where(ok, mu[active] * torch.clamp(1 - (2 * gain - 1) ** 3, min=1.0 / 3),

@@ -236,7 +236,8 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=UNMIX["MAX_ITER"],
                         help="maximum alternations (%d)" % UNMIX["MAX_ITER"])
     parser.add_argument("--tolerance", type=float, default=UNMIX["TOLERANCE"],
-                        help="relative-change tolerance (%g)" % UNMIX["TOLERANCE"])
+                        help="stop when A and Z change, or the cost decreases, by less than this fraction (%g)"
+                             % UNMIX["TOLERANCE"])
     parser.add_argument("--tv", choices=TV_KINDS, default=UNMIX["TV"])
     parser.add_argument("--device", choices=DEVICES, default=UNMIX["DEVICE"])
     parser.add_argument("--output-endmembers", help="per-pixel endmembers raster (P x L bands)")
