@@ -338,7 +338,7 @@ class EndmemberModel:
         return (torch.sigmoid(X) * self._output_scale(factor, X)).permute(1, 2, 0)
 
     def decode_with_jacobian(self, z, directions=None, factor=None):
-        """Endmembers ``G(z)`` (N, L, P) of codes ``z`` (N, P, K) and D (N, L, P, J), ``D[:, :, p, j] = dG_p/dz_p v_pj``.
+        """Endmembers ``G(z)`` (N, L, P) of codes ``z`` (N, P, K) and D (N, L, P, J), ``D[..., p, j] = dG_p/dz_p v_pj``.
 
         ``directions`` V (P, J, K): the latent directions to differentiate along (default the
         identity, J = K: ``D[:, :, p, k] = dG_p/dz_pk``); ``factor`` as in :meth:`decode`.
