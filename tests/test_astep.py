@@ -247,3 +247,20 @@ def test_bad_arguments():
         astep(G, b, grid, 0.1, tv="huber")
     with pytest.raises(DeepGUError):
         astep(G, b, PixelGrid(np.ones((2, 3), dtype=bool)), 0.1)
+
+
+def test_a_start_at_the_fcls_optimum_is_refined_in_few_iterations():
+    """From exact FCLS with a small lambda_A (the first A-step of DeepGU), ADMM starts from FCLS's own KKT
+    duals: it meets its tolerance quickly, lowers the objective, and lands on the optimum of a tight solve."""
+    M, Y, _ = piecewise_scene(noise=0.1, seed=2)
+    grid = PixelGrid(np.ones((16, 16), dtype=bool))
+    G, b = normal_equations(M, Y)
+    yy = (Y * Y).sum(1)
+    lam = 0.002
+    A_fcls = fcls_batched(M, Y)
+    A, info = astep(G, b, grid, lam, A_init=A_fcls, tol=1e-3, max_iter=100)
+    assert info["converged"] and info["iterations"] <= 30, info["iterations"]
+    assert abundance_objective(G, b, yy, A, grid, lam)[0] < abundance_objective(G, b, yy, A_fcls, grid, lam)[0]
+    tight, tight_info = astep(G, b, grid, lam, A_init=project_simplex(A_fcls + 0.3), tol=1e-8, max_iter=20000)
+    assert tight_info["converged"]
+    np.testing.assert_allclose(A.numpy(), tight.numpy(), atol=2e-3)

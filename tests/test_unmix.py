@@ -147,3 +147,20 @@ def test_device_resolution():
             resolve_device("cuda")
     with pytest.raises(DeepGUError):
         resolve_device("tpu-please")
+
+
+def test_the_loop_stops_when_the_objective_stops_decreasing():
+    """Stopping rule: both relative changes below tol, or J decreased by less than tol J in one iteration."""
+    model = ToyModel()
+    Y, _ = toy_scene(model, z_spread=0.9, snr_db=25.0, seed=3)
+    tol = 1e-2
+    res = deepgu_unmix(Y, model, UnmixSettings(lambda_z=0.1, lambda_a=0.05, max_iter=10, tol=tol))
+    h = res.history
+
+    def stops(k):
+        small_changes = h[k]["change_a"] < tol and h[k]["change_z"] < tol
+        return small_changes or (k > 0 and h[k - 1]["objective"] - h[k]["objective"] < tol * h[k - 1]["objective"])
+
+    assert res.converged and res.n_iter < 10
+    assert stops(len(h) - 1) and not any(stops(k) for k in range(len(h) - 1))
+    assert not (h[-1]["change_a"] < tol and h[-1]["change_z"] < tol)      # here it is J's test that stopped it
