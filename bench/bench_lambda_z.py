@@ -1,0 +1,84 @@
+"""Is ``auto`` lambda_Z the right weight, and could a noise estimate choose a better one? A scan per scene.
+
+Run:  .venv/bin/python bench/bench_lambda_z.py [--scenes samson DC1-usgs ...] [--seeds 0 1]
+
+For each scene of bench/accuracy_scenes.py and seed, the in-process pipeline at the workflow's defaults
+(core.pipeline.run_pipeline: refined endmembers, FCLS, spatial bundles, VAEs) gives the model; then
+DeepGU runs with lambda_Z = factor x the ``auto`` value (core.regularisation: the median FCLS misfit
+energy rho^2) for factors 0.1 ... 100, every other setting at its default, and each result is scored by
+RMSE_A (eq. 14, materials matched). Printed with it: rho^2 and the noise energy per pixel estimated
+from the data alone (HySime's regression of every band on all the others, median over pixels), and
+their ratio. A discrepancy-principle rule would make lambda_Z depend on that ratio: this shows whether
+the best factor follows it.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.accuracy_scenes import NAMES, available, scene as load_scene  # noqa: E402
+from bench.measure import machine_line  # noqa: E402
+from core.metrics import match_materials  # noqa: E402
+from core.pipeline import run_pipeline  # noqa: E402
+from core.regularisation import measure_levels, resolve  # noqa: E402
+from core.unmix import deepgu_unmix  # noqa: E402
+from core.unmix_settings import UnmixSettings  # noqa: E402
+
+FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
+
+
+def rmse_a(estimate, truth):
+    """Eq. 14 after matching materials; (P, rows, cols) each."""
+    p = truth.shape[0]
+    estimate, truth = np.nan_to_num(estimate.reshape(p, -1)), truth.reshape(p, -1)
+    return float(np.sqrt(((estimate[match_materials(estimate, truth)] - truth) ** 2).mean()))
+
+
+def noise_energy(pixels):
+    """Median per-pixel noise energy ||e_n||^2 of ``pixels`` (L, N): each band regressed on all the others
+    (HySime, Bioucas-Dias & Nascimento 2008); e_ln = (X R^-1)_nl / (R^-1)_ll with R = X^T X, X centred (N, L)."""
+    X = (pixels - pixels.mean(axis=1, keepdims=True)).T
+    inverse = np.linalg.pinv(X.T @ X)
+    residual = X @ inverse / np.diag(inverse)
+    return float(np.median((residual ** 2).sum(axis=1)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", nargs="+", choices=NAMES, help="default: all available here")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(machine_line(), flush=True)
+    print("RMSE_A of DeepGU with lambda_Z = factor x auto; FCLS = the workflow's FCLS", flush=True)
+    for name in args.scenes or available():
+        if name not in available():
+            print("%-16s skipped: its data (../shared/data/samson/) is not here" % name, flush=True)
+            continue
+        for seed in args.seeds:
+            bench_scene = load_scene(name, seed)
+            Y = bench_scene.image.astype(np.float64)
+            mask = np.all(np.isfinite(Y), axis=0)
+            pipeline = run_pipeline(Y, bench_scene.n_materials, seed=seed, settings=UnmixSettings(max_iter=1))
+            A0 = pipeline.fcls_abundances
+            levels = measure_levels(Y, pipeline.reference, A0, mask)
+            noise = noise_energy(Y[:, mask])
+            lambda_z, _ = resolve(None, None, levels)
+            scores = []
+            for factor in FACTORS:
+                result = deepgu_unmix(Y, pipeline.model, UnmixSettings(lambda_z=lambda_z * factor),
+                                      mask=mask, A_init=np.nan_to_num(A0))
+                scores.append("x%g %.4f" % (factor, rmse_a(result.abundances, bench_scene.abundances)))
+            print("%-16s seed %d: rho^2 %.3g, noise %.3g, ratio %.1f; FCLS %.4f | %s"
+                  % (name, seed, levels.rho2, noise, levels.rho2 / noise, rmse_a(A0, bench_scene.abundances),
+                     "  ".join(scores)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
