@@ -53,3 +53,28 @@ def test_cancel_in_the_middle_leaves_no_output(scene_and_model, tmp_path):
     with pytest.raises(Canceled):
         job.run(image, model, out, output_rmse=str(tmp_path / "r.tif"), feedback=CancelAfter(3))
     assert os.listdir(str(tmp_path)) == []
+
+
+class CacheLimits(Feedback):
+    """Records GDAL's block-cache limit each time the job logs."""
+
+    def __init__(self):
+        self.limits = []
+
+    def info(self, message):
+        from osgeo import gdal
+
+        self.limits.append(gdal.GetCacheMax())
+
+
+def test_gdal_block_cache_is_bounded_during_the_run_and_restored(scene_and_model, tmp_path):
+    """GDAL caches every block read (5 % of the RAM by default), so a tile-by-tile run of a large raster grew
+    by that much; the job caps the cache at a quarter of MEMORY_MB while it runs and restores it after."""
+    from osgeo import gdal
+
+    image, model = scene_and_model
+    before = gdal.GetCacheMax()
+    feedback = CacheLimits()
+    job.run(image, model, str(tmp_path / "a.tif"), UnmixSettings(max_iter=1, memory_mb=400), feedback=feedback)
+    assert feedback.limits and max(feedback.limits) <= min(before, 100 * 2 ** 20)
+    assert gdal.GetCacheMax() == before

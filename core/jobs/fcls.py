@@ -12,7 +12,8 @@ from ..feedback import ensure
 from ..fcls import fcls, reconstruction_rmse
 from ..library import check_bands, read_spectra
 from ..paths import check_paths
-from ..raster_io import OutputSet, block_rows, iter_blocks, open_raster, read_block, scatter, valid_pixels
+from ..raster_io import (OutputSet, block_rows, bounded_block_cache, iter_blocks, open_raster, read_block, scatter,
+                         valid_pixels)
 from ..validation import MAX_MEMORY_MB, ContrastCheck, as_parameter, finite
 
 
@@ -56,7 +57,7 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["ME
     strips = list(iter_blocks(info, block_rows(info, memory_mb)))
     n_valid = 0
     contrast = ContrastCheck(info.n_bands, M.shape[1])
-    with cluster_client(cluster, feedback) as client, \
+    with bounded_block_cache(memory_mb), cluster_client(cluster, feedback) as client, \
             OutputSet({"abundances": "OUTPUT", "rmse": "OUTPUT_RMSE"}) as outputs:
         outputs.add("abundances", output, info, M.shape[1], band_names=library.materials)
         outputs.add("rmse", output_rmse, info, 1, band_names=["rmse"])

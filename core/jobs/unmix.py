@@ -13,7 +13,8 @@ from ..fcls import fcls
 from ..feedback import SubFeedback, ensure
 from ..model_file import check_compatible, load_model
 from ..paths import check_paths
-from ..raster_io import OutputSet, block_rows, endmember_band_names, iter_blocks, open_raster, read_block, valid_pixels
+from ..raster_io import (OutputSet, block_rows, bounded_block_cache, endmember_band_names, iter_blocks, open_raster,
+                         read_block, valid_pixels)
 from ..defaults import DEVICES, TV_KINDS, UNMIX
 from ..regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from ..tiling import tile_size, tiles
@@ -117,7 +118,8 @@ _worker_models = BytesCache(lambda data: load_model("model file", data))
 
 def _solve_tile_on_worker(model_bytes, info, tile, init_block, settings, wanted):
     """:func:`_solve_tile` in a cluster worker: the model's bytes reach each worker once and are loaded once."""
-    return _solve_tile(info, _worker_models(model_bytes), tile, init_block, settings, wanted)
+    with bounded_block_cache(settings.memory_mb):
+        return _solve_tile(info, _worker_models(model_bytes), tile, init_block, settings, wanted)
 
 
 def _read_init(init, tile):
@@ -171,13 +173,22 @@ def run(input_path, model_path, output, settings=None, init_abundances=None, out
     window; INIT_ABUNDANCES is then of the image's size or of the window's.
     Before any tile is solved the parameters are checked, and the image is read once to check that it has
     the contrast to unmix (:class:`.validation.ContrastCheck`); tiles are at least :data:`MIN_TILE` pixels
-    wide, halo included, whatever ``settings.memory_mb``.
+    wide, halo included, whatever ``settings.memory_mb``. GDAL's block cache is held to a quarter of
+    ``settings.memory_mb`` meanwhile (:func:`core.raster_io.bounded_block_cache`).
     """
     feedback = ensure(feedback)
     check_paths({"INPUT": input_path, "MODEL": model_path, "INIT_ABUNDANCES": init_abundances},
                 {"OUTPUT": output, "OUTPUT_ENDMEMBERS": output_endmembers, "OUTPUT_LATENT": output_latent,
                  "OUTPUT_RMSE": output_rmse})
     settings = settings or UnmixSettings()
+    with bounded_block_cache(settings.memory_mb):
+        return _unmix_file(input_path, model_path, output, settings, init_abundances, output_endmembers,
+                           output_latent, output_rmse, window, halo, feedback)
+
+
+def _unmix_file(input_path, model_path, output, settings, init_abundances, output_endmembers, output_latent,
+                output_rmse, window, halo, feedback):
+    """:func:`run` once its paths are checked, inside its block-cache limit."""
     scene = open_raster(input_path, "INPUT")
     info = scene.window(window)
     with as_parameter("MODEL"):
