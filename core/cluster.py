@@ -110,19 +110,19 @@ def cluster_client(spec, feedback):
         yield client
 
 
-def map_tasks(client, function, tasks, shared=(), weights=None, feedback=None):
+def map_tasks(client, function, tasks, weights, shared=(), feedback=None):
     """Run ``function(*shared, *task)`` for every tuple in ``tasks`` on the cluster.
 
     Yields ``(index, result)`` in completion order. ``shared`` values are sent once to every
-    worker (``scatter(broadcast=True)``), not pickled with each task. At most twice as many
-    tasks as the cluster has threads are in flight, so the driver holds few results at a time.
+    worker (``scatter(broadcast=True)``), not pickled with each task. ``tasks`` is consumed lazily:
+    at most twice as many tasks as the cluster has threads are built and in flight, so the driver holds
+    few task arguments and results at a time (a flight line has thousands of tiles).
     Progress is the completed share of ``weights`` (one per task); a cancel cancels the
     running tasks and raises :class:`Canceled`; a task's error is re-raised here. A lost
     worker's tasks are rerun by the scheduler, so results do not depend on it.
     """
     distributed = _distributed()
-    tasks = list(tasks)
-    weights = [1.0] * len(tasks) if weights is None else [float(w) for w in weights]
+    weights = [float(w) for w in weights]
     total, done = sum(weights) or 1.0, 0.0
     shared = [client.scatter(value, broadcast=True, hash=False) for value in shared]
     limit = max(2, 2 * sum(client.nthreads().values()))

@@ -107,3 +107,28 @@ def test_cancel_on_the_cluster_writes_nothing(scene, tmp_path):
         job.run(scene["image"], scene["model"], str(out / "a.tif"), replace(SETTINGS, cluster="local:2"),
                 output_rmse=str(out / "rmse.tif"), feedback=CancelWhileRunning())
     assert os.listdir(str(out)) == []
+
+
+def _square(x):
+    return x * x
+
+
+def test_tasks_are_built_only_as_the_cluster_takes_them():
+    """The driver builds at most 2 x threads tasks ahead of the results (a flight line's thousands of tiles
+    each carry their INIT_ABUNDANCES window, which must not all sit in the driver at once)."""
+    from core.cluster import map_tasks
+
+    built = []
+
+    def tasks():
+        for i in range(40):
+            built.append(i)
+            yield (i,)
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        results = {}
+        for index, value in map_tasks(client, _square, tasks(), [1.0] * 40):
+            assert len(built) <= len(results) + 1 + 2          # 2 x 1 thread in flight, plus the one just done
+            results[index] = value
+    assert results == {i: i * i for i in range(40)}

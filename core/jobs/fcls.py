@@ -65,7 +65,7 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["ME
         if client is None:
             solved = _in_process(tasks, feedback)
         else:
-            solved = map_tasks(client, _solve_strip, tasks, weights=[n for _, n in strips], feedback=feedback)
+            solved = map_tasks(client, _solve_strip, tasks, [n for _, n in strips], feedback=feedback)
         for index, (A, rmse, count, strip_contrast) in solved:
             row0 = strips[index][0]
             n_valid += count

@@ -149,8 +149,8 @@ def _on_cluster(client, model_path, info, layout, init, settings, wanted, feedba
         model_bytes = stream.read()
     tasks = ((info, tile, _read_init(init, tile), settings, wanted) for tile in layout)
     feedback.info("%d tiles on the cluster" % len(layout))
-    for index, blocks in map_tasks(client, _solve_tile_on_worker, tasks, shared=(model_bytes,),
-                                   weights=[tile.rows * tile.cols for tile in layout], feedback=feedback):
+    for index, blocks in map_tasks(client, _solve_tile_on_worker, tasks, [tile.rows * tile.cols for tile in layout],
+                                   shared=(model_bytes,), feedback=feedback):
         yield layout[index], blocks
 
 
