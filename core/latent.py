@@ -75,10 +75,7 @@ class WhitenedModel:
     def decode(self, u):
         """Anchored endmembers (N, L, P) of whitened codes u (N, P, K); autograd flows through."""
         dtype = self.model.z0.dtype
-        codes = self.codes(u.to(dtype))
-        if hasattr(self.model, "decode_with_jacobian"):           # the VAE decoders apply the anchor themselves
-            return self.model.decode(codes, factor=self.anchor)
-        return self.model.decode(codes) * self.anchor.to(dtype)
+        return self.model.decode(self.codes(u.to(dtype))) * self.anchor.to(dtype)
 
     def decode_with_jacobian(self, u):
         """:meth:`decode` (N, L, P) and its derivatives D (N, L, P, K), ``D[:, :, p, k] = dG~_p/du_pk``.

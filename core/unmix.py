@@ -14,9 +14,9 @@ below ``tol`` (the paper's test), or J decreased by less than ``tol`` J in an it
 ``max_iter`` iterations ran; then the last A-step is resumed, without its iteration cap, until
 it meets its tolerance. (The J test
 stops the slow tail in which A and Z still drift by a few 1e-3 while J and the abundances no
-longer change: the accuracy scenes reach their final RMSE_A within 1e-4 by iteration 3-4, and
-the paper's test alone ran all 10 iterations on most of them.) Each A-step resumes ADMM from the previous one's split
-variables and duals (:class:`.astep.AdmmState`), also after a rejected one. An A-step whose result does not
+longer change; ``bench/bench_accuracy.py`` gives the same or slightly lower RMSE_A with it.)
+Each A-step resumes ADMM from the previous one's split variables and duals
+(:class:`.astep.AdmmState`), also after a rejected one. An A-step whose result does not
 lower the A-objective (with the new endmembers) is rejected and A kept, so, the Z-step being a descent
 step too, J never increases from one iteration to the next. (The authors'
 ADMM tolerance of 1e-2 stops ADMM, restarted with zero duals at every

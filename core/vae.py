@@ -324,24 +324,24 @@ class EndmemberModel:
         scale = torch.as_tensor(self.scales, dtype=like.dtype, device=like.device)[:, None, None]
         return scale if factor is None else scale * factor.to(like.dtype).T[:, None, :]
 
-    def decode(self, z, factor=None):
+    def decode(self, z):
         """Latent codes ``z`` (N, P, K) torch tensor -> endmembers (N, L, P) in scene units.
 
-        ``z`` is moved to the model's device and dtype (autograd flows through to z). ``factor``
-        (L, P): multiplies the endmembers band-wise (the solver's anchoring, :mod:`.latent`).
+        ``z`` is moved to the model's device and dtype (autograd flows through to z).
         """
         X = self._codes(z).transpose(0, 1)                                  # (P, N, K)
         for W, b, relu in self._decoder_layers():
             X = torch.baddbmm(b, X, W)
             if relu:
                 X = torch.relu(X)
-        return (torch.sigmoid(X) * self._output_scale(factor, X)).permute(1, 2, 0)
+        return (torch.sigmoid(X) * self._output_scale(None, X)).permute(1, 2, 0)
 
     def decode_with_jacobian(self, z, directions=None, factor=None):
         """Endmembers ``G(z)`` (N, L, P) of codes ``z`` (N, P, K) and D (N, L, P, J), ``D[..., p, j] = dG_p/dz_p v_pj``.
 
         ``directions`` V (P, J, K): the latent directions to differentiate along (default the
-        identity, J = K: ``D[:, :, p, k] = dG_p/dz_pk``); ``factor`` as in :meth:`decode`.
+        identity, J = K: ``D[:, :, p, k] = dG_p/dz_pk``); ``factor`` (L, P): multiplies G and D band-wise
+        (the solver's anchoring, :mod:`.latent`), folded into the output layer's scale.
         Forward-mode differentiation written out (exact, no autograd), all materials at once:
         the J tangents ride along with the activation in one batched matrix product per layer.
         With ``X_0 = [z_p; V_p]`` ((1 + J) rows per code: the activation h, then dh along v_j),
