@@ -9,7 +9,7 @@ single-threaded worker processes (CLUSTER local:N's cluster, core.cluster.start_
 started inside the timed run). Prints wall seconds, ms per pixel, the speed-up, the peak RSS of
 each process (driver and every worker) and the largest abundance difference between the runs.
 Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run
-only. Run it on an idle machine.
+only, --cluster-only for the cluster run only (no speed-up or difference then). Run it on an idle machine.
 """
 
 import argparse
@@ -54,6 +54,7 @@ def main():
     parser.add_argument("--cols", type=int, default=2000)
     parser.add_argument("--bands", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="0: the in-process run only")
+    parser.add_argument("--cluster-only", action="store_true", help="skip the in-process run")
     args = parser.parse_args()
     print(machine_line(), flush=True)
     pixels = args.rows * args.cols
@@ -73,16 +74,20 @@ def main():
             measure(function, **kwargs)
         print("scene and model ready in %.0f s" % (time.perf_counter() - start), flush=True)
         common = dict(path=f["scene.tif"], model=f["model.pt"], init=f["fcls.tif"])
-        here_s, here_rss, n_tiles = measure(unmix_in_process, out=f["here.tif"], **common)
-        print("DeepGU in process:   %8.1f s  %.3f ms/pixel  %d tiles  peak RSS %.0f MiB"
-              % (here_s, 1000.0 * here_s / pixels, n_tiles, here_rss), flush=True)
+        if not args.cluster_only:
+            here_s, here_rss, n_tiles = measure(unmix_in_process, out=f["here.tif"], **common)
+            print("DeepGU in process:   %8.1f s  %.3f ms/pixel  %d tiles  peak RSS %.0f MiB"
+                  % (here_s, 1000.0 * here_s / pixels, n_tiles, here_rss), flush=True)
         if args.workers == 0:
             return
         there_s, driver_rss, (_, worker_rss) = measure(unmix_on_local_cluster, out=f["cluster.tif"],
                                                        workers=args.workers, **common)
-        print("DeepGU on local:%d:    %8.1f s  %.3f ms/pixel  speed-up %.2fx  peak RSS driver %.0f MiB, workers %s MiB"
-              % (args.workers, there_s, 1000.0 * there_s / pixels, here_s / there_s, driver_rss,
+        print("DeepGU on local:%d:    %8.1f s  %.3f ms/pixel  %speak RSS driver %.0f MiB, workers %s MiB"
+              % (args.workers, there_s, 1000.0 * there_s / pixels,
+                 "" if args.cluster_only else "speed-up %.2fx  " % (here_s / there_s), driver_rss,
                  " ".join("%.0f" % r for r in worker_rss)), flush=True)
+        if args.cluster_only:
+            return
         from core.raster_io import read_all
 
         print("max |abundance difference| between the runs: %.2e"

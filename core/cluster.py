@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import re
 import sys
+import time
 
 from .errors import Canceled, DeepGUError
 
@@ -128,19 +129,24 @@ def map_tasks(client, function, tasks, weights, shared=(), feedback=None):
     limit = max(2, 2 * sum(client.nthreads().values()))
     pending = iter(enumerate(tasks))
     running = {}
+    # one completion watcher per task: a wait() with a timeout on every poll made the driver's memory grow with
+    # the run's length (bench/bench_scale.py, README)
+    completed = distributed.as_completed(loop=client.loop)
     try:
         while True:
             for index, task in pending:
-                running[client.submit(function, *shared, *task, pure=False)] = index
+                future = client.submit(function, *shared, *task, pure=False)
+                running[future] = index
+                completed.add(future)
                 if len(running) >= limit:
                     break
             if not running:
                 break
             if feedback is not None and feedback.is_canceled():
                 raise Canceled("canceled by the user")
-            try:
-                finished = distributed.wait(list(running), timeout=_POLL, return_when="FIRST_COMPLETED").done
-            except TimeoutError:
+            finished = completed.next_batch(block=False)
+            if not finished:
+                time.sleep(_POLL)
                 continue
             for future in finished:
                 index = running.pop(future)
