@@ -132,3 +132,38 @@ def test_tasks_are_built_only_as_the_cluster_takes_them():
             assert len(built) <= len(results) + 1 + 2          # 2 x 1 thread in flight, plus the one just done
             results[index] = value
     assert results == {i: i * i for i in range(40)}
+
+
+def _nap(seconds):
+    import time
+    time.sleep(seconds)
+    return seconds
+
+
+class _LoopWatcher(Feedback):
+    """Feedback whose cancel check (called on every poll of map_tasks) counts the tasks pending on a loop."""
+
+    def __init__(self, loop):
+        super().__init__()
+        self.loop, self.pending = loop, []
+
+    def is_canceled(self):
+        import asyncio
+        self.pending.append(len(asyncio.all_tasks(self.loop)))
+        return False
+
+
+def test_waiting_for_tasks_leaves_no_work_behind(monkeypatch):
+    """Polling the cancel flag while tasks run must not leave work on the client's event loop: a Dask wait()
+    with a timeout per poll left a watcher per running task on every poll, and the driver's memory grew with
+    the run (README, bench/bench_scale.py)."""
+    import core.cluster
+    from core.cluster import map_tasks
+
+    monkeypatch.setattr(core.cluster, "_POLL", 0.01)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        watcher = _LoopWatcher(client.loop.asyncio_loop)
+        assert dict(map_tasks(client, _nap, [(1.0,)] * 2, [1.0] * 2, feedback=watcher)) == {0: 1.0, 1: 1.0}
+    assert len(watcher.pending) >= 50                   # two seconds of polls (about 200 on an idle machine)
+    assert max(watcher.pending) - min(watcher.pending) < 30       # the old wait() left 150 behind in 150 polls
