@@ -57,7 +57,7 @@ class UnmixResult:
     """DeepGU output on the (rows, cols) grid; NaN at invalid pixels.
 
     abundances (P, rows, cols); latent (P, K, rows, cols); endmembers
-    (L, P, rows, cols) = G(Z_n) per pixel; rmse (rows, cols) per-pixel
+    (L, P, rows, cols) = G(Z_n) per pixel (None when not asked for); rmse (rows, cols) per-pixel
     reconstruction RMSE sqrt(mean_l (y - G(Z_n) a_n)^2); history: one dict per
     outer iteration (iteration, objective = data + z_reg + lambda_A tv, data, z_reg,
     tv, change_a, change_z, z_converged, z_iterations, admm_iterations, a_accepted,
@@ -143,7 +143,8 @@ def _to_grid(values, mask):
 
 
 def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None, dtype=torch.float64,
-                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192, levels=None):
+                 z_max_iter=20, admm_max_iter=100, final_admm_max_iter=1000, chunk_size=8192, levels=None,
+                 endmembers=True):
     """DeepGU (module docstring) on an image.
 
     Parameters
@@ -163,6 +164,8 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
     z_max_iter : Levenberg-Marquardt iterations per pixel and Z-step at most.
     admm_max_iter, final_admm_max_iter : ADMM iterations at most, in the loop and at the end.
     chunk_size : pixels decoded together in the Z-step (bounds memory).
+    endmembers : return the per-pixel endmembers (False: ``endmembers`` is None, saving their L x P values per
+        pixel when they are not wanted).
 
     Returns
     -------
@@ -240,7 +243,7 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
             break
     feedback.check_canceled()
     A, _, _ = _guarded_astep(stats, yy, grid, lambda_a, A, tv, ADMM_TOL, final_admm_max_iter, admm_state)
-    M = decode(model, Z, chunk_size)
+    M = decode(model, Z)
     residual = (Yv - torch.einsum("nlp,np->nl", M, A)) * unit
     report = variability_report(model, Z, M)
     M = M * unit
@@ -250,7 +253,7 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
     return UnmixResult(
         abundances=_to_grid(A, mask),
         latent=_to_grid(model.codes(Z), mask),
-        endmembers=_to_grid(M, mask),
+        endmembers=_to_grid(M, mask) if endmembers else None,
         rmse=_to_grid(residual.pow(2).mean(1).sqrt(), mask),
         history=history, n_iter=it, converged=converged,
         lambda_z=scene_lambdas[0], lambda_a=scene_lambdas[1], report=report,

@@ -343,32 +343,35 @@ class EndmemberModel:
         identity, J = K: ``D[:, :, p, k] = dG_p/dz_pk``); ``factor`` (L, P): multiplies G and D band-wise
         (the solver's anchoring, :mod:`.latent`), folded into the output layer's scale.
         Forward-mode differentiation written out (exact, no autograd), all materials at once:
-        the J tangents ride along with the activation in one batched matrix product per layer.
-        With ``X_0 = [z_p; V_p]`` ((1 + J) rows per code: the activation h, then dh along v_j),
+        the activation h (P, N, n) and its J tangents T (P, N, J, n), dh along v_j, go through one
+        batched matrix product per layer each,
 
-            linear layer   X <- X W^T, plus the bias on the activation row only,
-            ReLU           X <- X (.) 1[h > 0]   (its derivative is the same mask),
-            output         G = s sigmoid(h),  dG v_j = s sigmoid(h) (1 - sigmoid(h)) (.) X_j.
+            linear layer   h <- h W + b,   T <- T W      (T_0 = V_p for every pixel: T_1 = V_p W_1 is
+                                                          computed once and copied to every pixel),
+            ReLU           h <- max(h, 0), T <- T (.) 1[h > 0]   (its derivative is the same mask),
+            output         G = s sigmoid(h),  dG v_j = s sigmoid(h) (1 - sigmoid(h)) (.) T_j.
 
-        In the model's dtype.
+        In the model's dtype. The work is a few passes over (P, N, J + 1, width) arrays per layer: call it
+        on chunks of about a thousand pixels (:mod:`core.zstep` does) so that they stay in the CPU's cache.
         """
         z = self._codes(z)
         n, p, k = z.shape
         V = (torch.eye(k, dtype=z.dtype, device=z.device).expand(p, k, k) if directions is None
              else directions.to(z.dtype))
         j = V.shape[1]
-        X = torch.cat([z.transpose(0, 1)[:, :, None, :], V[:, None].expand(p, n, j, k)], dim=2)   # (P, N, 1+J, K)
-        X = X.reshape(p, n * (1 + j), k)
+        h, T = z.transpose(0, 1), None                                       # (P, N, K); T after the first layer
         for W, b, relu in self._decoder_layers():
-            X = torch.bmm(X, W).view(p, n, 1 + j, -1)
-            X[:, :, 0] += b
+            if T is None:
+                T = torch.bmm(V, W)[:, None].expand(p, n, j, W.shape[2]).clone()
+            else:
+                T = torch.bmm(T.view(p, n * j, -1), W).view(p, n, j, -1)
+            h = torch.baddbmm(b, h, W)
             if relu:
-                X.mul_(X[:, :, :1] > 0)
-            X = X.view(p, n * (1 + j), -1)
-        X = X.view(p, n, 1 + j, -1)
-        s = torch.sigmoid(X[:, :, 0])                                       # (P, N, L)
+                T.mul_((h > 0)[:, :, None, :])
+                h = h.relu_()
+        s = torch.sigmoid(h)                                                 # (P, N, L)
         G = s * self._output_scale(factor, s)
-        D = X[:, :, 1:] * (G * (1.0 - s))[:, :, None, :]                    # (P, N, J, L)
+        D = T.mul_((G * (1.0 - s))[:, :, None, :])                          # (P, N, J, L)
         return G.permute(1, 2, 0), D.permute(1, 3, 0, 2)
 
     def encode_mean(self, spectra):

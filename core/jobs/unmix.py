@@ -102,7 +102,8 @@ def _solve_tile(info, model, tile, init_block, settings, wanted, feedback=None):
         valid &= init_valid
         if not valid[rs, cs].any():
             return None
-    result = deepgu_unmix(data, model, settings, mask=valid, A_init=A0, feedback=feedback)
+    result = deepgu_unmix(data, model, settings, mask=valid, A_init=A0, feedback=feedback,
+                          endmembers="endmembers" in wanted)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
     blocks = {"abundances": result.abundances[:, rs, cs], "rmse": result.rmse[None, rs, cs]}
     if "endmembers" in wanted:   # (L, P, r, c) -> material-major (P*L, r, c)
