@@ -50,6 +50,8 @@ from .validation import check_value_range
 from .zstep import PixelStats, decode, zstep
 
 ADMM_TOL = 1e-3
+#: pixels (evenly spaced) on which the log's per-material summary of the variability is computed
+REPORT_SAMPLE = 2048
 
 
 @dataclass
@@ -243,18 +245,18 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
             break
     feedback.check_canceled()
     A, _, _ = _guarded_astep(stats, yy, grid, lambda_a, A, tv, ADMM_TOL, final_admm_max_iter, admm_state)
-    M = decode(model, Z)
-    residual = (Yv - torch.einsum("nlp,np->nl", M, A)) * unit
-    report = variability_report(model, Z, M)
-    M = M * unit
+    # ||y_n - M_n a_n||^2 from the statistics at the final codes (no decoder pass), in scene units
+    squares = (yy - 2.0 * (A * stats.mty).sum(1) + torch.einsum("np,npq,nq->n", A, stats.gram, A)) * unit ** 2
+    sample = torch.arange(0, grid.n_pixels, -(-grid.n_pixels // REPORT_SAMPLE), device=dev)
+    report = variability_report(model, Z, decode(model, Z[sample]))
     for line in report_lines(report):
         feedback.info(line)
     feedback.set_progress(100.0)
     return UnmixResult(
         abundances=_to_grid(A, mask),
         latent=_to_grid(model.codes(Z), mask),
-        endmembers=_to_grid(M, mask) if endmembers else None,
-        rmse=_to_grid(residual.pow(2).mean(1).sqrt(), mask),
+        endmembers=_to_grid(decode(model, Z) * unit, mask) if endmembers else None,
+        rmse=_to_grid((squares.clamp(min=0.0) / Yv.shape[1]).sqrt(), mask),
         history=history, n_iter=it, converged=converged,
         lambda_z=scene_lambdas[0], lambda_a=scene_lambdas[1], report=report,
     )
@@ -263,13 +265,15 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
 def variability_report(model, U, M):
     """Per material: how far the per-pixel endmembers moved from the reference, and trust-region exits.
 
-    ``U`` (N, P, K) whitened codes, ``M`` (N, L, P) per-pixel endmembers. Returns a list over
+    ``U`` (N, P, K) whitened codes of every pixel, ``M`` (S, L, P) per-pixel endmembers of some of them
+    (:func:`deepgu_unmix` decodes :data:`REPORT_SAMPLE` evenly spaced pixels for the angles; the trust-region
+    exits are counted on every pixel). Returns a list over
     materials of dicts: name, median_angle and p95_angle (degrees between G_p(z_pn) and m0_p),
     outside (fraction of pixels with ||u_pn|| > TRUST_RADIUS).
     """
     m0 = torch.as_tensor(model.m0, dtype=M.dtype, device=M.device)
     cos = (M * m0).sum(1) / (M.norm(dim=1) * m0.norm(dim=0)).clamp(min=torch.finfo(M.dtype).tiny)
-    angles = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))                  # (N, P)
+    angles = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))                  # (S, P)
     outside = (trust_distances(U) > TRUST_RADIUS).to(M.dtype).mean(0)
     quantiles = torch.quantile(angles, torch.tensor([0.5, 0.95], dtype=M.dtype, device=M.device), dim=0)
     return [{"name": name, "median_angle": float(quantiles[0, p]), "p95_angle": float(quantiles[1, p]),

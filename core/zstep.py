@@ -55,10 +55,16 @@ from .feedback import ensure
 _MU_INIT = 1e-3
 _RESOLUTION = 4.0          # the decoder's round-off in f, in units of its dtype's eps (see _lm_chunk)
 CHUNK = 8192
-#: pixels decoded together inside a chunk: a decoder layer's arrays for about a thousand pixels (and their
-#: tangents) stay in the CPU's cache, which makes the decoder and its Jacobian 2-3 times faster than one pass
-#: over a whole chunk (``bench/bench_scale.py``)
+#: pixels decoded together on a CPU: a decoder layer's arrays for about a thousand pixels (and their tangents)
+#: stay in the CPU's cache, which makes the decoder and its Jacobian about twice as fast as one pass over a
+#: whole chunk. A GPU decodes a whole chunk at once (small pieces would only add kernel launches).
 CACHE_CHUNK = 1024
+
+
+def _pieces(n, device):
+    """Slices of ``range(n)`` decoded together on ``device`` (see :data:`CACHE_CHUNK`)."""
+    step = CACHE_CHUNK if device.type == "cpu" else max(n, 1)
+    return [slice(s, s + step) for s in range(0, n, step)]
 
 
 def decode_with_jacobian(model, Z):
@@ -96,11 +102,10 @@ def _columns_t(model, Z, dtype):
 
 
 def decode(model, Z):
-    """G(Z) (N, L, P) in Z's dtype, decoded :data:`CACHE_CHUNK` pixels at a time."""
+    """G(Z) (N, L, P) in Z's dtype, decoded in cache-sized pieces (:data:`CACHE_CHUNK`)."""
     dtype = model.z0.dtype
     with torch.no_grad():
-        return torch.cat([model.decode(Z[s:s + CACHE_CHUNK].to(dtype)).to(Z.dtype)
-                          for s in range(0, len(Z), CACHE_CHUNK)])
+        return torch.cat([model.decode(Z[piece].to(dtype)).to(Z.dtype) for piece in _pieces(len(Z), Z.device)])
 
 
 @dataclass
@@ -116,13 +121,13 @@ class PixelStats:
 
     @classmethod
     def evaluate(cls, model, Z, Y):
-        """Statistics at Z (N, P, K) for the pixels Y (N, L), :data:`CACHE_CHUNK` pixels at a time."""
+        """Statistics at Z (N, P, K) for the pixels Y (N, L), in cache-sized pieces (:data:`CACHE_CHUNK`)."""
         n, p, k = Z.shape
         S, e = Y.new_empty((n, p + p * k, p + p * k)), Y.new_empty((n, p + p * k))
-        for s in range(0, n, CACHE_CHUNK):
-            Et = _columns_t(model, Z[s:s + CACHE_CHUNK], Y.dtype)
-            torch.bmm(Et, Et.transpose(1, 2), out=S[s:s + CACHE_CHUNK])
-            e[s:s + CACHE_CHUNK] = torch.bmm(Et, Y[s:s + CACHE_CHUNK, :, None])[:, :, 0]
+        for piece in _pieces(n, Y.device):
+            Et = _columns_t(model, Z[piece], Y.dtype)
+            torch.bmm(Et, Et.transpose(1, 2), out=S[piece])
+            e[piece] = torch.bmm(Et, Y[piece, :, None])[:, :, 0]
         return cls(S, e, p)
 
     @classmethod

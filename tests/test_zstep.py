@@ -6,7 +6,7 @@ import torch
 
 from core.latent import WhitenedModel
 from core.vae import EndmemberModel, MaterialVAE, encoder_sizes
-from core.zstep import PixelStats, decode, decode_with_jacobian, zstep
+from core.zstep import CACHE_CHUNK, PixelStats, decode, decode_with_jacobian, zstep
 from toy_model import ToyModel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -67,6 +67,22 @@ def test_analytic_vae_jacobian_equals_autograd(whitened):
         J = torch.autograd.functional.jacobian(lambda z, n=n: model.decode(z[None])[0], Z[n])   # (L, P, P, K)
         expected = torch.stack([J[:, p, p] for p in range(3)], dim=1)                           # (L, P, K)
         assert torch.allclose(D[n], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_stats_in_cache_sized_pieces_equal_one_pass():
+    """More pixels than one piece (the last one partial): S = E^T E and e = E^T y equal the products of
+    the whole E, taken from the decoder's Jacobian in one call."""
+    model = WhitenedModel(random_vae_model(), unit=2.0)
+    n = 2 * CACHE_CHUNK + 37
+    g = torch.Generator().manual_seed(5)
+    Z = 0.8 * torch.randn(n, 3, 2, generator=g, dtype=torch.float64)
+    Y = torch.rand(n, 30, generator=g, dtype=torch.float64)
+    G, D = decode_with_jacobian(model, Z)
+    E = torch.cat([G, D.reshape(n, 30, 6)], dim=2)                     # (N, L, P + PK), D's columns p-major
+    stats = PixelStats.evaluate(model, Z, Y)
+    assert torch.allclose(stats.S, E.transpose(1, 2) @ E, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(stats.e, torch.einsum("nlq,nl->nq", E, Y), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(decode(model, Z), G, rtol=1e-12, atol=0)
 
 
 def test_stats_give_the_autograd_gradient_and_gauss_newton_matrix():
