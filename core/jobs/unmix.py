@@ -16,7 +16,7 @@ from ..model_file import check_compatible, load_model
 from ..paths import check_paths
 from ..raster_io import (OutputSet, block_rows, bounded_block_cache, endmember_band_names, iter_blocks, open_raster,
                          read_block, valid_pixels)
-from ..defaults import DEVICES, TV_KINDS, UNMIX
+from ..defaults import DEVICES, MEMORY_MB, TV_KINDS, UNMIX
 from ..regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from ..tiling import tile_size, tiles
 from ..threads import map_in_threads
@@ -212,7 +212,7 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
         model = load_model(model_path)
         check_compatible(model, info.n_bands, info.wavelengths)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
-    _check_contrast(info, P, settings.memory_mb, feedback)
+    _check_contrast(info, P, min(settings.memory_mb, MEMORY_MB), feedback)   # a streamed check: strips suffice
     layout = tile_layout(info.rows, info.cols, settings.memory_mb, L, P, halo, feedback)
     init = _open_init(init_abundances, scene, P, window) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
