@@ -56,8 +56,8 @@ _MU_INIT = 1e-3
 _RESOLUTION = 4.0          # the decoder's round-off in f, in units of its dtype's eps (see _lm_chunk)
 CHUNK = 8192
 #: pixels decoded together on a CPU: a decoder layer's arrays for about a thousand pixels (and their tangents)
-#: stay in the CPU's cache, which makes the decoder and its Jacobian about twice as fast as one pass over a
-#: whole chunk. A GPU decodes a whole chunk at once (small pieces would only add kernel launches).
+#: stay in the CPU's cache, where one pass over a whole chunk would stream them through main memory, layer
+#: after layer. A GPU decodes a whole chunk at once (small pieces would only add kernel launches).
 CACHE_CHUNK = 1024
 
 

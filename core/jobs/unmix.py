@@ -6,12 +6,11 @@ Command line (the same parameters as ``deepgu:unmix``): ``python -m core.jobs.un
 from dataclasses import replace
 
 import numpy as np
-import torch
 
 from ..cluster import BytesCache, cluster_client, map_tasks
 from ..errors import DeepGUError
 from ..fcls import fcls
-from ..feedback import ensure
+from ..feedback import SubFeedback, ensure
 from ..model_file import check_compatible, load_model
 from ..paths import check_paths
 from ..raster_io import (OutputSet, block_rows, bounded_block_cache, endmember_band_names, iter_blocks, open_raster,
@@ -19,8 +18,7 @@ from ..raster_io import (OutputSet, block_rows, bounded_block_cache, endmember_b
 from ..defaults import DEVICES, MEMORY_MB, TV_KINDS, UNMIX
 from ..regularisation import AUTO, describe, is_auto, measure_levels, resolve
 from ..tiling import tile_size, tiles
-from ..threads import map_in_threads
-from ..unmix import deepgu_unmix, resolve_device
+from ..unmix import deepgu_unmix
 from ..unmix_settings import UnmixSettings
 from ..validation import ContrastCheck, as_parameter
 
@@ -137,24 +135,16 @@ def _read_init(init, tile):
     return read_block(init, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
 
 
-def tile_threads(settings):
-    """Tiles solved at once in this process: one per torch thread (``torch.get_num_threads()``, the cores
-    unless limited) on a CPU, one on a GPU (:mod:`core.threads`)."""
-    return 1 if resolve_device(settings.device).type == "cuda" else torch.get_num_threads()
-
-
 def _in_process(info, model, layout, init, settings, wanted, feedback):
-    """Yield ``(tile, blocks)`` as the tiles are solved in this process, :func:`tile_threads` at a time on
-    threads of one torch thread each; the raster is read here, in the calling thread."""
-    tasks = ((model, tile, _tile_block(info, tile, _read_init(init, tile)), settings, wanted) for tile in layout)
-    for index, lines, blocks in map_in_threads(_solve_block, tasks, len(layout), tile_threads(settings), feedback):
-        tile = layout[index]
+    """Yield ``(tile, blocks)`` solving the tiles one after the other in this process."""
+    for number, tile in enumerate(layout):
+        feedback.check_canceled()
         if len(layout) > 1:
-            feedback.info("tile %d/%d: rows %d-%d, cols %d-%d" % (index + 1, len(layout), tile.row0,
+            feedback.info("tile %d/%d: rows %d-%d, cols %d-%d" % (number + 1, len(layout), tile.row0,
                           tile.row0 + tile.rows - 1, tile.col0, tile.col0 + tile.cols - 1))
-        for line in lines:
-            feedback.info(line)
-        yield tile, blocks
+        block = _tile_block(info, tile, _read_init(init, tile))
+        progress = SubFeedback(feedback, 100.0 * number / len(layout), 100.0 * (number + 1) / len(layout))
+        yield tile, _solve_block(model, tile, block, settings, wanted, progress)
 
 
 def _on_cluster(client, model_path, info, layout, init, settings, wanted, feedback):
