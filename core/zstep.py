@@ -35,8 +35,8 @@ of D: K forward-mode JVPs of ``model.decode`` (batched with ``torch.func.vmap``)
 Both are exact to round-off.
 
 A trial point's objective is read from its statistics, which are computed with the Jacobian in the same
-pass: most trials are accepted (93 % on the central 1000 x 1000 pixels of the 2000 x 2000 bench scene), and
-a separate forward pass to check each would cost more than the Jacobians of the rejected ones. A pixel stops when its
+pass: on the bench scenes most trials are accepted, and a separate forward pass to check each would cost
+more than the Jacobians of the rejected ones. A pixel stops when its
 Levenberg-Marquardt step is small, ``||delta|| <= tol * max(||z||, 1)`` (the
 paper's relative change of z, with a floor for codes near the origin; that last
 step is not taken, so it costs no decoder call), or after ``max_iter``
