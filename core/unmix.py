@@ -245,8 +245,7 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
             break
     feedback.check_canceled()
     A, _, _ = _guarded_astep(stats, yy, grid, lambda_a, A, tv, ADMM_TOL, final_admm_max_iter, admm_state)
-    # ||y_n - M_n a_n||^2 from the statistics at the final codes (no decoder pass), in scene units
-    squares = (yy - 2.0 * (A * stats.mty).sum(1) + torch.einsum("np,npq,nq->n", A, stats.gram, A)) * unit ** 2
+    squares = stats.residual_squares(yy, A) * unit ** 2          # from the final codes' statistics, in scene units
     sample = torch.arange(0, grid.n_pixels, -(-grid.n_pixels // REPORT_SAMPLE), device=dev)
     report = variability_report(model, Z, decode(model, Z[sample]))
     for line in report_lines(report):

@@ -155,10 +155,13 @@ class PixelStats:
         self.S[idx] = other.S
         self.e[idx] = other.e
 
+    def residual_squares(self, yy, a):
+        """||y_n - G(Z_n) a_n||^2 (N,) for abundances a (N, P) and yy = y^T y (N,)."""
+        return yy - 2.0 * (a * self.mty).sum(1) + torch.einsum("ni,nij,nj->n", a, self.gram, a)
+
     def objective(self, yy, a, dz, lambda_z):
         """f_n (N,) for abundances a (N, P), yy = y^T y (N,) and dz = z - z0 (N, PK)."""
-        data = yy - 2.0 * (a * self.mty).sum(1) + torch.einsum("ni,nij,nj->n", a, self.gram, a)
-        return 0.5 * (data + lambda_z * (dz * dz).sum(1))
+        return 0.5 * (self.residual_squares(yy, a) + lambda_z * (dz * dz).sum(1))
 
     def system(self, a, dz, lambda_z):
         """Gauss-Newton matrix H (N, PK, PK) and gradient g (N, PK) of f_n."""

@@ -89,25 +89,17 @@ def _central_levels(info, m0):
     return measure_levels(data, m0, A, valid)
 
 
-def _tile_block(info, tile, init_block):
-    """The padded window of ``tile``: ``(data, valid, A0)``, valid where INPUT is and, with ``init_block`` (the
-    window's ``(A0, valid)`` of INIT_ABUNDANCES, or None), where A0 is too; None when the core has no valid pixel."""
+def _solve_tile(info, model, tile, init_block, settings, wanted, feedback=None):
+    """Solve one tile with its halo; returns ``{output key: (bands, rows, cols) block of the core}``, or None
+    when the core has no valid pixel. ``init_block``: ``(A0, valid)`` of the padded window, or None."""
     data, valid = read_block(info, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
+    rs, cs = tile.core_in_pad
     A0 = None
     if init_block is not None:
         A0, init_valid = init_block
         valid &= init_valid
-    rs, cs = tile.core_in_pad
-    return (data, valid, A0) if valid[rs, cs].any() else None
-
-
-def _solve_block(model, tile, block, settings, wanted, feedback=None):
-    """Solve a tile's padded window ``block`` (:func:`_tile_block`); returns ``{output key: (bands, rows, cols)
-    block of the core}``, or None for a None block."""
-    if block is None:
+    if not valid[rs, cs].any():
         return None
-    data, valid, A0 = block
-    rs, cs = tile.core_in_pad
     result = deepgu_unmix(data, model, settings, mask=valid, A_init=A0, feedback=feedback,
                           endmembers="endmembers" in wanted)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
@@ -124,9 +116,9 @@ _worker_models = BytesCache(lambda data: load_model("model file", data))
 
 
 def _solve_tile_on_worker(model_bytes, info, tile, init_block, settings, wanted):
-    """A tile read and solved in a cluster worker: the model's bytes reach each worker once and are loaded once."""
+    """:func:`_solve_tile` in a cluster worker: the model's bytes reach each worker once and are loaded once."""
     with bounded_block_cache(settings.memory_mb):
-        return _solve_block(_worker_models(model_bytes), tile, _tile_block(info, tile, init_block), settings, wanted)
+        return _solve_tile(info, _worker_models(model_bytes), tile, init_block, settings, wanted)
 
 
 def _read_init(init, tile):
@@ -142,9 +134,8 @@ def _in_process(info, model, layout, init, settings, wanted, feedback):
         if len(layout) > 1:
             feedback.info("tile %d/%d: rows %d-%d, cols %d-%d" % (number + 1, len(layout), tile.row0,
                           tile.row0 + tile.rows - 1, tile.col0, tile.col0 + tile.cols - 1))
-        block = _tile_block(info, tile, _read_init(init, tile))
         progress = SubFeedback(feedback, 100.0 * number / len(layout), 100.0 * (number + 1) / len(layout))
-        yield tile, _solve_block(model, tile, block, settings, wanted, progress)
+        yield tile, _solve_tile(info, model, tile, _read_init(init, tile), settings, wanted, progress)
 
 
 def _on_cluster(client, model_path, info, layout, init, settings, wanted, feedback):
