@@ -32,6 +32,8 @@ _ADDRESS = re.compile(r"^([a-z]+://)?[\w.\-\[\]:]+:\d+$")
 CONNECT_TIMEOUT = 20
 #: seconds between checks of the cancel flag while waiting for tasks.
 _POLL = 0.25
+#: the Dask setting that gives worker processes a low glibc trim threshold; None unsets it (start_local_cluster).
+NANNY_MALLOC_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 def parse_cluster(spec):
@@ -74,11 +76,20 @@ def _use_own_python():
 
 
 def start_local_cluster(n_workers):
-    """The ``local:N`` cluster: N single-threaded worker processes (torch then uses one thread in each)."""
+    """The ``local:N`` cluster: N single-threaded worker processes (torch then uses one thread in each).
+
+    The workers keep glibc's own memory settings: Dask's nanny otherwise starts them with
+    ``MALLOC_TRIM_THRESHOLD_=65536`` (:data:`NANNY_MALLOC_KEY`), which also fixes glibc's mmap threshold at
+    128 KiB, so every larger array is a fresh ``mmap`` whose pages fault in again; the DeepGU step ran at half
+    speed on such workers (``bench/bench_scale.py``, README).
+    """
     distributed = _distributed()
+    import dask
+
     _use_own_python()
-    return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                    dashboard_address=None, silence_logs=logging.ERROR)
+    with dask.config.set({NANNY_MALLOC_KEY: None}):
+        return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, silence_logs=logging.ERROR)
 
 
 @contextlib.contextmanager
