@@ -60,7 +60,7 @@ class UnmixAlgorithm(DeepGUAlgorithm):
              "auto uses a CUDA GPU when there is one."),
             (memory_parameter(self.DEFAULTS[self.MEMORY_MB]),
              "the image is solved in square tiles of about this working size (MB), each with an 8-pixel overlap so "
-             "the smoothing leaves no seams."),
+             "the smoothing leaves no seams; without CLUSTER, one tile per CPU core is solved at a time."),
             (cluster_parameter(self.DEFAULTS[self.CLUSTER]), CLUSTER_HELP),
             (QgsProcessingParameterRasterDestination(self.OUTPUT, "DeepGU abundances"),
              "abundances, one band per material."),

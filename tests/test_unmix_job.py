@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 import helpers
 from core.errors import Canceled
@@ -34,6 +35,37 @@ def test_tiles_with_halo_match_the_whole_image(scene_and_model, tmp_path):
     assert valid.all() and valid_tiled.all()
     assert np.max(np.abs(a_whole - a_tiled)) < 0.02
     assert np.sqrt(np.mean((a_whole - a_tiled) ** 2)) < 0.003
+
+
+class Lines(Feedback):
+    def __init__(self):
+        self.lines = []
+
+    def info(self, message):
+        self.lines.append(message)
+
+
+def test_tiles_side_by_side_give_the_one_at_a_time_result(scene_and_model, tmp_path):
+    """Two tiles at a time on threads of one torch thread each, or one at a time on one torch thread: the same
+    file, and every tile's log once, with its own lines after it."""
+    image, model = scene_and_model
+    settings = UnmixSettings(lambda_a=0.05, max_iter=3, device="cpu",
+                             memory_mb=784 * job._BYTES_PER_PIXEL_BAND_MATERIAL * 198 * 3 / 2 ** 20)
+    threads = torch.get_num_threads()
+    outputs = []
+    for n_threads in (2, 1):
+        torch.set_num_threads(n_threads)
+        try:
+            assert job.tile_threads(settings, 4) == n_threads
+            outputs.append(str(tmp_path / ("%d.tif" % n_threads)))
+            log = Lines()
+            assert job.run(image, model, outputs[-1], settings, feedback=log) == 4
+        finally:
+            torch.set_num_threads(threads)
+        tile_lines = [i for i, line in enumerate(log.lines) if line.startswith("tile ")]
+        assert sorted(log.lines[i].split(":")[0] for i in tile_lines) == ["tile %d/4" % t for t in range(1, 5)]
+        assert all(log.lines[i + 1].startswith("regularisation") for i in tile_lines)
+    np.testing.assert_array_equal(read_all(outputs[0])[0], read_all(outputs[1])[0])
 
 
 class CancelAfter(Feedback):

@@ -6,19 +6,21 @@ Command line (the same parameters as ``deepgu:unmix``): ``python -m core.jobs.un
 from dataclasses import replace
 
 import numpy as np
+import torch
 
 from ..cluster import BytesCache, cluster_client, map_tasks
 from ..errors import DeepGUError
 from ..fcls import fcls
-from ..feedback import SubFeedback, ensure
+from ..feedback import ensure
 from ..model_file import check_compatible, load_model
 from ..paths import check_paths
 from ..raster_io import (OutputSet, block_rows, bounded_block_cache, endmember_band_names, iter_blocks, open_raster,
                          read_block, valid_pixels)
 from ..defaults import DEVICES, MEMORY_MB, TV_KINDS, UNMIX
 from ..regularisation import AUTO, describe, is_auto, measure_levels, resolve
+from ..threads import map_in_threads
 from ..tiling import tile_size, tiles
-from ..unmix import deepgu_unmix
+from ..unmix import deepgu_unmix, resolve_device
 from ..unmix_settings import UnmixSettings
 from ..validation import ContrastCheck, as_parameter
 
@@ -89,17 +91,25 @@ def _central_levels(info, m0):
     return measure_levels(data, m0, A, valid)
 
 
-def _solve_tile(info, model, tile, init_block, settings, wanted, feedback=None):
-    """Solve one tile with its halo; returns ``{output key: (bands, rows, cols) block of the core}``, or None
-    when the core has no valid pixel. ``init_block``: ``(A0, valid)`` of the padded window, or None."""
+def _tile_block(info, tile, init_block):
+    """The padded window of ``tile``: ``(data, valid, A0)``, valid where INPUT is and, with ``init_block`` (the
+    window's ``(A0, valid)`` of INIT_ABUNDANCES, or None), where A0 is too; None when the core has no valid pixel."""
     data, valid = read_block(info, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
-    rs, cs = tile.core_in_pad
     A0 = None
     if init_block is not None:
         A0, init_valid = init_block
         valid &= init_valid
-    if not valid[rs, cs].any():
+    rs, cs = tile.core_in_pad
+    return (data, valid, A0) if valid[rs, cs].any() else None
+
+
+def _solve_block(model, tile, block, settings, wanted, feedback=None):
+    """Solve a tile's padded window ``block`` (:func:`_tile_block`); returns ``{output key: (bands, rows, cols)
+    block of the core}``, or None for a None block."""
+    if block is None:
         return None
+    data, valid, A0 = block
+    rs, cs = tile.core_in_pad
     result = deepgu_unmix(data, model, settings, mask=valid, A_init=A0, feedback=feedback,
                           endmembers="endmembers" in wanted)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
@@ -116,9 +126,9 @@ _worker_models = BytesCache(lambda data: load_model("model file", data))
 
 
 def _solve_tile_on_worker(model_bytes, info, tile, init_block, settings, wanted):
-    """:func:`_solve_tile` in a cluster worker: the model's bytes reach each worker once and are loaded once."""
+    """A tile read and solved in a cluster worker: the model's bytes reach each worker once and are loaded once."""
     with bounded_block_cache(settings.memory_mb):
-        return _solve_tile(info, _worker_models(model_bytes), tile, init_block, settings, wanted)
+        return _solve_block(_worker_models(model_bytes), tile, _tile_block(info, tile, init_block), settings, wanted)
 
 
 def _read_init(init, tile):
@@ -127,15 +137,37 @@ def _read_init(init, tile):
     return read_block(init, tile.pad_row0, tile.pad_rows, tile.pad_col0, tile.pad_cols)
 
 
+def tile_threads(settings, n_tiles):
+    """Tiles solved at once in this process: one per torch thread (``torch.get_num_threads()``, the cores
+    unless limited) and at most ``n_tiles`` on a CPU, one on a GPU (:mod:`core.threads`)."""
+    if resolve_device(settings.device).type == "cuda":
+        return 1
+    return max(1, min(torch.get_num_threads(), n_tiles))
+
+
+def _solve_logged(header, model, tile, block, settings, wanted, feedback=None):
+    """:func:`_solve_block` with ``header`` (a tile's log line, or None) logged first."""
+    if header:
+        feedback.info(header)
+    return _solve_block(model, tile, block, settings, wanted, feedback)
+
+
 def _in_process(info, model, layout, init, settings, wanted, feedback):
-    """Yield ``(tile, blocks)`` solving the tiles one after the other in this process."""
-    for number, tile in enumerate(layout):
-        feedback.check_canceled()
-        if len(layout) > 1:
-            feedback.info("tile %d/%d: rows %d-%d, cols %d-%d" % (number + 1, len(layout), tile.row0,
-                          tile.row0 + tile.rows - 1, tile.col0, tile.col0 + tile.cols - 1))
-        progress = SubFeedback(feedback, 100.0 * number / len(layout), 100.0 * (number + 1) / len(layout))
-        yield tile, _solve_tile(info, model, tile, _read_init(init, tile), settings, wanted, progress)
+    """Yield ``(tile, blocks)`` as the tiles are solved in this process, :func:`tile_threads` at a time; the
+    raster is read here, in the calling thread. Each tile's log lines reach ``feedback`` together."""
+    def header(number, tile):
+        if len(layout) == 1:
+            return None
+        return "tile %d/%d: rows %d-%d, cols %d-%d" % (number + 1, len(layout), tile.row0, tile.row0 + tile.rows - 1,
+                                                       tile.col0, tile.col0 + tile.cols - 1)
+
+    tasks = ((header(number, tile), model, tile, _tile_block(info, tile, _read_init(init, tile)), settings, wanted)
+             for number, tile in enumerate(layout))
+    n_threads = tile_threads(settings, len(layout))
+    for index, lines, blocks in map_in_threads(_solve_logged, tasks, len(layout), n_threads, feedback):
+        for line in lines:
+            feedback.info(line)
+        yield layout[index], blocks
 
 
 def _on_cluster(client, model_path, info, layout, init, settings, wanted, feedback):
