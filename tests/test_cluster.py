@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.cluster import parse_cluster
+from core.cluster import parse_cluster, start_local_cluster
 from core.errors import Canceled, DeepGUError
 from core.feedback import Feedback
 from core.jobs import fcls as fcls_job
@@ -66,6 +66,15 @@ def test_local_cluster_gives_the_in_process_result(scene, tmp_path):
     fcls_job.run(scene["image"], scene["endmembers"], here, memory_mb=memory_mb)
     fcls_job.run(scene["image"], scene["endmembers"], there, memory_mb=memory_mb, cluster="local:2")
     assert np.array_equal(read_all(here)[0], read_all(there)[0])
+
+
+def test_local_workers_keep_the_c_librarys_memory_settings():
+    """local:N's workers start without Dask's MALLOC_TRIM_THRESHOLD_ (it halved the DeepGU step's speed) and with
+    its one-thread settings."""
+    with start_local_cluster(1) as cluster, distributed.Client(cluster) as client:
+        environ = list(client.run(lambda: dict(os.environ)).values())[0]
+    assert "MALLOC_TRIM_THRESHOLD_" not in environ
+    assert environ.get("OMP_NUM_THREADS") == "1"
 
 
 class KillWorkerOnFirstTile(Feedback):
