@@ -191,8 +191,9 @@ def run(input_path, model_path, output, settings=None, init_abundances=None, out
 
     The raster is cut into square tiles sized from ``settings.memory_mb``; each is solved with a
     ``halo``-pixel margin of its neighbours and only its core is written. ``settings.cluster``
-    (see :func:`core.cluster.parse_cluster`): empty solves the tiles here one by one,
-    otherwise they are tasks on a Dask cluster; the tiles and the result are the same. Outputs:
+    (see :func:`core.cluster.parse_cluster`): empty solves the tiles here, one per CPU core at a time
+    (:func:`tile_threads`, :mod:`core.threads`), otherwise they are tasks on a Dask cluster; the tiles and
+    the result are the same. Outputs:
     abundances (P named bands), optional per-pixel endmembers (P x L bands), latent
     codes (P x K bands) and reconstruction RMSE. ``"auto"`` regularisation is resolved once for
     the whole scene, from FCLS with the model's references on the central window of
