@@ -1,6 +1,6 @@
-"""Is ``auto`` lambda_Z the right weight, and could a noise estimate choose a better one? A scan per scene.
+"""Is ``auto`` lambda_Z (or lambda_A) the right weight, could a noise estimate choose better? A scan per scene.
 
-Run:  .venv/bin/python bench/bench_lambda_z.py [--scenes samson DC1-usgs ...] [--seeds 0 1]
+Run:  .venv/bin/python bench/bench_lambda_z.py [--scenes samson DC1-usgs ...] [--seeds 0 1] [--weight z|a]
 
 For each scene of bench/accuracy_scenes.py and seed, the in-process pipeline at the workflow's defaults
 (core.pipeline.run_pipeline: refined endmembers, FCLS, spatial bundles, VAEs) gives the model; then
@@ -9,7 +9,8 @@ energy rho^2) for factors 0.1 ... 100, every other setting at its default, and e
 RMSE_A (eq. 14, materials matched). Printed with it: rho^2 and the noise energy per pixel estimated
 from the data alone (HySime's regression of every band on all the others, median over pixels), and
 their ratio. A discrepancy-principle rule would make lambda_Z depend on that ratio: this shows whether
-the best factor follows it.
+the best factor follows it. ``--weight a`` scans lambda_A instead (factors 0 ... 4 of its ``auto`` value,
+``KAPPA_A sigma_a curvature``), lambda_Z at ``auto``.
 """
 
 import argparse
@@ -30,7 +31,8 @@ from core.regularisation import measure_levels, resolve  # noqa: E402
 from core.unmix import deepgu_unmix  # noqa: E402
 from core.unmix_settings import UnmixSettings  # noqa: E402
 
-FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
+#: factors of the ``auto`` value scanned, per weight
+FACTORS = {"z": (0.1, 0.3, 1.0, 3.0, 10.0, 100.0), "a": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)}
 
 
 def rmse_a(estimate, truth):
@@ -53,10 +55,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="+", choices=NAMES, help="default: all available here")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--weight", choices=sorted(FACTORS), default="z", help="the weight scanned (default z)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(machine_line(), flush=True)
-    print("RMSE_A of DeepGU with lambda_Z = factor x auto; FCLS = the workflow's FCLS", flush=True)
+    print("RMSE_A of DeepGU with lambda_%s = factor x auto; FCLS = the workflow's FCLS" % args.weight.upper(),
+          flush=True)
     for name in args.scenes or available():
         if name not in available():
             print("%-16s skipped: its data (../shared/data/samson/) is not here" % name, flush=True)
@@ -69,14 +73,14 @@ def main():
             A0 = pipeline.fcls_abundances
             levels = measure_levels(Y, pipeline.reference, A0, mask)
             noise = noise_energy(Y[:, mask])
-            lambda_z, _ = resolve(None, None, levels)
+            auto = resolve(None, None, levels)[args.weight == "a"]
             scores = []
-            for factor in FACTORS:
-                result = deepgu_unmix(Y, pipeline.model, UnmixSettings(lambda_z=lambda_z * factor),
-                                      mask=mask, A_init=np.nan_to_num(A0))
+            for factor in FACTORS[args.weight]:
+                settings = UnmixSettings(**{"lambda_" + args.weight: auto * factor})
+                result = deepgu_unmix(Y, pipeline.model, settings, mask=mask, A_init=np.nan_to_num(A0))
                 scores.append("x%g %.4f" % (factor, rmse_a(result.abundances, bench_scene.abundances)))
-            print("%-16s seed %d: rho^2 %.3g, noise %.3g, ratio %.1f; FCLS %.4f | %s"
-                  % (name, seed, levels.rho2, noise, levels.rho2 / noise, rmse_a(A0, bench_scene.abundances),
+            print("%-16s seed %d: rho^2 %.3g, noise %.3g, ratio %.1f; auto %.3g; FCLS %.4f | %s"
+                  % (name, seed, levels.rho2, noise, levels.rho2 / noise, auto, rmse_a(A0, bench_scene.abundances),
                      "  ".join(scores)), flush=True)
 
 
