@@ -10,7 +10,9 @@ RMSE_A (eq. 14, materials matched). Printed with it: rho^2 and the noise energy 
 from the data alone (HySime's regression of every band on all the others, median over pixels), and
 their ratio. A discrepancy-principle rule would make lambda_Z depend on that ratio: this shows whether
 the best factor follows it. ``--weight a`` scans lambda_A instead (factors 0 ... 4 of its ``auto`` value,
-``KAPPA_A sigma_a curvature``), lambda_Z at ``auto``.
+``KAPPA_A sigma_a curvature``), lambda_Z at ``auto``, and prints two other estimates of the abundance
+noise relative to sigma_a: along the weakest-determined direction (:func:`weak_direction_noise`) and
+without clamped abundances (:func:`unclamped_noise`).
 """
 
 import argparse
@@ -27,7 +29,7 @@ from bench.accuracy_scenes import NAMES, available, scene as load_scene  # noqa:
 from bench.measure import machine_line  # noqa: E402
 from core.metrics import match_materials  # noqa: E402
 from core.pipeline import run_pipeline  # noqa: E402
-from core.regularisation import measure_levels, resolve  # noqa: E402
+from core.regularisation import abundance_noise, measure_levels, resolve  # noqa: E402
 from core.unmix import deepgu_unmix  # noqa: E402
 from core.unmix_settings import UnmixSettings  # noqa: E402
 
@@ -40,6 +42,24 @@ def rmse_a(estimate, truth):
     p = truth.shape[0]
     estimate, truth = np.nan_to_num(estimate.reshape(p, -1)), truth.reshape(p, -1)
     return float(np.sqrt(((estimate[match_materials(estimate, truth)] - truth) ** 2).mean()))
+
+
+def weak_direction_noise(A, M):
+    """sigma_a (core.regularisation.abundance_noise) of the map ``w^T A``, A (P, rows, cols), with w the unit
+    sum-zero direction of the smallest curvature of M^T M (M (L, P)): the noise where the data pin A least."""
+    P = M.shape[1]
+    basis = np.linalg.qr(np.vstack([np.ones(P), np.eye(P)[:P - 1] - np.eye(P)[P - 1]]).T)[0][:, 1:]
+    w = basis @ np.linalg.eigh(basis.T @ M.T @ M @ basis)[1][:, 0]
+    return abundance_noise(np.tensordot(w, A, 1)[None])
+
+
+def unclamped_noise(A, tol=1e-6):
+    """sigma_a of A (P, rows, cols) over the 2 x 2 blocks where a material is strictly inside (0, 1) in all four
+    pixels: clamped blocks have zero detail and pull the median down."""
+    r, c = (A.shape[1] // 2) * 2, (A.shape[2] // 2) * 2
+    q = [A[:, i:r:2, j:c:2] for i, j in ((0, 0), (1, 0), (0, 1), (1, 1))]
+    inside = np.all([(x > tol) & (x < 1 - tol) for x in q], axis=0)
+    return float(np.median(np.abs((q[0] - q[1] - q[2] + q[3]) / 2)[inside]) / 0.6745)
 
 
 def noise_energy(pixels):
@@ -79,9 +99,16 @@ def main():
                 settings = UnmixSettings(**{"lambda_" + args.weight: auto * factor})
                 result = deepgu_unmix(Y, pipeline.model, settings, mask=mask, A_init=np.nan_to_num(A0))
                 scores.append("x%g %.4f" % (factor, rmse_a(result.abundances, bench_scene.abundances)))
-            print("%-16s seed %d: rho^2 %.3g, noise %.3g, ratio %.1f; auto %.3g; FCLS %.4f | %s"
-                  % (name, seed, levels.rho2, noise, levels.rho2 / noise, auto, rmse_a(A0, bench_scene.abundances),
-                     "  ".join(scores)), flush=True)
+            if args.weight == "a":
+                A = np.nan_to_num(A0)
+                noise_levels = "sigma_a %.3g, weakest direction x%.2f, unclamped x%.2f; " % (
+                    levels.sigma_a, weak_direction_noise(A, pipeline.reference) / levels.sigma_a,
+                    unclamped_noise(A) / levels.sigma_a)
+            else:
+                noise_levels = ""
+            print("%-16s seed %d: rho^2 %.3g, noise %.3g, ratio %.1f; %sauto %.3g; FCLS %.4f | %s"
+                  % (name, seed, levels.rho2, noise, levels.rho2 / noise, noise_levels, auto,
+                     rmse_a(A0, bench_scene.abundances), "  ".join(scores)), flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import scipy.io
 
 from conftest import SHARED_DATA
 from core.bundles import local_purity
+from core.jobs import unmix as unmix_job
 from core.library import read_spectra
 from core.raster_io import NODATA, georeference, open_raster, read_all, write_raster
 from helpers import run_fails, run_json
@@ -88,8 +89,11 @@ def test_unmix_writes_georeferenced_outputs_and_keeps_nodata(qgis_process, train
     ds.GetRasterBand(1).WriteArray(block)
     ds = None
     out = {key: str(tmp_path / (key + ".tif")) for key in ("a", "m", "z", "rmse")}
+    # MEMORY_MB=16: four tiles, solved side by side on QGIS's worker threads (core/threads.py)
+    assert len(unmix_job.tile_layout(30, 30, 16, 198, 3)) == 4
     run_json(qgis_process, "deepgu:unmix", INPUT=holed, MODEL=trained["model.pt"], MAX_ITER=2, LAMBDA_A=0.05,
-             OUTPUT=out["a"], OUTPUT_ENDMEMBERS=out["m"], OUTPUT_LATENT=out["z"], OUTPUT_RMSE=out["rmse"])
+             MEMORY_MB=16, OUTPUT=out["a"], OUTPUT_ENDMEMBERS=out["m"], OUTPUT_LATENT=out["z"],
+             OUTPUT_RMSE=out["rmse"])
     source = open_raster(trained["scene.tif"])
     A, valid, info = read_all(out["a"])
     assert info.crs_wkt == source.crs_wkt and info.transform == source.transform
