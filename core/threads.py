@@ -8,8 +8,8 @@ busy: torch releases Python's lock while it computes (``bench/bench_scale.py``, 
 Each worker thread sets *its own* torch thread count (OpenMP's count belongs to the thread) to
 ``torch.get_num_threads() // n_threads`` of the calling thread: a worker left at the default would
 split operations over a number of threads that depends on timing, so the round-off, and through
-the solver's discrete decisions the result, would change from run to run. One task at a time
-runs in the calling thread itself, as before.
+the solver's discrete decisions the result, would change from run to run. With one thread the
+tasks run in the calling thread itself, with its torch threads and its feedback.
 
 Tasks are read lazily in the calling thread, only when a worker is free: so reading a task's
 input there is safe for handles that are not thread-safe (GDAL datasets), and the memory held is
