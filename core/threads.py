@@ -1,9 +1,9 @@
 """Tasks run side by side on threads of this process: tiles of one raster, solved a few at a time.
 
 The DeepGU solver's work is many small tensor operations (a thousand-pixel piece of a decoder
-layer, a 4 x 4 solve per pixel). Split across threads *within* each operation they scale poorly
-(1.3x on two cores), while two tiles solved side by side, one thread each, keep both cores
-busy: torch releases Python's lock while it computes (``bench/bench_scale.py``, README).
+layer, a 4 x 4 solve per pixel). Split across threads *within* each operation they scale poorly,
+while two tiles solved side by side, one thread each, keep both cores busy: torch releases
+Python's lock while it computes (``bench/bench_scale.py``: README, "Running on a Dask cluster").
 
 Each worker thread sets *its own* torch thread count (OpenMP's count belongs to the thread) to
 ``torch.get_num_threads() // n_threads`` of the calling thread: a worker left at the default would
