@@ -87,6 +87,23 @@ def test_cancel_in_the_middle_leaves_no_output(scene_and_model, tmp_path):
     assert os.listdir(str(tmp_path)) == []
 
 
+def test_cancel_while_tiles_run_side_by_side_leaves_no_output(scene_and_model, tmp_path):
+    """Four tiles, two at a time on threads: a cancel seen inside a running tile stops the run, nothing written."""
+    image, model = scene_and_model
+    settings = UnmixSettings(lambda_a=0.05, max_iter=3, device="cpu",
+                             memory_mb=784 * job._BYTES_PER_PIXEL_BAND_MATERIAL * 198 * 3 / 2 ** 20)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert job.tile_threads(settings, 4) == 2
+        with pytest.raises(Canceled):
+            job.run(image, model, str(tmp_path / "a.tif"), settings, output_rmse=str(tmp_path / "r.tif"),
+                    feedback=CancelAfter(3))
+    finally:
+        torch.set_num_threads(threads)
+    assert os.listdir(str(tmp_path)) == []
+
+
 class CacheLimits(Feedback):
     """Records GDAL's block-cache limit each time the job logs."""
 
