@@ -46,7 +46,8 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             (number(self.LAMBDA_A, "Spatial smoothing (lambda_A; empty = auto)", self.DEFAULTS[self.LAMBDA_A],
                     0.0, MAX_LAMBDA, optional=True, double=True),
              "weight of the total variation of the abundance maps; %s (the paper: 0.005-0.05 on reflectance). "
-             "Auto: 2 x the white-noise level of the FCLS abundance maps x the weakest curvature of the data term."
+             "Auto: 1.25 x the white-noise level of the FCLS abundance maps x sqrt(smallest x geometric mean) of "
+             "the data term's curvatures on the simplex."
              % lambda_help),
             (number(self.MAX_ITER, "Maximum alternations", self.DEFAULTS[self.MAX_ITER], 1, MAX_ITERATIONS),
              "latent-code and abundance steps at most."),

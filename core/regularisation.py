@@ -13,19 +13,25 @@ three levels measured on the initial fit (FCLS with the references ``M0``, abund
   / 0.6745`` (Donoho & Johnstone 1994) over 2 x 2 blocks of valid pixels and every material.
   Errors that vary from pixel to pixel (per-pixel variability, noise) raise it; errors that are
   smooth in space, and smooth true maps, barely do.
-- ``curvature``: the smallest eigenvalue of ``M0^T M0`` on the sum-zero subspace (the directions
-  in which abundances on the simplex can move): how strongly the data pin the abundances in
-  their worst-determined direction (small for two spectrally close materials).
+- ``curvature``: ``sqrt(h_min h_geo)``, with ``h`` the eigenvalues of ``M0^T M0`` on the sum-zero
+  subspace (the directions in which abundances on the simplex can move; how strongly the data
+  pin the abundances in each), ``h_min`` the smallest (small for two spectrally close materials)
+  and ``h_geo`` their geometric mean (:func:`tv_curvature`).
 
-``lambda_A = KAPPA_A sigma_a curvature``: near pixel n the A-step is TV denoising of the
-unconstrained estimate with a quadratic of curvature at least ``curvature``, so the
-denoising weight in abundance units is at most ``KAPPA_A sigma_a`` in every direction: total
-variation removes pixel-to-pixel noise of the abundances at its level, and never flattens the
-contrast between two close materials that only the data can separate. All three levels scale
-as they should: multiplying the scene by c multiplies ``rho2`` and ``curvature`` by c^2 and
-leaves ``sigma_a`` unchanged, so the abundances do not change (``tests/test_latent.py``).
-KAPPA_Z and KAPPA_A were chosen on the scenes of ``bench/accuracy_scenes.py`` (several
-libraries, variability types and a real scene), not on one scene.
+``lambda_A = KAPPA_A sigma_a curvature``. Near pixel n the A-step is TV denoising of the
+unconstrained estimate with the quadratic ``1/2 (a - a_hat)^T H (a - a_hat)``. In coordinates
+where the data's noise is white (``b = H^1/2 a``, noise level ``sigma_y``) the TV weight that
+suits a direction of curvature h is proportional to ``sigma_y sqrt(h)``, and the abundance noise
+is largest, ``sigma_y / sqrt(h_min)``, along the weakest direction, so ``sigma_y ~ sigma_a
+sqrt(h_min)``. One weight must serve all directions; it is set for the geometric mean of their
+curvatures: ``lambda_A ~ sigma_a sqrt(h_min) sqrt(h_geo)``. (Setting it for the weakest direction
+alone, ``sigma_a h_min``, the rule before, smoothed scenes with two close materials 2-4x too little:
+``bench/bench_lambda_z.py --weight a``, README.) All three levels scale as they should: multiplying
+the scene by c multiplies ``rho2`` and ``curvature`` by c^2 and leaves ``sigma_a`` unchanged, so
+the abundances do not change (``tests/test_latent.py``). KAPPA_Z and KAPPA_A were chosen on the
+scenes of ``bench/accuracy_scenes.py`` (several libraries, variability types and a real scene), not
+on one scene; KAPPA_A = 1.25 keeps the weight of the earlier rule (2 sigma_a h_min) on the scenes
+without a close pair, where ``sqrt(h_geo / h_min)`` is about 1.6.
 """
 
 from dataclasses import dataclass
@@ -36,13 +42,13 @@ from .errors import DeepGUError
 
 AUTO = "auto"
 KAPPA_Z = 1.0
-KAPPA_A = 2.0
+KAPPA_A = 1.25
 _MAD = 0.6745
 
 
 @dataclass(frozen=True)
 class Levels:
-    """rho2 (misfit energy per pixel), sigma_a (abundance noise), curvature (weakest data curvature)."""
+    """rho2 (misfit energy per pixel), sigma_a (abundance noise), curvature (:func:`tv_curvature`)."""
 
     rho2: float
     sigma_a: float
@@ -66,12 +72,20 @@ def abundance_noise(A, valid=None):
     return float(np.median(values) / _MAD) if values.size else 0.0
 
 
-def weakest_curvature(M):
-    """Smallest eigenvalue of M^T M (M (L, P)) on the sum-zero subspace of R^P."""
+def sum_zero_curvatures(M):
+    """Eigenvalues (P-1,), ascending, of M^T M (M (L, P)) on the sum-zero subspace of R^P."""
     M = np.asarray(M, dtype=np.float64)
     P = M.shape[1]
     basis = np.linalg.qr(np.vstack([np.ones(P), np.eye(P)[:P - 1] - np.eye(P)[P - 1]]).T)[0][:, 1:]
-    return float(np.linalg.eigvalsh(basis.T @ M.T @ M @ basis)[0])
+    return np.linalg.eigvalsh(basis.T @ M.T @ M @ basis)
+
+
+def tv_curvature(M):
+    """``sqrt(h_min h_geo)`` of :func:`sum_zero_curvatures` (module docstring); 0 when M's columns are degenerate."""
+    h = sum_zero_curvatures(M)
+    if h[0] <= 0:
+        return 0.0
+    return float(np.sqrt(h[0] * np.exp(np.mean(np.log(h)))))
 
 
 def measure_levels(Y, M, A, valid):
@@ -84,7 +98,7 @@ def measure_levels(Y, M, A, valid):
         raise DeepGUError("no valid pixel to measure the regularisation levels on")
     residual = pixels - np.asarray(M, dtype=np.float64) @ abundances
     return Levels(float(np.median(np.einsum("ln,ln->n", residual, residual))), abundance_noise(A, valid),
-                  weakest_curvature(M))
+                  tv_curvature(M))
 
 
 def resolve(lambda_z, lambda_a, levels):
@@ -98,5 +112,5 @@ def resolve(lambda_z, lambda_a, levels):
 
 
 def describe(levels):
-    return ("residual level rho^2 %.4g, abundance noise %.4g, weakest curvature %.4g"
+    return ("residual level rho^2 %.4g, abundance noise %.4g, data curvature %.4g"
             % (levels.rho2, levels.sigma_a, levels.curvature))

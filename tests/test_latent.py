@@ -9,7 +9,7 @@ from core.metrics import match_materials
 from core.pipeline import run_pipeline
 from core.synthetic import make_scene
 from core.unmix_settings import UnmixSettings
-from core.regularisation import Levels, abundance_noise, resolve, weakest_curvature
+from core.regularisation import Levels, abundance_noise, resolve, sum_zero_curvatures, tv_curvature
 from core.vae import code_spread, train_vaes
 from toy_model import ToyModel
 
@@ -86,9 +86,14 @@ def test_auto_regularisation_levels_against_known_values():
     assert abundance_noise(smooth + noise) == pytest.approx(0.05, rel=0.1)
     assert abundance_noise(smooth) == pytest.approx(0.0, abs=1e-12)
     M = np.array([[1.0, 1.0], [0.0, 0.1]])                  # two close materials: difference (0, 0.1)
-    assert weakest_curvature(M) == pytest.approx(0.1 ** 2 / 2, rel=1e-9)
+    assert tv_curvature(M) == pytest.approx(0.1 ** 2 / 2, rel=1e-9)  # one direction: its curvature
+    # M^T M = diag(1, 1, 4) on the sum-zero plane, basis (1, -1, 0)/sqrt 2 and (1, 1, -2)/sqrt 6: diag(1, 3)
+    D = np.diag([1.0, 1.0, 2.0])
+    np.testing.assert_allclose(sum_zero_curvatures(D), [1.0, 3.0], rtol=1e-12)
+    assert tv_curvature(D) == pytest.approx(np.sqrt(1.0 * np.sqrt(1.0 * 3.0)), rel=1e-12)
+    assert tv_curvature(3.0 * D) == pytest.approx(9.0 * tv_curvature(D), rel=1e-12)     # scales with the data^2
     lz, la = resolve("auto", "auto", Levels(rho2=2.0, sigma_a=0.1, curvature=3.0))
-    assert lz == pytest.approx(2.0 * 1.0) and la == pytest.approx(2.0 * 0.1 * 3.0)
+    assert lz == pytest.approx(2.0 * 1.0) and la == pytest.approx(1.25 * 0.1 * 3.0)
     assert resolve(0.3, 0.0, Levels(5.0, 1.0, 1.0)) == (0.3, 0.0)
 
 
