@@ -12,7 +12,8 @@ their ratio. A discrepancy-principle rule would make lambda_Z depend on that rat
 the best factor follows it. ``--weight a`` scans lambda_A instead (factors 0 ... 4 of its ``auto`` value,
 ``KAPPA_A sigma_a curvature``), lambda_Z at ``auto``, and prints two other estimates of the abundance
 noise relative to sigma_a: along the weakest-determined direction (:func:`weak_direction_noise`) and
-without clamped abundances (:func:`unclamped_noise`).
+without clamped abundances (:func:`unclamped_noise`), and the spread h_geo/h_min of the data curvatures
+(core.regularisation.sum_zero_curvatures: the geometric mean over the smallest).
 """
 
 import argparse
@@ -29,7 +30,7 @@ from bench.accuracy_scenes import NAMES, available, scene as load_scene  # noqa:
 from bench.measure import machine_line  # noqa: E402
 from core.metrics import match_materials  # noqa: E402
 from core.pipeline import run_pipeline  # noqa: E402
-from core.regularisation import abundance_noise, measure_levels, resolve  # noqa: E402
+from core.regularisation import abundance_noise, measure_levels, resolve, sum_zero_curvatures  # noqa: E402
 from core.unmix import deepgu_unmix  # noqa: E402
 from core.unmix_settings import UnmixSettings  # noqa: E402
 
@@ -101,9 +102,10 @@ def main():
                 scores.append("x%g %.4f" % (factor, rmse_a(result.abundances, bench_scene.abundances)))
             if args.weight == "a":
                 A = np.nan_to_num(A0)
-                noise_levels = "sigma_a %.3g, weakest direction x%.2f, unclamped x%.2f; " % (
+                h = sum_zero_curvatures(pipeline.reference)
+                noise_levels = "sigma_a %.3g, weakest direction x%.2f, unclamped x%.2f; h_geo/h_min %.1f; " % (
                     levels.sigma_a, weak_direction_noise(A, pipeline.reference) / levels.sigma_a,
-                    unclamped_noise(A) / levels.sigma_a)
+                    unclamped_noise(A) / levels.sigma_a, np.exp(np.mean(np.log(h))) / h[0])
             else:
                 noise_levels = ""
             print("%-16s seed %d: rho^2 %.3g, noise %.3g, ratio %.1f; %sauto %.3g; FCLS %.4f | %s"
