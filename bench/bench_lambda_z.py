@@ -30,7 +30,8 @@ from bench.accuracy_scenes import NAMES, available, scene as load_scene  # noqa:
 from bench.measure import machine_line  # noqa: E402
 from core.metrics import match_materials  # noqa: E402
 from core.pipeline import run_pipeline  # noqa: E402
-from core.regularisation import abundance_noise, measure_levels, resolve, sum_zero_curvatures  # noqa: E402
+from core.regularisation import (abundance_noise, curvature_directions, measure_levels, resolve,  # noqa: E402
+                                 sum_zero_curvatures)
 from core.unmix import deepgu_unmix  # noqa: E402
 from core.unmix_settings import UnmixSettings  # noqa: E402
 
@@ -48,19 +49,14 @@ def rmse_a(estimate, truth):
 def weak_direction_noise(A, M):
     """sigma_a (core.regularisation.abundance_noise) of the map ``w^T A``, A (P, rows, cols), with w the unit
     sum-zero direction of the smallest curvature of M^T M (M (L, P)): the noise where the data pin A least."""
-    P = M.shape[1]
-    basis = np.linalg.qr(np.vstack([np.ones(P), np.eye(P)[:P - 1] - np.eye(P)[P - 1]]).T)[0][:, 1:]
-    w = basis @ np.linalg.eigh(basis.T @ M.T @ M @ basis)[1][:, 0]
+    w = curvature_directions(M)[1][:, 0]
     return abundance_noise(np.tensordot(w, A, 1)[None])
 
 
 def unclamped_noise(A, tol=1e-6):
     """sigma_a of A (P, rows, cols) over the 2 x 2 blocks where a material is strictly inside (0, 1) in all four
     pixels: clamped blocks have zero detail and pull the median down."""
-    r, c = (A.shape[1] // 2) * 2, (A.shape[2] // 2) * 2
-    q = [A[:, i:r:2, j:c:2] for i, j in ((0, 0), (1, 0), (0, 1), (1, 1))]
-    inside = np.all([(x > tol) & (x < 1 - tol) for x in q], axis=0)
-    return float(np.median(np.abs((q[0] - q[1] - q[2] + q[3]) / 2)[inside]) / 0.6745)
+    return abundance_noise(A, (A > tol) & (A < 1 - tol))
 
 
 def noise_energy(pixels):

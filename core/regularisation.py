@@ -61,23 +61,34 @@ def is_auto(value):
 
 
 def abundance_noise(A, valid=None):
-    """sigma_a of abundance maps ``A`` (P, rows, cols) (module docstring); 0 when no 2 x 2 block is valid."""
+    """sigma_a of abundance maps ``A`` (P, rows, cols) (module docstring); 0 when no 2 x 2 block is valid.
+
+    ``valid``: (rows, cols) for every material (default: where every band of A is finite), or
+    (P, rows, cols) per material; a material's block counts where all four of its pixels are valid.
+    """
     A = np.asarray(A, dtype=np.float64)
     valid = np.all(np.isfinite(A), axis=0) if valid is None else np.asarray(valid, dtype=bool)
     r, c = (A.shape[1] // 2) * 2, (A.shape[2] // 2) * 2
-    a, v = A[:, :r, :c], valid[:r, :c]
+    a, v = A[:, :r, :c], np.broadcast_to(valid, A.shape)[:, :r, :c]
     detail = (a[:, 0::2, 0::2] - a[:, 1::2, 0::2] - a[:, 0::2, 1::2] + a[:, 1::2, 1::2]) / 2
-    full = v[0::2, 0::2] & v[1::2, 0::2] & v[0::2, 1::2] & v[1::2, 1::2]
-    values = np.abs(detail[:, full])
+    full = v[:, 0::2, 0::2] & v[:, 1::2, 0::2] & v[:, 0::2, 1::2] & v[:, 1::2, 1::2]
+    values = np.abs(detail[full])
     return float(np.median(values) / _MAD) if values.size else 0.0
 
 
-def sum_zero_curvatures(M):
-    """Eigenvalues (P-1,), ascending, of M^T M (M (L, P)) on the sum-zero subspace of R^P."""
+def curvature_directions(M):
+    """Eigenvalues h (P-1,), ascending, of M^T M (M (L, P)) on the sum-zero subspace of R^P, and their unit
+    directions W (P, P-1) in R^P (columns, each summing to zero)."""
     M = np.asarray(M, dtype=np.float64)
     P = M.shape[1]
     basis = np.linalg.qr(np.vstack([np.ones(P), np.eye(P)[:P - 1] - np.eye(P)[P - 1]]).T)[0][:, 1:]
-    return np.linalg.eigvalsh(basis.T @ M.T @ M @ basis)
+    h, V = np.linalg.eigh(basis.T @ M.T @ M @ basis)
+    return h, basis @ V
+
+
+def sum_zero_curvatures(M):
+    """The eigenvalues of :func:`curvature_directions`: how strongly the data pin abundances in each direction."""
+    return curvature_directions(M)[0]
 
 
 def tv_curvature(M):

@@ -85,6 +85,10 @@ def test_auto_regularisation_levels_against_known_values():
     smooth = np.linspace(0, 1, 64)[None, :, None] * np.ones((3, 64, 64))    # a ramp has zero Haar detail
     assert abundance_noise(smooth + noise) == pytest.approx(0.05, rel=0.1)
     assert abundance_noise(smooth) == pytest.approx(0.0, abs=1e-12)
+    # a per-material mask: material 0 left out entirely gives the noise of materials 1 and 2 alone
+    per_material = np.ones((3, 64, 64), dtype=bool)
+    per_material[0] = False
+    assert abundance_noise(smooth + noise, per_material) == abundance_noise((smooth + noise)[1:])
     M = np.array([[1.0, 1.0], [0.0, 0.1]])                  # two close materials: difference (0, 0.1)
     assert tv_curvature(M) == pytest.approx(0.1 ** 2 / 2, rel=1e-9)  # one direction: its curvature
     # M^T M = diag(1, 1, 4) on the sum-zero plane, basis (1, -1, 0)/sqrt 2 and (1, 1, -2)/sqrt 6: diag(1, 3)

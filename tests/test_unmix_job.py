@@ -1,5 +1,6 @@
 """The DeepGU raster job: tiles with a halo agree with one whole-image solve; cancel leaves nothing."""
 
+import contextlib
 import os
 from dataclasses import replace
 
@@ -21,14 +22,29 @@ def scene_and_model(tmp_path_factory):
     return image, model
 
 
+#: a budget of (12 + 2 * 8)^2 pixels: 2 x 2 tiles of 12 x 12 pixels on the 24 x 24 scene, each padded by 8
+FOUR_TILES_MB = 784 * job._BYTES_PER_PIXEL_BAND_MATERIAL * 198 * 3 / 2 ** 20
+#: four tiles, solved side by side when torch has two threads
+SIDE_BY_SIDE = UnmixSettings(lambda_a=0.05, max_iter=3, device="cpu", memory_mb=FOUR_TILES_MB)
+
+
+@contextlib.contextmanager
+def torch_threads(n):
+    """torch's thread count set to ``n`` inside the block, restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_tiles_with_halo_match_the_whole_image(scene_and_model, tmp_path):
     image, model = scene_and_model
     whole, tiled = str(tmp_path / "whole.tif"), str(tmp_path / "tiled.tif")
     settings = UnmixSettings(lambda_a=0.05, max_iter=3)
     assert job.run(image, model, whole, settings) == 1
-    # a budget of (12 + 2 * 8)^2 pixels: 2 x 2 tiles of 12 x 12 pixels, each padded by 8
-    memory_mb = 784 * job._BYTES_PER_PIXEL_BAND_MATERIAL * 198 * 3 / 2 ** 20
-    n_tiles = job.run(image, model, tiled, replace(settings, memory_mb=memory_mb))
+    n_tiles = job.run(image, model, tiled, replace(settings, memory_mb=FOUR_TILES_MB))
     assert n_tiles == 4
     a_whole, valid, _ = read_all(whole)
     a_tiled, valid_tiled, _ = read_all(tiled)
@@ -49,19 +65,13 @@ def test_tiles_side_by_side_give_the_one_at_a_time_result(scene_and_model, tmp_p
     """Two tiles at a time on threads of one torch thread each, or one at a time on one torch thread: the same
     file, and every tile's log once, with its own lines after it."""
     image, model = scene_and_model
-    settings = UnmixSettings(lambda_a=0.05, max_iter=3, device="cpu",
-                             memory_mb=784 * job._BYTES_PER_PIXEL_BAND_MATERIAL * 198 * 3 / 2 ** 20)
-    threads = torch.get_num_threads()
     outputs = []
     for n_threads in (2, 1):
-        torch.set_num_threads(n_threads)
-        try:
-            assert job.tile_threads(settings, 4) == n_threads
+        with torch_threads(n_threads):
+            assert job.tile_threads(SIDE_BY_SIDE, 4) == n_threads
             outputs.append(str(tmp_path / ("%d.tif" % n_threads)))
             log = Lines()
-            assert job.run(image, model, outputs[-1], settings, feedback=log) == 4
-        finally:
-            torch.set_num_threads(threads)
+            assert job.run(image, model, outputs[-1], SIDE_BY_SIDE, feedback=log) == 4
         tile_lines = [i for i, line in enumerate(log.lines) if line.startswith("tile ")]
         assert sorted(log.lines[i].split(":")[0] for i in tile_lines) == ["tile %d/4" % t for t in range(1, 5)]
         assert all(log.lines[i + 1].startswith("regularisation") for i in tile_lines)
@@ -90,17 +100,11 @@ def test_cancel_in_the_middle_leaves_no_output(scene_and_model, tmp_path):
 def test_cancel_while_tiles_run_side_by_side_leaves_no_output(scene_and_model, tmp_path):
     """Four tiles, two at a time on threads: a cancel seen inside a running tile stops the run, nothing written."""
     image, model = scene_and_model
-    settings = UnmixSettings(lambda_a=0.05, max_iter=3, device="cpu",
-                             memory_mb=784 * job._BYTES_PER_PIXEL_BAND_MATERIAL * 198 * 3 / 2 ** 20)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        assert job.tile_threads(settings, 4) == 2
+    with torch_threads(2):
+        assert job.tile_threads(SIDE_BY_SIDE, 4) == 2
         with pytest.raises(Canceled):
-            job.run(image, model, str(tmp_path / "a.tif"), settings, output_rmse=str(tmp_path / "r.tif"),
+            job.run(image, model, str(tmp_path / "a.tif"), SIDE_BY_SIDE, output_rmse=str(tmp_path / "r.tif"),
                     feedback=CancelAfter(3))
-    finally:
-        torch.set_num_threads(threads)
     assert os.listdir(str(tmp_path)) == []
 
 
