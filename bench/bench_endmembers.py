@@ -7,6 +7,15 @@ spectral angle (degrees) of each material and FCLS's RMSE_A (eq. 14) with them. 
 ``../shared/data/samson/`` (skipped otherwise).
 
     .venv/bin/python bench/bench_endmembers.py [--scenes samson DC1-usgs ...] [--seeds 0 1 2 3 4]
+
+``--fractions 0.1 0.2 0.333 0.5`` scores the refinement alone at each share of a material's purest pixels
+that it averages (core.defaults.ENDMEMBERS["FRACTION"], the workflow's: a third), from the same VCA start.
+
+``--facet-oracle`` asks whether a minimum-volume-type estimate, which needs no pure pixels, could do better
+than the refinement: each facet ``a_p = 0`` of the simplex is fitted (total least squares, in the data's
+(P-1)-dimensional PCA subspace) to the pixels whose *true* abundance of p is below 0.01, and the vertices
+are the facets' intersections (:func:`facet_vertices`). With the true facet pixels this is the best such a
+geometric estimate can do; it prints its FCLS RMSE_A and angles beside the refinement's.
 """
 
 import argparse
@@ -26,6 +35,12 @@ from core.metrics import match_materials  # noqa: E402
 from core.vca import vca  # noqa: E402
 
 
+def refined_start(Y, P, seed):
+    """The VCA start the workflow refines (core.endmembers.best_start among the seeded restarts)."""
+    starts = vca_starts(Y.reshape(Y.shape[0], -1), P, seed=seed)
+    return starts[best_start(Y, starts)[0]]
+
+
 def extract(method, Y, P, seed):
     X = Y.reshape(Y.shape[0], -1)
     if method == "vca":
@@ -34,8 +49,7 @@ def extract(method, Y, P, seed):
         return vca_best(X, P, seed=seed)[0]
     if method == "nfindr":
         return nfindr(X, P, seed=seed)[0]
-    starts = vca_starts(X, P, seed=seed)
-    return refine_purest(image_strips(Y), starts[best_start(Y, starts)[0]])[0]
+    return refine_purest(image_strips(Y), refined_start(Y, P, seed))[0]
 
 
 def score(M, scene):
@@ -53,8 +67,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", nargs="+", default=None)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--fractions", nargs="+", type=float, default=None,
+                        help="scan the refinement's share of purest pixels instead of comparing the methods")
+    parser.add_argument("--facet-oracle", action="store_true",
+                        help="compare the refinement with facets fitted to the true abundances' zero sets")
     args = parser.parse_args()
     print(machine_line())
+    if args.facet_oracle:
+        compare_facets(args.scenes or available(), args.seeds)
+        return
+    if args.fractions:
+        scan_fractions(args.scenes or available(), args.seeds, args.fractions)
+        return
     methods = ("vca", "vca-best", "nfindr", "refined")
     for name in args.scenes or available():
         seeds = [0] if name == "samson" else args.seeds
@@ -72,6 +96,77 @@ def main():
                          time.perf_counter() - start), flush=True)
         print("%-17s mean FCLS RMSE_A over seeds %s: %s" % (name, seeds, "  ".join(
             "%s %.4f (worst %.4f)" % (m, np.mean(v), np.max(v)) for m, v in totals.items())), flush=True)
+
+
+FACET_ABSENT = 0.01     # a pixel lies on facet p where its true abundance of p is below this
+
+
+def facet_vertices(x, facets):
+    """Vertices (k, P) of the simplex whose facet p is the hyperplane fitted to ``x[:, facets[p]]``.
+
+    ``x`` (k, N) points in R^k, k = P - 1; ``facets`` P boolean masks (N,). Facet p is ``w_p^T [x; 1] = 0``
+    (normal: the points' direction of least variance). The barycentric coordinates are ``b_p = s_p w_p^T
+    [x; 1]`` with the scales s fixed by ``sum_p b_p = 1`` for every x, i.e. ``sum_p s_p w_p = e_{k+1}``;
+    then ``[V; 1^T]`` is the inverse of the matrix of rows ``s_p w_p``.
+    """
+    k = x.shape[0]
+    W = np.zeros((len(facets), k + 1))
+    for p, on_facet in enumerate(facets):
+        points = x[:, on_facet]
+        centre = points.mean(axis=1)
+        normal = np.linalg.svd(points - centre[:, None], full_matrices=False)[0][:, -1]
+        W[p] = np.append(normal, -normal @ centre)
+    scales = np.linalg.lstsq(W.T, np.eye(k + 1)[-1], rcond=None)[0]
+    return np.linalg.inv(scales[:, None] * W)[:k]
+
+
+def facet_oracle(scene, M):
+    """Endmembers (L, P) from the facets of the true abundances, in the column order of ``M`` (L, P)."""
+    X = scene.image.reshape(scene.image.shape[0], -1).astype(np.float64)
+    truth = scene.abundances.reshape(scene.n_materials, -1)
+    mean = X.mean(axis=1, keepdims=True)
+    U = np.linalg.svd(X - mean, full_matrices=False)[0][:, :scene.n_materials - 1]
+    order = match_materials(fcls(X, M), truth)             # M's column order[j] is true material j
+    facets = [None] * scene.n_materials
+    for j, p in enumerate(order):
+        facets[p] = truth[j] < FACET_ABSENT
+    return mean + U @ facet_vertices(U.T @ (X - mean), facets)
+
+
+def compare_facets(names, seeds):
+    """Per scene and seed: the refinement against :func:`facet_oracle` (FCLS RMSE_A, angles)."""
+    for name in names:
+        rows = []
+        for seed in [0] if name == "samson" else seeds:
+            scene = load_scene(name, seed)
+            Y = scene.image.astype(np.float64)
+            refined = refine_purest(image_strips(Y), refined_start(Y, scene.n_materials, seed))[0]
+            (a_ref, r_ref), (a_fac, r_fac) = score(refined, scene), score(facet_oracle(scene, refined), scene)
+            rows.append((r_ref, r_fac))
+            print("%-17s seed %d  refined RMSE_A %.4f (deg %s)  facet oracle RMSE_A %.4f (deg %s)" % (
+                name, seed, r_ref, " ".join("%.1f" % a for a in a_ref), r_fac, " ".join("%.1f" % a for a in a_fac)),
+                flush=True)
+        rows = np.array(rows)
+        print("%-17s mean FCLS RMSE_A: refined %.4f  facet oracle %.4f" % (name, rows[:, 0].mean(), rows[:, 1].mean()),
+              flush=True)
+
+
+def scan_fractions(names, seeds, fractions):
+    """Per scene: FCLS RMSE_A and the largest angle to the reference of the refinement at each fraction."""
+    for name in names:
+        results = {f: [] for f in fractions}
+        for seed in [0] if name == "samson" else seeds:
+            scene = load_scene(name, seed)
+            Y = scene.image.astype(np.float64)
+            start = refined_start(Y, scene.n_materials, seed)
+            for fraction in fractions:
+                angles, rmse = score(refine_purest(image_strips(Y), start, fraction=fraction)[0], scene)
+                results[fraction].append((rmse, angles.max()))
+        for fraction, rows in results.items():
+            rows = np.array(rows)
+            print("%-17s fraction %.3f  mean FCLS RMSE_A %.4f  per seed %s  largest angle (deg) %s" % (
+                name, fraction, rows[:, 0].mean(), " ".join("%.4f" % r for r in rows[:, 0]),
+                " ".join("%.1f" % a for a in rows[:, 1])), flush=True)
 
 
 if __name__ == "__main__":
