@@ -12,10 +12,11 @@ spectral angle (degrees) of each material and FCLS's RMSE_A (eq. 14) with them. 
 that it averages (core.defaults.ENDMEMBERS["FRACTION"], the workflow's: a third), from the same VCA start.
 
 ``--facet-oracle`` asks whether a minimum-volume-type estimate, which needs no pure pixels, could do better
-than the refinement: each facet ``a_p = 0`` of the simplex is fitted (total least squares, in the data's
-(P-1)-dimensional PCA subspace) to the pixels whose *true* abundance of p is below 0.01, and the vertices
-are the facets' intersections (:func:`facet_vertices`). With the true facet pixels this is the best such a
-geometric estimate can do; it prints its FCLS RMSE_A and angles beside the refinement's.
+than the refinement: each facet ``a_p = 0`` of the simplex is fitted (total least squares, in the
+(P-1)-dimensional affine hull of the refined references; the data's own PCA subspace is bent by the
+variability) to the pixels whose *true* abundance of p is below 0.01, and the vertices are the facets'
+intersections (:func:`facet_vertices`). With the true facet pixels this is the best such a geometric
+estimate can do; it prints its FCLS RMSE_A and angles beside the refinement's.
 """
 
 import argparse
@@ -121,11 +122,11 @@ def facet_vertices(x, facets):
 
 
 def facet_oracle(scene, M):
-    """Endmembers (L, P) from the facets of the true abundances, in the column order of ``M`` (L, P)."""
+    """Endmembers (L, P) from the facets of the true abundances, in the affine hull and column order of ``M``."""
     X = scene.image.reshape(scene.image.shape[0], -1).astype(np.float64)
     truth = scene.abundances.reshape(scene.n_materials, -1)
-    mean = X.mean(axis=1, keepdims=True)
-    U = np.linalg.svd(X - mean, full_matrices=False)[0][:, :scene.n_materials - 1]
+    mean = M.mean(axis=1, keepdims=True)
+    U = np.linalg.qr(M[:, 1:] - M[:, :1])[0]                # (L, P-1) orthonormal basis of the hull's directions
     order = match_materials(fcls(X, M), truth)             # M's column order[j] is true material j
     facets = [None] * scene.n_materials
     for j, p in enumerate(order):

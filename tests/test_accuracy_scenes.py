@@ -62,3 +62,18 @@ def test_variability_angles_against_a_direct_computation():
     assert own[0] == pytest.approx(angles[0].mean(), rel=1e-4)
     assert nearer[0] == pytest.approx(np.mean(angles.argmin(axis=0) != 0))
     assert 0 < nearer[0] < 0.5 and nearer[2] == 0 and nearer[3] == 0    # only the close pair crosses over
+
+
+def test_facet_oracle_vertices_are_the_intersections_of_planted_facets():
+    """bench_endmembers --facet-oracle: facets fitted to points lying exactly on a simplex's facets give back
+    its vertices, vertex p being the one off facet p (planted 4-vertex simplex in R^3)."""
+    from bench.bench_endmembers import facet_vertices
+    rng = np.random.default_rng(0)
+    V = rng.normal(size=(3, 4))
+    points = []
+    for p in range(4):
+        weights = rng.dirichlet(np.ones(4), size=50)
+        weights[:, p] = 0.0
+        points.append(V @ (weights / weights.sum(axis=1, keepdims=True)).T)
+    group = np.repeat(np.arange(4), 50)                                  # the facet each point lies on
+    np.testing.assert_allclose(facet_vertices(np.hstack(points), [group == p for p in range(4)]), V, atol=1e-9)
