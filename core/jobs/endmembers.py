@@ -34,9 +34,12 @@ def _refined(info, Y, P, seed, restarts, fraction, window, iterations, memory_mb
     starts = vca_starts(Y, P, seed=seed, restarts=restarts)
     rows, cols = min(SCREEN_WINDOW, info.rows), min(SCREEN_WINDOW, info.cols)
     data, valid = read_block(info, (info.rows - rows) // 2, rows, (info.cols - cols) // 2, cols)
-    best, errors = best_start(data, starts, valid, window=window)
-    feedback.info("%d distinct VCA starts screened on the central %d x %d pixels: refined FCLS error %.4g (best) "
-                  "to %.4g" % (len(starts), rows, cols, errors.min(), errors.max()))
+    best, errors, eligible = best_start(data, starts, valid, window=window)
+    feedback.info("%d distinct VCA starts screened on the central %d x %d pixels: refined FCLS error %.4g (chosen), "
+                  "%.4g to %.4g (all)" % (len(starts), rows, cols, errors[best], errors.min(), errors.max()))
+    if not eligible.all():
+        feedback.info("%d of them set aside: one of their materials owns (almost) no pixels after refining"
+                      % (~eligible).sum())
     M, used = refine_purest(raster_strips(info, memory_mb), starts[best], fraction=fraction, window=window,
                             iterations=iterations, feedback=feedback)
     feedback.info("refined: the endmembers are the means of %s spatially purest pixels"
