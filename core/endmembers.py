@@ -56,10 +56,13 @@ def _check(Y, P):
     return Y
 
 
-def fit_error(Y, M):
-    """Mean squared FCLS reconstruction error ``mean_n ||y_n - M a_n||^2`` of pixels Y (L, N)."""
+def fit_error(Y, M, A=None):
+    """Mean squared FCLS reconstruction error ``mean_n ||y_n - M a_n||^2`` of pixels Y (L, N).
+
+    ``A`` (P, N): the FCLS abundances of Y with M when already computed.
+    """
     Y = np.asarray(Y, dtype=np.float64)
-    residual = Y - M @ fcls(Y, M)
+    residual = Y - M @ (fcls(Y, M) if A is None else A)
     return float(np.mean(np.einsum("ln,ln->n", residual, residual)))
 
 
@@ -93,18 +96,34 @@ def vca_starts(Y, P, seed=0, restarts=ENDMEMBERS["RESTARTS"]):
     return starts
 
 
+def _image_and_mask(image, mask=None):
+    """``image`` (L, rows, cols) as float64 and its valid pixels (rows, cols): ``mask``, or all bands finite."""
+    image = np.asarray(image, dtype=np.float64)
+    return image, np.all(np.isfinite(image), axis=0) if mask is None else np.asarray(mask, dtype=bool)
+
+
+def _owned_shares(A, mask, window):
+    """(P,) share of the ``mask`` pixels whose locally purest material is p; A (P, rows, cols) abundances."""
+    owner = np.argmax(local_purity(A, mask, window)[:, mask], axis=0)
+    return np.bincount(owner, minlength=A.shape[0]) / max(owner.size, 1)
+
+
+def _fcls_grid(image, mask, M):
+    """FCLS abundances (P, rows, cols) of the ``mask`` pixels of ``image`` with M, NaN elsewhere."""
+    A = np.full((M.shape[1],) + mask.shape, np.nan)
+    if mask.any():
+        A[:, mask] = fcls(image[:, mask], M)
+    return A
+
+
 def ownership(image, M, mask=None, window=PURITY_WINDOW):
     """(P,) share of the valid pixels of ``image`` (L, rows, cols) that each column of ``M`` (L, P) owns.
 
     A pixel is owned by the material of highest local purity (``window x window`` mean of the FCLS
     abundances, :func:`core.bundles.local_purity`): the pixels the refinement could average for it.
     """
-    image = np.asarray(image, dtype=np.float64)
-    mask = np.all(np.isfinite(image), axis=0) if mask is None else np.asarray(mask, dtype=bool)
-    A = np.full((M.shape[1],) + mask.shape, np.nan)
-    A[:, mask] = fcls(image[:, mask], M)
-    owner = np.argmax(local_purity(A, mask, window)[:, mask], axis=0)
-    return np.bincount(owner, minlength=M.shape[1]) / max(owner.size, 1)
+    image, mask = _image_and_mask(image, mask)
+    return _owned_shares(_fcls_grid(image, mask, M), mask, window)
 
 
 def best_start(image, starts, mask=None, window=PURITY_WINDOW, iterations=SCREEN_ITERATIONS):
@@ -126,12 +145,14 @@ def best_start(image, starts, mask=None, window=PURITY_WINDOW, iterations=SCREEN
 
     Returns ``(index, errors (n_starts,), eligible (n_starts,) bool)``.
     """
-    image = np.asarray(image, dtype=np.float64)
-    mask = np.all(np.isfinite(image), axis=0) if mask is None else np.asarray(mask, dtype=bool)
-    pixels = image[:, mask]
-    refined = [refine_purest(image_strips(image, mask), M, window=window, iterations=iterations)[0] for M in starts]
-    errors = np.array([fit_error(pixels, M) for M in refined])
-    least_owned = np.array([ownership(image, M, mask, window).min() for M in refined])
+    image, mask = _image_and_mask(image, mask)
+    errors, least_owned = [], []
+    for M in starts:
+        M = refine_purest(image_strips(image, mask), M, window=window, iterations=iterations)[0]
+        A = _fcls_grid(image, mask, M)
+        errors.append(fit_error(image[:, mask], M, A[:, mask]))
+        least_owned.append(_owned_shares(A, mask, window).min())
+    errors, least_owned = np.array(errors), np.array(least_owned)
     eligible = least_owned >= MIN_OWNED_RATIO * least_owned.max()
     return int(np.argmin(np.where(eligible, errors, np.inf))), errors, eligible
 
@@ -181,8 +202,7 @@ def image_strips(image, mask=None):
 
     ``mask`` (rows, cols) valid pixels, default where every band is finite.
     """
-    image = np.asarray(image, dtype=np.float64)
-    mask = np.all(np.isfinite(image), axis=0) if mask is None else np.asarray(mask, dtype=bool)
+    image, mask = _image_and_mask(image, mask)
     return lambda halo: iter([(np.where(mask, image, 0.0), mask, 0, image.shape[1])])
 
 
@@ -252,9 +272,7 @@ def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WIND
         for data, valid, first, n_core in strips(halo):
             if feedback is not None:
                 feedback.check_canceled()
-            A = np.full((M.shape[1],) + valid.shape, np.nan)
-            if valid.any():
-                A[:, valid] = fcls(data[:, valid], M)
+            A = _fcls_grid(data, valid, M)
             core = slice(first, first + n_core)
             core_valid = valid[core]
             purity = local_purity(A, valid, window)[:, core][:, core_valid]

@@ -111,17 +111,24 @@ def test_job_writes_a_library_and_refuses_bad_input(tmp_path, dc1):
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_best_start_rejects_a_start_that_merges_two_materials():
-    """DC2-other seed 3 (rock and soil 6 degrees apart): the VCA run of lowest raw error has an outlier vertex
-    and one endmember for two materials; screening the refined starts finds a start that separates them."""
+def bench_scene(name, seed):
+    """A scene of bench/accuracy_scenes.py: image (L, rows, cols), pixels (L, N) and ``rmse(M)``, the FCLS
+    RMSE_A (materials matched) with endmembers M."""
     from bench.accuracy_scenes import scene
-    s = scene("DC2-other", 3)
+    s = scene(name, seed)
     Y = s.image.astype(np.float64)
-    X, truth = Y.reshape(Y.shape[0], -1), s.abundances.reshape(4, -1)
+    X, truth = Y.reshape(Y.shape[0], -1), s.abundances.reshape(s.n_materials, -1)
 
     def rmse(M):
         A = fcls(X, M)
         return np.sqrt(np.mean((A[match_materials(A, truth)] - truth) ** 2))
+    return Y, X, rmse
+
+
+def test_best_start_rejects_a_start_that_merges_two_materials():
+    """DC2-other seed 3 (rock and soil 6 degrees apart): the VCA run of lowest raw error has an outlier vertex
+    and one endmember for two materials; screening the refined starts finds a start that separates them."""
+    Y, X, rmse = bench_scene("DC2-other", 3)
     starts = vca_starts(X, 4, seed=3)
     best, errors, eligible = best_start(Y, starts)
     assert errors[best] == errors.min() and len(errors) == len(starts) > 1 and eligible[best]
@@ -133,14 +140,7 @@ def test_best_start_sets_aside_a_start_that_leaves_a_material_no_pixels():
     """DC1-other-nopure seed 3 (no pixel above 0.8): the start of lowest refined error refines to a set where one
     material owns no pixels and two share one endmember (FCLS RMSE_A 0.25); the chosen start owns pixels for
     every material and refines to the right set."""
-    from bench.accuracy_scenes import scene
-    s = scene("DC1-other-nopure", 3)
-    Y = s.image.astype(np.float64)
-    X, truth = Y.reshape(Y.shape[0], -1), s.abundances.reshape(4, -1)
-
-    def rmse(M):
-        A = fcls(X, M)
-        return np.sqrt(np.mean((A[match_materials(A, truth)] - truth) ** 2))
+    Y, X, rmse = bench_scene("DC1-other-nopure", 3)
     starts = vca_starts(X, 4, seed=3)
     best, errors, eligible = best_start(Y, starts)
     lowest = int(np.argmin(errors))
