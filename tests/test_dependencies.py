@@ -1,0 +1,170 @@
+"""Missing Python packages never stop the plugin loading; deepgu:install_dependencies installs them for QGIS.
+
+Unit tests of core/dependencies.py (QGIS's Python on fake install layouts, pip's command lines, progress and
+cancel), then QGIS through qgis_process: scipy hidden (tests/hide_packages/sitecustomize.py) or torch absent
+(a PYTHONPATH without the venv), every algorithm is listed and the ones that need the package say so in one line.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, qgis_env, require_qgis
+from core import defaults, dependencies
+from core.errors import Canceled, DeepGUError
+from helpers import Recorder
+
+HIDE = os.path.join(ROOT, "tests", "hide_packages")
+
+
+def _files(*paths):
+    return lambda path: path in paths
+
+
+@pytest.mark.parametrize("layout, expected", [
+    # Linux desktop: sys.executable is QGIS itself; the interpreter of this Python version under exec_prefix
+    (dict(executable="/usr/bin/qgis", prefix="/usr", exec_prefix="/usr", platform="linux",
+          files=("/usr/bin/python3.11", "/usr/bin/python3")), "/usr/bin/python3.11"),
+    # Linux, no python3.11 binary: python3 beside QGIS, then python3 on PATH
+    (dict(executable="/opt/qgis/bin/qgis", prefix="/opt/qgis", exec_prefix="/opt/qgis", platform="linux",
+          files=("/opt/qgis/bin/python3",)), "/opt/qgis/bin/python3"),
+    (dict(executable="/opt/qgis/bin/qgis", prefix="/opt/qgis", exec_prefix="/opt/qgis", platform="linux",
+          files=("/usr/local/bin/python3",), which="/usr/local/bin/python3"), "/usr/local/bin/python3"),
+    # a Python script run in a venv: sys.executable is Python itself
+    (dict(executable="/home/u/venv/bin/python", prefix="/home/u/venv", exec_prefix="/usr", platform="linux",
+          files=("/home/u/venv/bin/python", "/usr/bin/python3.11")), "/home/u/venv/bin/python"),
+    # Windows OSGeo4W: QGIS's exe in bin, Python in apps/Python312
+    (dict(executable="C:\\OSGeo4W\\bin\\qgis-bin.exe", prefix="C:\\OSGeo4W\\apps\\Python312",
+          exec_prefix="C:\\OSGeo4W\\apps\\Python312", platform="win32",
+          files=("C:\\OSGeo4W\\bin\\python3.exe", "C:\\OSGeo4W\\apps\\Python312\\python.exe")),
+     "C:\\OSGeo4W\\apps\\Python312\\python.exe"),
+    # Windows, only the launcher beside QGIS
+    (dict(executable="C:\\Program Files\\QGIS 3.44\\bin\\qgis-ltr-bin.exe", prefix="C:\\Program Files\\QGIS 3.44\\apps"
+          "\\Python312", exec_prefix="C:\\Program Files\\QGIS 3.44\\apps\\Python312", platform="win32",
+          files=("C:\\Program Files\\QGIS 3.44\\bin\\python3.exe",)), "C:\\Program Files\\QGIS 3.44\\bin\\python3.exe"),
+    # macOS QGIS.app
+    (dict(executable="/Applications/QGIS.app/Contents/MacOS/QGIS",
+          prefix="/Applications/QGIS.app/Contents/Frameworks", exec_prefix="/Applications/QGIS.app/Contents/Frameworks",
+          platform="darwin", files=("/Applications/QGIS.app/Contents/MacOS/bin/python3",)),
+     "/Applications/QGIS.app/Contents/MacOS/bin/python3"),
+    (dict(executable="/Applications/QGIS.app/Contents/MacOS/QGIS", prefix="/opt/py", exec_prefix="/opt/py",
+          platform="darwin", files=("/opt/py/bin/python3.11",)), "/opt/py/bin/python3.11"),
+    # nothing there
+    (dict(executable="/usr/bin/qgis", prefix="/usr", exec_prefix="/usr", platform="linux", files=()), None),
+])
+def test_find_python_on_each_platform_layout(layout, expected):
+    found = dependencies.find_python(layout["executable"], layout["prefix"], layout["exec_prefix"],
+                                     layout["platform"], (3, 11), isfile=_files(*layout["files"]),
+                                     which=lambda name: layout.get("which"))
+    assert found == expected
+
+
+def test_pip_commands_install_into_the_target_only():
+    commands = dependencies.pip_commands("/py", "/t", ["scipy", "torch", "distributed"], platform="linux")
+    assert [names for names, _ in commands] == [["scipy", "distributed"], ["torch"]]
+    (_, first), (_, second) = commands
+    assert first[:6] == ["/py", "-m", "pip", "install", "--target", "/t"]
+    assert first[-2:] == ["scipy", "dask[distributed]"] and "--index-url" not in first
+    assert second[second.index("--index-url") + 1] == dependencies.TORCH_CPU_INDEX and second[-1] == "torch"
+    # macOS: PyPI's torch is the CPU build already
+    assert len(dependencies.pip_commands("/py", "/t", ["torch"], platform="darwin")) == 1
+    # offline: one command, no index at all
+    (_, offline), = dependencies.pip_commands("/py", "/t", ["torch"], find_links="/w", platform="linux")
+    assert "--no-index" in offline and offline[offline.index("--find-links") + 1] == "/w"
+    assert "--index-url" not in offline
+    (_, both), = dependencies.pip_commands("/py", "/t", ["torch"], find_links="/w", index_url="http://i",
+                                           platform="win32")
+    assert "--no-index" not in both and both[both.index("--index-url") + 1] == "http://i"
+
+
+def test_pip_progress_rises_to_100():
+    progress = dependencies.PipProgress()
+    lines = ["Looking in links: /w", "Processing /w/torch.whl", "Collecting sympy", "Collecting filelock",
+             "Installing collected packages: sympy, filelock, torch", "Successfully installed torch-2.13.0"]
+    values = [progress.update(line) for line in lines]
+    assert values == sorted(values) and values[0] == 0 and 0 < values[1] < values[3] < 60 and values[-1] == 100
+
+
+def _fake_pip(tmp_path, body):
+    script = tmp_path / "fake_pip.py"
+    script.write_text("import sys, time\n" + body)
+    return [sys.executable, str(script)]
+
+
+def test_run_pip_stops_pip_on_cancel(tmp_path):
+    marker = tmp_path / "finished"
+    argv = _fake_pip(tmp_path, "print('Collecting torch', flush=True)\ntime.sleep(30)\nopen(%r, 'w')\n" % str(marker))
+    feedback = Recorder(cancel_after=1, counting="progress")
+    with pytest.raises(Canceled):
+        dependencies.run_pip(argv, feedback)
+    assert feedback.messages == ["Collecting torch"] and not marker.exists()
+
+
+def test_run_pip_failure_is_one_line_with_pips_error(tmp_path):
+    argv = _fake_pip(tmp_path, "print('ERROR: No matching distribution found for torch')\nsys.exit(1)\n")
+    with pytest.raises(DeepGUError, match="pip failed .*No matching distribution found for torch"):
+        dependencies.run_pip(argv, Recorder())
+
+
+def test_missing_names_only_what_cannot_be_imported():
+    assert dependencies.missing(("json", "deepgu_no_such_package")) == ["deepgu_no_such_package"]
+
+
+def _qgis(tmp_path, hide="", pythonpath=None):
+    """qgis_process with the plugin in a fresh profile; ``hide``: packages the sitecustomize blocker hides."""
+    require_qgis()
+    env = qgis_env(tmp_path / "cfg")
+    env["PYTHONPATH"] = os.pathsep.join([HIDE] + ([pythonpath] if pythonpath else []))
+    env["DEEPGU_HIDE"] = hide
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")], env=env, check=True,
+                   capture_output=True)
+
+    def run(*args, timeout=300):
+        return subprocess.run(["qgis_process.bin"] + [str(a) for a in args], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    return run
+
+
+def _listed(run):
+    return sorted(line.split()[0][len("deepgu:"):] for line in run("list").stdout.splitlines()
+                  if line.strip().startswith("deepgu:"))
+
+
+def _fails_naming(run, algorithm, package, *parameters):
+    done = run("run", algorithm, "--", *parameters)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-2000:]
+    assert "cannot import %s" % package in output and dependencies.INSTALLER in output, output[-2000:]
+    assert "Traceback" not in output
+    return output
+
+
+def test_without_scipy_every_algorithm_is_listed_and_scipy_steps_name_it(tmp_path):
+    run = _qgis(tmp_path, hide="scipy")
+    assert _listed(run) == sorted(defaults.ALGORITHMS)
+    scene, library = tmp_path / "scene.tif", tmp_path / "library.csv"
+    done = run("run", "deepgu:synthetic", "--", "ROWS=12", "COLS=12", "OUTPUT=%s" % scene,
+               "OUTPUT_LIBRARY=%s" % library)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # FCLS needs numpy only: it runs
+    done = run("run", "deepgu:fcls", "--", "INPUT=%s" % scene, "ENDMEMBERS=%s" % library,
+               "OUTPUT=%s" % (tmp_path / "fcls.tif"))
+    assert done.returncode == 0 and (tmp_path / "fcls.tif").exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    _fails_naming(run, "deepgu:endmembers", "scipy", "INPUT=%s" % scene, "OUTPUT=%s" % (tmp_path / "em.csv"))
+    _fails_naming(run, "deepgu:metrics", "scipy", "ESTIMATE=%s" % (tmp_path / "fcls.tif"),
+                  "REFERENCE=%s" % (tmp_path / "fcls.tif"))
+    assert not (tmp_path / "em.csv").exists()
+
+
+def test_without_torch_every_algorithm_is_listed_and_torch_steps_name_it(tmp_path):
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("the system Python has torch: nothing to hide it from")
+    run = _qgis(tmp_path, hide="torch")
+    assert _listed(run) == sorted(defaults.ALGORITHMS)
+    for f in ("b.csv", "e.csv"):
+        (tmp_path / f).write_text("band,a\n1,0.5\n")
+    _fails_naming(run, "deepgu:trainvae", "torch", "BUNDLES=%s" % (tmp_path / "b.csv"),
+                  "ENDMEMBERS=%s" % (tmp_path / "e.csv"), "OUTPUT=%s" % (tmp_path / "m.pt"))
