@@ -4,8 +4,13 @@
 - :func:`missing`: those QGIS's Python cannot import (``importlib.util.find_spec``, nothing is imported);
 - :func:`find_python`: the Python interpreter that runs QGIS (inside QGIS ``sys.executable`` is QGIS itself);
 - :func:`pip_commands` and :func:`install`: ``pip install --target <folder>``, never into a system Python; the
-  plugin puts ``<QGIS profile>/python/dependencies`` (:func:`dependencies_folder`) on ``sys.path`` when it loads
-  (:func:`add_to_path`), after QGIS's own folders, so QGIS's numpy and GDAL keep precedence.
+  plugin puts ``<QGIS profile>/python/dependencies`` (:func:`dependencies_folder`) first on ``sys.path`` when it
+  loads (:func:`add_to_path`).
+
+First, because ``pip --target`` ignores what is installed already: torch needs a newer sympy than Debian 12's,
+and the folder's own copy must win. Except for :data:`PINNED` (numpy): GDAL's and QGIS's compiled modules are
+built against QGIS's numpy, so pip is held to that version (a constraint) and the copy pip puts in the folder is
+removed again.
 
 Never imports qgis: the plugin passes QGIS's paths in.
 """
@@ -20,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 
 from .errors import Canceled, DeepGUError
@@ -30,6 +36,8 @@ PACKAGES = {
     "torch": ("torch", "trainvae, samplevae, unmix, workflow"),
     "distributed": ("dask[distributed]", "CLUSTER of fcls and unmix"),
 }
+#: packages QGIS's own compiled modules depend on: never shadowed from the dependencies folder.
+PINNED = ("numpy",)
 #: the algorithm that installs them.
 INSTALLER = "deepgu:install_dependencies"
 #: PyTorch's index of CPU-only builds (Linux and Windows; on macOS PyPI's torch is the CPU/MPS build already).
@@ -67,11 +75,33 @@ def dependencies_folder(settings_dir):
 
 
 def add_to_path(folder):
-    """Append ``folder`` to ``sys.path`` (once; last, so QGIS's own packages keep precedence) if it exists."""
+    """Put ``folder`` first on ``sys.path`` (once) if it exists."""
     folder = os.path.abspath(folder)
     if os.path.isdir(folder) and folder not in sys.path:
-        sys.path.append(folder)
+        sys.path.insert(0, folder)
         importlib.invalidate_caches()
+
+
+def pins():
+    """``name==version`` of each :data:`PINNED` package this Python has."""
+    found = []
+    for name in PINNED:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found.append("%s==%s" % (name, module.__version__))
+    return found
+
+
+def drop_pinned(target):
+    """Remove from ``target`` the copies pip put there of :data:`PINNED` packages (QGIS's own ones stay in use)."""
+    for name in PINNED:
+        for path in [os.path.join(target, name), os.path.join(target, name + ".libs")] + [
+                os.path.join(target, entry) for entry in os.listdir(target)
+                if entry.startswith(name + "-") and entry.endswith(".dist-info")]:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
 
 
 def _looks_like_python(path):
@@ -128,14 +158,14 @@ def qgis_python():
     return python
 
 
-def pip_commands(python, target, names, find_links=None, index_url=None, platform=sys.platform):
+def pip_commands(python, target, names, find_links=None, index_url=None, platform=sys.platform, constraint=None):
     """The pip command lines installing the import names ``names`` into ``target``: ``[(names, argv)]``.
 
     ``find_links`` (a folder of wheels) alone installs offline (``--no-index``); ``index_url`` replaces PyPI.
     With neither, torch comes alone from PyTorch's CPU index on Linux and Windows (PyPI's Linux torch is the CUDA
-    build, gigabytes for nothing on a machine without an NVIDIA GPU)."""
+    build, gigabytes for nothing on a machine without an NVIDIA GPU). ``constraint``: a pip constraints file."""
     base = [python, "-m", "pip", "install", "--target", target, "--no-input", "--progress-bar", "off",
-            "--disable-pip-version-check"]
+            "--disable-pip-version-check"] + (["--constraint", constraint] if constraint else [])
     if find_links:
         base += (["--index-url", index_url] if index_url else ["--no-index"]) + ["--find-links", find_links]
     elif index_url:
@@ -224,9 +254,17 @@ def install(target, find_links=None, index_url=None, feedback=None, names=None, 
         raise DeepGUError("TARGET %s cannot be created: %s" % (target, error.strerror)) from None
     if not os.access(target, os.W_OK):
         raise DeepGUError("TARGET %s is not writable" % target)
-    commands = pip_commands(python, target, names, find_links, index_url)
-    for index, (group, argv) in enumerate(commands):
-        feedback.info("installing %s into %s with %s" % (", ".join(requirement(n) for n in group), target, python))
-        run_pip(argv, feedback, 100.0 * index / len(commands), 100.0 / len(commands))
+    with tempfile.TemporaryDirectory() as scratch:
+        constraint = os.path.join(scratch, "constraints.txt")
+        with open(constraint, "w") as f:
+            f.write("".join(pin + "\n" for pin in pins()))
+        commands = pip_commands(python, target, names, find_links, index_url, constraint=constraint)
+        try:
+            for index, (group, argv) in enumerate(commands):
+                feedback.info("installing %s into %s with %s"
+                              % (", ".join(requirement(n) for n in group), target, python))
+                run_pip(argv, feedback, 100.0 * index / len(commands), 100.0 / len(commands))
+        finally:
+            drop_pinned(target)
     add_to_path(target)
     return names

@@ -5,6 +5,7 @@ cancel), then QGIS through qgis_process: scipy hidden (tests/hide_packages/sitec
 (a PYTHONPATH without the venv), every algorithm is listed and the ones that need the package say so in one line.
 """
 
+import glob
 import os
 import subprocess
 import sys
@@ -168,3 +169,70 @@ def test_without_torch_every_algorithm_is_listed_and_torch_steps_name_it(tmp_pat
         (tmp_path / f).write_text("band,a\n1,0.5\n")
     _fails_naming(run, "deepgu:trainvae", "torch", "BUNDLES=%s" % (tmp_path / "b.csv"),
                   "ENDMEMBERS=%s" % (tmp_path / "e.csv"), "OUTPUT=%s" % (tmp_path / "m.pt"))
+
+
+def _local_torch_wheel():
+    """The torch 2.13 CPU wheel for this Python in one of pip's find-links folders, or None."""
+    listed = subprocess.run(["/usr/bin/python3", "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    folders = os.environ.get("PIP_FIND_LINKS", "").split()
+    folders += [value.strip("'") for key, _, value in (line.partition("=") for line in listed.splitlines())
+                if key.endswith("find-links")]
+    tag = "cp%d%d" % sys.version_info[:2]
+    for folder in folders:
+        for wheel in sorted(glob.glob(os.path.join(folder, "torch-2.13*%s*.whl" % tag))):
+            return wheel
+    return None
+
+
+def test_install_dependencies_then_trainvae_in_a_fresh_profile(tmp_path):
+    """A profile whose Python has no torch (nor dask): the installer, offline from a folder of wheels, then
+    deepgu:trainvae in the same profile trains a model with the installed torch."""
+    require_qgis()
+    if subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True).returncode == 0:
+        pytest.skip("the system Python has torch: nothing to install")
+    wheel = _local_torch_wheel()
+    if wheel is None:
+        pytest.skip("no local torch 2.13 wheel in pip's find-links folders")
+    # The offline folder: the local torch wheel and the wheels of its and dask's dependencies, as pip resolves them
+    # with its own configuration (the same Python as QGIS's).
+    wheels = tmp_path / "wheels"
+    done = subprocess.run(["/usr/bin/python3", "-m", "pip", "download", "--quiet", "--only-binary", ":all:", "--dest",
+                           str(wheels), wheel, "dask[distributed]"], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        pytest.skip("pip cannot gather torch's and dask's dependencies here: %s" % done.stderr.strip()[-300:])
+    run = _qgis(tmp_path)
+    profile_deps = tmp_path / "cfg" / "profiles" / "default" / "python" / "dependencies"
+    done = run("run", "deepgu:install_dependencies", "--json", "--", "FIND_LINKS=%s" % wheels, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert '"INSTALLED": "torch,distributed"' in output.replace("\n", "") or "torch,distributed" in output
+    assert (profile_deps / "torch" / "__init__.py").exists() and (profile_deps / "distributed").is_dir()
+    assert "--no-index" in output or "Looking in links" in output
+    # the next qgis_process call (a new QGIS) finds torch in the profile and trains
+    bundles, endmembers, model = tmp_path / "b.csv", tmp_path / "e.csv", tmp_path / "m.pt"
+    bands = range(1, 7)
+    endmembers.write_text("band,a,b\n" + "".join("%d,%g,%g\n" % (b, 0.1 * b, 0.9 - 0.1 * b) for b in bands))
+    bundles.write_text("band," + ",".join(["a"] * 5 + ["b"] * 5) + "\n" + "".join(
+        "%d,%s\n" % (b, ",".join("%g" % (0.1 * b * (1 + 0.02 * k) if k < 5 else (0.9 - 0.1 * b) * (1 + 0.02 * (k - 5)))
+                                 for k in range(10))) for b in bands))
+    done = run("run", "deepgu:trainvae", "--", "BUNDLES=%s" % bundles, "ENDMEMBERS=%s" % endmembers, "EPOCHS=5",
+               "OUTPUT=%s" % model, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert model.stat().st_size > 0
+    # and it is a model file: torch from the profile folder reads it
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import sys; sys.path.append(%r); sys.path.insert(0, %r); "
+                            "from core.model_file import load_model; m = load_model(%r); print(len(m.names))"
+                            % (str(profile_deps), ROOT, str(model))], capture_output=True, text=True)
+    assert probe.returncode == 0 and probe.stdout.split()[-1] == "2", probe.stderr[-2000:]
+
+
+def test_pinned_numpy_is_held_and_its_copy_removed(tmp_path):
+    import numpy
+
+    assert "numpy==%s" % numpy.__version__ in dependencies.pins()
+    for entry in ("numpy", "numpy.libs", "numpy-2.3.0.dist-info", "torch", "numpyro"):
+        (tmp_path / entry).mkdir()
+    dependencies.drop_pinned(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["numpyro", "torch"]
+    (_, argv), = dependencies.pip_commands("/py", "/t", ["scipy"], constraint="/c.txt")
+    assert argv[argv.index("--constraint") + 1] == "/c.txt"
