@@ -31,7 +31,6 @@ from . import compat
 MEMORY_MB_MIN = 16
 
 
-
 #: dialog filters of spectral library files (:data:`core.formats.LIBRARY_EXTENSIONS`)
 LIBRARY_INPUT_FILTER = "Spectral libraries: CSV or ENVI (*.csv *.sli *.hdr)"
 LIBRARY_OUTPUT_FILTER = "CSV files (*.csv);;ENVI spectral libraries (*.sli)"

@@ -122,13 +122,17 @@ def find_python(executable, prefix, exec_prefix, platform, version, isfile=os.pa
     - Linux and others: ``<exec_prefix>/bin/python3.x`` (the interpreter of this very version), then
       ``python3`` beside ``sys.executable``, then ``python3`` on PATH.
 
-    ``sys.executable`` comes first wherever it is a Python interpreter itself (a venv, conda, a plain script).
+    ``sys.executable`` comes first where it is a Python interpreter inside ``sys.prefix`` or ``sys.exec_prefix``
+    (a venv, conda, a plain script); an embedded interpreter (qgis_process) sets it to whatever ``python3`` comes
+    first on PATH (a pyenv shim, another installation), which is not QGIS's.
     """
     join, dirname = (ntpath.join, ntpath.dirname) if platform.startswith("win") else (posixpath.join,
                                                                                        posixpath.dirname)
     exact = "python%d.%d" % tuple(version)
     here = dirname(executable or "")
-    candidates = [executable] if _looks_like_python(executable) else []
+    inside = [root.rstrip("/\\") + ("\\" if platform.startswith("win") else "/") for root in (prefix, exec_prefix)]
+    own = _looks_like_python(executable) and any((executable or "").startswith(root) for root in inside)
+    candidates = [executable] if own else []
     if platform.startswith("win"):
         for root in (exec_prefix, prefix):
             candidates += [join(root, "python.exe"), join(root, "python3.exe")]
@@ -163,24 +167,20 @@ def pip_commands(python, target, names, find_links=None, index_url=None, platfor
 
     ``find_links`` (a folder of wheels) alone installs offline (``--no-index``); ``index_url`` replaces PyPI.
     With neither, torch comes alone from PyTorch's CPU index on Linux and Windows (PyPI's Linux torch is the CUDA
-    build, gigabytes for nothing on a machine without an NVIDIA GPU). ``constraint``: a pip constraints file."""
+    build, gigabytes for nothing on a machine without an NVIDIA GPU). ``constraint``: a pip constraints file.
+    ``--no-compile``: Python compiles each module when it first imports it, rather than every file of torch at
+    install time."""
     base = [python, "-m", "pip", "install", "--target", target, "--no-input", "--progress-bar", "off",
-            "--disable-pip-version-check"] + (["--constraint", constraint] if constraint else [])
+            "--disable-pip-version-check", "--no-compile"] + (["--constraint", constraint] if constraint else [])
     if find_links:
         base += (["--index-url", index_url] if index_url else ["--no-index"]) + ["--find-links", find_links]
     elif index_url:
         base += ["--index-url", index_url]
     names = list(names)
-    groups = [names]
-    if not (find_links or index_url) and "torch" in names and (platform.startswith("linux")
-                                                                or platform.startswith("win")):
-        groups = [[name for name in names if name != "torch"], ["torch"]]
-    commands = []
-    for group in groups:
-        if group:
-            extra = ["--index-url", TORCH_CPU_INDEX] if group == ["torch"] and len(groups) == 2 else []
-            commands.append((group, base + extra + [requirement(name) for name in group]))
-    return commands
+    torch_apart = not (find_links or index_url) and "torch" in names and platform.startswith(("linux", "win"))
+    groups = ([([name for name in names if name != "torch"], []), (["torch"], ["--index-url", TORCH_CPU_INDEX])]
+              if torch_apart else [(names, [])])
+    return [(group, base + extra + [requirement(name) for name in group]) for group, extra in groups if group]
 
 
 class PipProgress:

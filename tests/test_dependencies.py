@@ -33,6 +33,9 @@ def _files(*paths):
           files=("/opt/qgis/bin/python3",)), "/opt/qgis/bin/python3"),
     (dict(executable="/opt/qgis/bin/qgis", prefix="/opt/qgis", exec_prefix="/opt/qgis", platform="linux",
           files=("/usr/local/bin/python3",), which="/usr/local/bin/python3"), "/usr/local/bin/python3"),
+    # qgis_process (embedded): sys.executable is the first python3 on PATH, here a pyenv shim: not QGIS's
+    (dict(executable="/root/.pyenv/shims/python3", prefix="/usr", exec_prefix="/usr", platform="linux",
+          files=("/root/.pyenv/shims/python3", "/usr/bin/python3.11")), "/usr/bin/python3.11"),
     # a Python script run in a venv: sys.executable is Python itself
     (dict(executable="/home/u/venv/bin/python", prefix="/home/u/venv", exec_prefix="/usr", platform="linux",
           files=("/home/u/venv/bin/python", "/usr/bin/python3.11")), "/home/u/venv/bin/python"),
@@ -207,7 +210,10 @@ def test_install_dependencies_then_trainvae_in_a_fresh_profile(tmp_path):
     assert done.returncode == 0, output[-3000:]
     assert '"INSTALLED": "torch,distributed"' in output.replace("\n", "") or "torch,distributed" in output
     assert (profile_deps / "torch" / "__init__.py").exists() and (profile_deps / "distributed").is_dir()
-    assert "--no-index" in output or "Looking in links" in output
+    # with QGIS's own Python (/usr/bin/python3.X here), not the first python3 on PATH
+    minor = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[1])"], capture_output=True,
+                           text=True).stdout.strip()
+    assert "into %s with /usr/bin/python3.%s" % (profile_deps, minor) in output, output[-3000:]
     # the next qgis_process call (a new QGIS) finds torch in the profile and trains
     bundles, endmembers, model = tmp_path / "b.csv", tmp_path / "e.csv", tmp_path / "m.pt"
     bands = range(1, 7)
@@ -236,3 +242,44 @@ def test_pinned_numpy_is_held_and_its_copy_removed(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["numpyro", "torch"]
     (_, argv), = dependencies.pip_commands("/py", "/t", ["scipy"], constraint="/c.txt")
     assert argv[argv.index("--constraint") + 1] == "/c.txt"
+
+
+MESSAGE_BAR = """
+import sys
+from qgis.core import QgsApplication
+app = QgsApplication([], True)
+app.initQgis()
+from qgis.gui import QgsMessageBar
+from qgis.PyQt.QtWidgets import QPushButton
+import importlib.util
+spec = importlib.util.spec_from_file_location('deepgu', %r, submodule_search_locations=[%r])
+deepgu = importlib.util.module_from_spec(spec); sys.modules['deepgu'] = deepgu; spec.loader.exec_module(deepgu)
+class Iface:
+    bar = QgsMessageBar()
+    def messageBar(self):
+        return self.bar
+plugin = deepgu.classFactory(Iface())
+opened = []
+plugin.open_installer = lambda: opened.append(True)
+plugin.report_missing([])
+print('ITEMS_NONE', len(Iface.bar.items()))
+plugin.report_missing(['scipy', 'torch'])
+items = Iface.bar.items()
+print('ITEMS', len(items))
+print('TEXT', items[0].text())
+buttons = items[0].findChildren(QPushButton)
+print('BUTTONS', [b.text() for b in buttons])
+[b for b in buttons if b.text().startswith('Install')][0].click()
+print('OPENED', opened)
+"""
+
+
+def test_desktop_message_bar_names_the_missing_packages_with_an_install_button(tmp_path):
+    require_qgis()
+    done = subprocess.run([sys.executable, "-c", MESSAGE_BAR % (os.path.join(ROOT, "__init__.py"), ROOT)],
+                          env=qgis_env(tmp_path / "cfg"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    assert lines["ITEMS_NONE"] == "0" and lines["ITEMS"] == "1"
+    assert "scipy" in lines["TEXT"] and "torch" in lines["TEXT"]
+    assert lines["OPENED"] == "[True]"
