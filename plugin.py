@@ -2,7 +2,7 @@
 
 from qgis.core import QgsApplication, QgsMessageLog
 
-from .core.dependencies import INSTALLER, missing, requirement
+from .core.dependencies import INSTALLER, PACKAGES, missing
 from .provider import DeepGUProvider
 
 
@@ -35,8 +35,8 @@ class DeepGUPlugin:
         from .algorithms import compat
 
         bar = self.iface.messageBar()
-        message = bar.createMessage("DeepGU", "QGIS's Python lacks %s: some algorithms cannot run."
-                                    % ", ".join(requirement(name) for name in names))
+        message = bar.createMessage("DeepGU", "QGIS's Python lacks %s."
+                                    % "; ".join("%s (for %s)" % PACKAGES[name] for name in names))
         button = QPushButton("Install dependencies…", message)
         button.clicked.connect(self.open_installer)
         message.layout().addWidget(button)

@@ -283,3 +283,18 @@ def test_desktop_message_bar_names_the_missing_packages_with_an_install_button(t
     assert lines["ITEMS_NONE"] == "0" and lines["ITEMS"] == "1"
     assert "scipy" in lines["TEXT"] and "torch" in lines["TEXT"]
     assert lines["OPENED"] == "[True]"
+
+
+def test_a_python_without_pip_is_named(tmp_path, monkeypatch):
+    no_pip = tmp_path / "python3"
+    no_pip.write_text("#!/bin/sh\necho 'No module named pip' >&2\nexit 1\n")
+    no_pip.chmod(0o755)
+    monkeypatch.setattr(dependencies, "find_python", lambda *args: str(no_pip))
+    with pytest.raises(DeepGUError, match="pip is missing for QGIS's Python %s" % no_pip):
+        dependencies.qgis_python()
+    monkeypatch.setattr(dependencies, "find_python", lambda *args: None)
+    with pytest.raises(DeepGUError, match="cannot find the Python interpreter that runs QGIS"):
+        dependencies.qgis_python()
+    # a real Python with pip is accepted
+    monkeypatch.setattr(dependencies, "find_python", lambda *args: sys.executable)
+    assert dependencies.qgis_python() == sys.executable
