@@ -1,7 +1,8 @@
-"""The plugin object: registers the Processing provider, nothing else."""
+"""The plugin object: registers the Processing provider; in the desktop, says which Python packages are missing."""
 
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsMessageLog
 
+from .core.dependencies import INSTALLER, PACKAGES, missing
 from .provider import DeepGUProvider
 
 
@@ -20,6 +21,31 @@ class DeepGUPlugin:
 
     def initGui(self):
         self.initProcessing()
+        try:
+            self.report_missing(missing())
+        except Exception as error:  # a message that cannot be shown must not stop the plugin loading
+            QgsMessageLog.logMessage("DeepGU: could not report missing packages: %r" % error, "DeepGU")
+
+    def report_missing(self, names):
+        """One message bar naming the missing packages ``names``, with a button that opens the installer."""
+        if not names:
+            return
+        from qgis.PyQt.QtWidgets import QPushButton
+
+        from .algorithms import compat
+
+        bar = self.iface.messageBar()
+        message = bar.createMessage("DeepGU", "QGIS's Python lacks %s."
+                                    % "; ".join("%s (for %s)" % PACKAGES[name] for name in names))
+        button = QPushButton("Install dependencies…", message)
+        button.clicked.connect(self.open_installer)
+        message.layout().addWidget(button)
+        bar.pushWidget(message, compat.MESSAGE_WARNING)
+
+    def open_installer(self):
+        import processing
+
+        processing.execAlgorithmDialog(INSTALLER, {})
 
     def unload(self):
         if self.provider is not None:

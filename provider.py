@@ -8,6 +8,7 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms.bundles import BundlesAlgorithm
 from .algorithms.endmembers import EndmembersAlgorithm
 from .algorithms.fcls import FCLSAlgorithm
+from .algorithms.install import InstallDependenciesAlgorithm
 from .algorithms.metrics import MetricsAlgorithm
 from .algorithms.samplevae import SampleVAEAlgorithm
 from .algorithms.synthetic import SyntheticAlgorithm
@@ -45,6 +46,7 @@ class DeepGUProvider(QgsProcessingProvider):
                           BundlesAlgorithm(), TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(),
                           MetricsAlgorithm()):
             self.addAlgorithm(algorithm)
+        self.addAlgorithm(InstallDependenciesAlgorithm())   # deepgu:install_dependencies
         workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
         if workflow.loaded:
             self.addAlgorithm(workflow)

@@ -1,4 +1,4 @@
-"""What every DeepGU algorithm shares: its parameter table and help, group, error translation, feedback, torch check.
+"""What every DeepGU algorithm shares: its parameter table and help, group, error translation, feedback, package check.
 
 An algorithm is a subclass of :class:`DeepGUAlgorithm` with class constants for its parameter keys
 (``INPUT = "INPUT"``), ``NAME``, ``LABEL``, ``HELP`` (what it does), ``DEFAULTS`` (its table in
@@ -8,32 +8,27 @@ default from ``DEFAULTS``) are both built from that one table (as EnMAP-Box's al
 """
 
 import contextlib
-import importlib.util
 import os
 import traceback
 
 from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingAlgorithm,
                        QgsProcessingException, QgsProcessingOutputDefinition, QgsProcessingOutputLayerDefinition,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
+                       QgsProcessingParameterEnum, QgsProcessingParameterExtent, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
 from ..core import formats
 from ..core.defaults import format_default
+from ..core.dependencies import missing, missing_message
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
 from ..core.raster_io import open_raster
 from ..core.validation import MAX_MEMORY_MB
 from ..core.window import extent_window
+from . import compat
 
 #: smallest MEMORY_MB the dialogs offer.
 MEMORY_MB_MIN = 16
-
-TORCH_MISSING = (
-    "This algorithm needs PyTorch, which QGIS's Python cannot import. Install it for the Python that "
-    "runs QGIS, e.g. 'python3 -m pip install --user torch' (on Debian/Ubuntu: '/usr/bin/python3 -m pip "
-    "install --user --break-system-packages torch'), then restart QGIS."
-)
 
 
 #: dialog filters of spectral library files (:data:`core.formats.LIBRARY_EXTENSIONS`)
@@ -81,7 +76,7 @@ class QgisFeedback(Feedback):
 
 def advanced(parameter):
     """Mark ``parameter`` as an expert setting (hidden under 'Advanced' in the dialog)."""
-    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    parameter.setFlags(parameter.flags() | compat.FLAG_ADVANCED)
     return parameter
 
 
@@ -94,7 +89,7 @@ CHOICES = "deepgu_choices"
 def number(name, label, default, minimum, maximum, optional=False, double=None):
     """A number parameter: Double when ``default`` is a float (or ``double``), otherwise Integer."""
     double = isinstance(default, float) if double is None else double
-    kind = QgsProcessingParameterNumber.Double if double else QgsProcessingParameterNumber.Integer
+    kind = compat.NUMBER_DOUBLE if double else compat.NUMBER_INTEGER
     return QgsProcessingParameterNumber(name, label, kind, default, optional, minimum, maximum)
 
 
@@ -110,9 +105,9 @@ def help_line(definition, description, defaults):
     """One parameter or output of the help text: ``NAME (advanced, optional): description Default: value.``"""
     notes = []
     if not isinstance(definition, QgsProcessingOutputDefinition):
-        if definition.flags() & QgsProcessingParameterDefinition.FlagAdvanced:
+        if definition.flags() & compat.FLAG_ADVANCED:
             notes.append("advanced")
-        if definition.flags() & QgsProcessingParameterDefinition.FlagOptional:
+        if definition.flags() & compat.FLAG_OPTIONAL:
             notes.append("optional")
     line = "%s%s: %s" % (definition.name(), " (%s)" % ", ".join(notes) if notes else "", description)
     if definition.name() in defaults:
@@ -123,9 +118,10 @@ def help_line(definition, description, defaults):
 class DeepGUAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set ``NAME``, ``LABEL``, ``HELP`` and ``DEFAULTS`` and define ``table()`` (rows of
     ``(parameter or output definition, description)``) and ``run_job(parameters, context, feedback)`` returning
-    the outputs dict."""
+    the outputs dict. ``REQUIRES``: the import names (:data:`core.dependencies.PACKAGES`) it cannot run without;
+    its module imports them only inside ``run_job``, so the provider loads without them."""
 
-    needs_torch = False
+    REQUIRES = ()
     NAME = LABEL = HELP = ""
     DEFAULTS = {}
 
@@ -164,8 +160,9 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):
-        if self.needs_torch and importlib.util.find_spec("torch") is None:
-            raise QgsProcessingException(TORCH_MISSING)
+        absent = missing(self.REQUIRES)
+        if absent:
+            raise QgsProcessingException("%s: %s" % (self.id(), missing_message(absent)))
         try:
             self.check_raster_outputs(parameters)
             return self.written_paths(self.run_job(parameters, context, QgisFeedback(feedback)), context)
@@ -192,10 +189,10 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def _value(self, definition, parameters, context):
         name, kind = definition.name(), definition.type()
-        if kind == "number" and definition.dataType() == QgsProcessingParameterNumber.Integer:
+        if kind == "number" and definition.dataType() == compat.NUMBER_INTEGER:
             return self.parameterAsInt(parameters, name, context)
         if kind == "number":
-            optional = definition.flags() & QgsProcessingParameterDefinition.FlagOptional
+            optional = definition.flags() & compat.FLAG_OPTIONAL
             return (self.optional_number if optional else self.parameterAsDouble)(parameters, name, context)
         if kind == "enum":
             return definition.metadata().get(CHOICES, definition.options())[self.parameterAsEnum(parameters, name,
@@ -291,17 +288,15 @@ def write_pixel_points(algorithm, parameters, name, context, info, materials, ro
 
     Returns the sink's destination id, or None when the output was not requested.
     """
-    from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsField, QgsFields,
-                           QgsGeometry, QgsPointXY, QgsWkbTypes)
-    from qgis.PyQt.QtCore import QVariant
+    from qgis.core import QgsCoordinateReferenceSystem, QgsFeature, QgsFields, QgsGeometry, QgsPointXY
 
     from ..core.raster_io import pixel_centres
 
     fields = QgsFields()
-    fields.append(QgsField("material", QVariant.String))
-    fields.append(QgsField("row", QVariant.Int))
-    fields.append(QgsField("col", QVariant.Int))
-    sink, dest_id = algorithm.parameterAsSink(parameters, name, context, fields, QgsWkbTypes.Point,
+    fields.append(compat.field("material", compat.STRING))
+    fields.append(compat.field("row", compat.INTEGER))
+    fields.append(compat.field("col", compat.INTEGER))
+    sink, dest_id = algorithm.parameterAsSink(parameters, name, context, fields, compat.WKB_POINT,
                                               QgsCoordinateReferenceSystem(info.crs_wkt))
     if sink is None:
         return None
@@ -310,7 +305,7 @@ def write_pixel_points(algorithm, parameters, name, context, info, materials, ro
         feature = QgsFeature(fields)
         feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(x), float(y))))
         feature.setAttributes([str(material), int(row), int(col)])
-        sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        sink.addFeature(feature, compat.FAST_INSERT)
     return dest_id
 
 
@@ -369,7 +364,7 @@ def write_abundance_style(path):
 
     def stretch(band):
         enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(band))
-        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        enhancement.setContrastEnhancementAlgorithm(compat.STRETCH_TO_MIN_MAX)
         enhancement.setMinimumValue(0.0)
         enhancement.setMaximumValue(1.0)
         return enhancement

@@ -1,12 +1,11 @@
 """deepgu:bundles - the purest pixels of each material, for training its VAE."""
 
-from qgis.core import QgsProcessing, QgsProcessingParameterFeatureSink, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingParameterFeatureSink, QgsProcessingParameterRasterLayer
 
 from ..core import defaults
-from ..core.bundles import MAX_ANGLE_PIXELS
 from ..core.defaults import BUNDLE_METHODS
-from ..core.jobs import bundles as job
-from ..core.validation import INT32_MAX
+from ..core.validation import INT32_MAX, MAX_ANGLE_PIXELS
+from . import compat
 from .base import (MEMORY_HELP, DeepGUAlgorithm, advanced, enum, library_destination, library_parameter,
                    memory_parameter, number, write_pixel_points)
 
@@ -19,6 +18,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
     INPUT, ENDMEMBERS, METHOD, N_PIXELS, ANGLE = "INPUT", "ENDMEMBERS", "METHOD", "N_PIXELS", "ANGLE"
     ABUNDANCES, WINDOW, MIN_PIXELS, SEED, MEMORY_MB = "ABUNDANCES", "WINDOW", "MIN_PIXELS", "SEED", "MEMORY_MB"
     OUTPUT, OUTPUT_POINTS = "OUTPUT", "OUTPUT_POINTS"
+    REQUIRES = ("scipy",)
     NAME, LABEL, DEFAULTS = "bundles", "Extract endmember bundles", defaults.BUNDLES
     HELP = ("Collects, for every reference material, the image pixels that best represent it: the training set of "
             "that material's variability model (DeepGU, Algorithm 1 step 3). A pixel belongs to at most one material "
@@ -56,12 +56,14 @@ class BundlesAlgorithm(DeepGUAlgorithm):
             (memory_parameter(self.DEFAULTS[self.MEMORY_MB]), MEMORY_HELP),
             (library_destination(self.OUTPUT, "Bundles"),
              "bundle library: one spectrum per pixel, headed by its material, with its row and col."),
-            (QgsProcessingParameterFeatureSink(self.OUTPUT_POINTS, "Bundle pixels", QgsProcessing.TypeVectorPoint,
+            (QgsProcessingParameterFeatureSink(self.OUTPUT_POINTS, "Bundle pixels", compat.SOURCE_VECTOR_POINT,
                                                optional=True, createByDefault=False),
              "point layer of the bundle pixels with a 'material' attribute."),
         ]
 
     def run_job(self, parameters, context, feedback):
+        from ..core.jobs import bundles as job      # scipy: imported only here (REQUIRES)
+
         values = self.values(parameters, context)
         materials, rows, cols, info = job.run(
             values[self.INPUT], values[self.ENDMEMBERS], values[self.OUTPUT], method=values[self.METHOD],

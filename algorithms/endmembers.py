@@ -4,7 +4,6 @@ from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParame
 
 from ..core import defaults
 from ..core.defaults import ENDMEMBER_METHODS
-from ..core.jobs import endmembers as job
 from ..core.validation import INT32_MAX, MAX_MATERIALS
 from .base import MEMORY_HELP, DeepGUAlgorithm, advanced, enum, memory_parameter, number
 
@@ -19,6 +18,7 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
     INPUT, ENDMEMBERS, METHOD, SEED, RESTARTS = "INPUT", "ENDMEMBERS", "METHOD", "SEED", "RESTARTS"
     FRACTION, WINDOW, ITERATIONS, SAMPLE_SIZE = "FRACTION", "WINDOW", "ITERATIONS", "SAMPLE_SIZE"
     MEMORY_MB, OUTPUT = "MEMORY_MB", "OUTPUT"
+    REQUIRES = ("scipy",)
     NAME, LABEL, DEFAULTS = "endmembers", "Extract reference endmembers", defaults.ENDMEMBERS
     HELP = ("Reference spectra of the P materials of a hyperspectral image: the first step of DeepGU, and what FCLS "
             "and the DeepGU prior are anchored to. VCA and N-FINDR pick the most extreme pixels, which under "
@@ -58,6 +58,8 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
         ]
 
     def run_job(self, parameters, context, feedback):
+        from ..core.jobs import endmembers as job      # scipy: imported only here (REQUIRES)
+
         values = self.values(parameters, context)
         job.run(values[self.INPUT], values[self.ENDMEMBERS], values[self.OUTPUT], method=values[self.METHOD],
                 seed=values[self.SEED], sample_size=values[self.SAMPLE_SIZE], restarts=values[self.RESTARTS],

@@ -4,7 +4,6 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFileDest
                        QgsProcessingParameterRasterLayer)
 
 from ..core import defaults
-from ..core.jobs import metrics as job
 from .base import MEMORY_HELP, DeepGUAlgorithm, memory_parameter
 
 
@@ -13,6 +12,7 @@ class MetricsAlgorithm(DeepGUAlgorithm):
     ESTIMATE_ENDMEMBERS, REFERENCE_ENDMEMBERS = "ESTIMATE_ENDMEMBERS", "REFERENCE_ENDMEMBERS"
     OUTPUT_REPORT, MEMORY_MB = "OUTPUT_REPORT", "MEMORY_MB"
     NUMBERS = ("RMSE_A", "RMSE_M", "SAM_M")
+    REQUIRES = ("scipy",)
     NAME, LABEL, DEFAULTS = "metrics", "Unmixing accuracy (RMSE, SAM)", defaults.METRICS
     HELP = ("Scores estimated abundances against reference abundances, as in the DeepGU paper (eq. 14-15). Estimated "
             "materials are first matched to reference ones (the permutation with the least abundance RMSE); pixels "
@@ -42,6 +42,8 @@ class MetricsAlgorithm(DeepGUAlgorithm):
         ]
 
     def run_job(self, parameters, context, feedback):
+        from ..core.jobs import metrics as job      # scipy: imported only here (REQUIRES)
+
         values = self.values(parameters, context)
         metrics = job.run(values[self.ESTIMATE], values[self.REFERENCE],
                           estimate_endmembers=values[self.ESTIMATE_ENDMEMBERS],

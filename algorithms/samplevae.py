@@ -8,7 +8,7 @@ from .base import DeepGUAlgorithm, library_destination, library_parameter, numbe
 
 class SampleVAEAlgorithm(DeepGUAlgorithm):
     MODEL, BUNDLES, SPAN, STEPS, OUTPUT, OUTPUT_PLOT = "MODEL", "BUNDLES", "SPAN", "STEPS", "OUTPUT", "OUTPUT_PLOT"
-    needs_torch = True
+    REQUIRES = ("torch",)
     NAME, LABEL, DEFAULTS = "samplevae", "Inspect endmember variability model", defaults.SAMPLEVAE
     HELP = ("Decodes a grid of latent codes around each material's reference code z_p0 and shows the spectra the "
             "model generates: the variability it learned. Needs PyTorch.")

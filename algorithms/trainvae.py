@@ -11,7 +11,7 @@ from .base import DeepGUAlgorithm, advanced, enum, library_parameter, number
 class TrainVAEAlgorithm(DeepGUAlgorithm):
     BUNDLES, ENDMEMBERS, LATENT_DIM, EPOCHS = "BUNDLES", "ENDMEMBERS", "LATENT_DIM", "EPOCHS"
     BETA, LOSS, SEED, OUTPUT = "BETA", "LOSS", "SEED", "OUTPUT"
-    needs_torch = True
+    REQUIRES = ("torch",)
     NAME, LABEL, DEFAULTS = "trainvae", "Train endmember variability models (VAE)", defaults.TRAINVAE
     HELP = ("Learns how each material's spectrum varies in the scene: one small variational autoencoder per material "
             "(DeepGU, Tables I-II), trained on that material's bundle of pure pixels. Needs PyTorch.")

@@ -1,11 +1,12 @@
 """deepgu:vca - reference endmembers by Vertex Component Analysis."""
 
-from qgis.core import (QgsProcessing, QgsProcessingParameterFeatureSink, QgsProcessingParameterFileDestination,
+from qgis.core import (QgsProcessingParameterFeatureSink, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterRasterLayer)
 
 from ..core import defaults
 from ..core.jobs import vca as job
 from ..core.validation import INT32_MAX
+from . import compat
 from .base import DeepGUAlgorithm, advanced, number, write_pixel_points
 
 
@@ -31,7 +32,7 @@ class VCAAlgorithm(DeepGUAlgorithm):
             (QgsProcessingParameterFileDestination(self.OUTPUT, "Endmembers", "CSV files (*.csv)"),
              "CSV spectral library, one row per band (wavelength column when the raster has wavelengths), one "
              "column per endmember (EM1..EMP) with the row/col of its pixel."),
-            (QgsProcessingParameterFeatureSink(self.OUTPUT_POINTS, "Endmember pixels", QgsProcessing.TypeVectorPoint,
+            (QgsProcessingParameterFeatureSink(self.OUTPUT_POINTS, "Endmember pixels", compat.SOURCE_VECTOR_POINT,
                                                optional=True, createByDefault=False),
              "point layer at the chosen pixels."),
         ]

@@ -8,7 +8,6 @@ model loaded from its file; before the children run it fills every parameter the
 with the model parameter's default, so the documented defaults hold however the workflow is run.
 """
 
-import importlib.util
 import os
 
 from qgis.core import QgsProcessingDestinationParameter, QgsProcessingException, QgsProcessingModelAlgorithm
@@ -42,7 +41,10 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
         return "DeepGU workflow (endmembers, FCLS, bundles, VAEs, unmixing)"
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        if importlib.util.find_spec("torch") is None:        # before the first step, not after three of them
-            from .base import TORCH_MISSING      # here: tests import this module without the plugin package
-            raise QgsProcessingException(TORCH_MISSING)
+        # here: tests import this module without the plugin package
+        from ..core.dependencies import missing, missing_message
+
+        absent = missing(("scipy", "torch"))                 # before the first step, not after three of them
+        if absent:
+            raise QgsProcessingException("%s: %s" % (self.id(), missing_message(absent)))
         return super().processAlgorithm(with_defaults(self.parameterDefinitions(), parameters), context, feedback)

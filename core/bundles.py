@@ -40,10 +40,8 @@ from scipy.ndimage import uniform_filter
 
 from .defaults import BUNDLE_METHODS as METHODS, BUNDLES, PURITY_WINDOW
 from .errors import DeepGUError
+from .validation import MAX_ANGLE_PIXELS
 from .vca import vca
-
-MAX_ANGLE_PIXELS = 5000
-"""Cap on a bundle of the ``"angle"`` method (its nearest pixels are kept), bounding memory."""
 
 
 def spectral_angles(Y, M):

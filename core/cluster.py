@@ -24,6 +24,7 @@ import re
 import sys
 import time
 
+from .dependencies import INSTALLER
 from .errors import Canceled, DeepGUError
 
 _LOCAL = re.compile(r"^local:(\d+)$")
@@ -56,7 +57,8 @@ def _distributed():
     try:
         import distributed
     except ImportError:
-        raise DeepGUError("CLUSTER needs the Dask distributed package: pip install 'dask[distributed]'") from None
+        raise DeepGUError("CLUSTER needs the Dask distributed package: pip install 'dask[distributed]' (in QGIS: "
+                          "the algorithm %s)" % INSTALLER) from None
     return distributed
 
 

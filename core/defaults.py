@@ -70,3 +70,7 @@ WORKFLOW_BUNDLES = _frozen(METHOD="spatial", N_PIXELS=200, MIN_PIXELS=3)
 #: the defaults of each ``deepgu:`` algorithm, by its name.
 ALGORITHMS = _frozen(synthetic=SYNTHETIC, vca=VCA, endmembers=ENDMEMBERS, fcls=FCLS, bundles=BUNDLES,
                      trainvae=TRAINVAE, samplevae=SAMPLEVAE, unmix=UNMIX, metrics=METRICS, workflow=WORKFLOW)
+
+# deepgu:install_dependencies (issue 23): empty TARGET is <QGIS profile>/python/dependencies (core/dependencies.py).
+INSTALL_DEPENDENCIES = _frozen(TARGET="", FIND_LINKS="", INDEX_URL="")
+ALGORITHMS = _frozen(install_dependencies=INSTALL_DEPENDENCIES, **ALGORITHMS)

@@ -26,10 +26,11 @@ from qgis.core import (QgsApplication, QgsProcessingModelAlgorithm, QgsProcessin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from algorithms.compat import NUMBER_DOUBLE, NUMBER_INTEGER  # noqa: E402
 from core.defaults import BUNDLE_METHODS, PURITY_WINDOW, WORKFLOW, WORKFLOW_BUNDLES, format_default  # noqa: E402
 
 TARGET = os.path.join(ROOT, "models", "deepgu_workflow.model3")
-INTEGER, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+INTEGER, DOUBLE = NUMBER_INTEGER, NUMBER_DOUBLE
 RASTER, EXTENT = "raster", "extent"
 
 

@@ -192,5 +192,5 @@ def test_without_torch_the_provider_loads_and_torch_steps_explain(tmp_path):
     done = subprocess.run(["qgis_process.bin", "run", "deepgu:trainvae", "--", "BUNDLES=" + str(tmp_path / "b.csv"),
                            "ENDMEMBERS=" + str(tmp_path / "e.csv"), "OUTPUT=" + str(tmp_path / "m.pt")],
                           env=env, capture_output=True, text=True)
-    assert done.returncode != 0 and "needs PyTorch" in done.stdout + done.stderr
-    assert "pip install" in done.stdout + done.stderr
+    assert done.returncode != 0 and "cannot import torch" in done.stdout + done.stderr
+    assert "deepgu:install_dependencies" in done.stdout + done.stderr

@@ -34,8 +34,9 @@ def test_builder_rebuilds_the_committed_model(tmp_path):
 def test_with_defaults_fills_only_missing_inputs():
     require_qgis()
     from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
+    from algorithms.compat import NUMBER_DOUBLE
     from algorithms.workflow import with_defaults
-    double = QgsProcessingParameterNumber.Double
+    double = NUMBER_DOUBLE
     definitions = [QgsProcessingParameterNumber("LAMBDA", "l", double, 0.05),
                    QgsProcessingParameterNumber("GIVEN", "g", double, 1.0),
                    QgsProcessingParameterNumber("NO_DEFAULT", "n", double, None, optional=True),
