@@ -9,6 +9,7 @@ from .algorithms.bundles import BundlesAlgorithm
 from .algorithms.endmembers import EndmembersAlgorithm
 from .algorithms.fcls import FCLSAlgorithm
 from .algorithms.metrics import MetricsAlgorithm
+from .algorithms.regions import RegionsAlgorithm
 from .algorithms.samplevae import SampleVAEAlgorithm
 from .algorithms.synthetic import SyntheticAlgorithm
 from .algorithms.trainvae import TrainVAEAlgorithm
@@ -45,6 +46,7 @@ class DeepGUProvider(QgsProcessingProvider):
                           BundlesAlgorithm(), TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(),
                           MetricsAlgorithm()):
             self.addAlgorithm(algorithm)
+        self.addAlgorithm(RegionsAlgorithm())       # deepgu:regions, the analyst's references
         workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
         if workflow.loaded:
             self.addAlgorithm(workflow)

@@ -70,3 +70,8 @@ WORKFLOW_BUNDLES = _frozen(METHOD="spatial", N_PIXELS=200, MIN_PIXELS=3)
 #: the defaults of each ``deepgu:`` algorithm, by its name.
 ALGORITHMS = _frozen(synthetic=SYNTHETIC, vca=VCA, endmembers=ENDMEMBERS, fcls=FCLS, bundles=BUNDLES,
                      trainvae=TRAINVAE, samplevae=SAMPLEVAE, unmix=UNMIX, metrics=METRICS, workflow=WORKFLOW)
+
+# --- Analyst regions (issue 22): deepgu:regions, and REGIONS of deepgu:endmembers and the workflow ---
+#: MIN_PIXELS: a material with fewer valid pixels inside its regions is refused (its mean would be noise).
+REGIONS = _frozen(MIN_PIXELS=5, MEMORY_MB=MEMORY_MB)
+ALGORITHMS = _frozen(**ALGORITHMS, regions=REGIONS)
