@@ -277,7 +277,66 @@ def test_endmembers_with_regions(tmp_path):
         read_all(path)[0][:, 26:32, 2:8].reshape(image.shape[0], -1).astype(np.float64)), rtol=1e-6)
     angles = np.degrees(spectral_angles(result.spectra, library)).min(axis=1)
     assert angles.max() < 1.0, angles
-    two = regions + [Region(_polygon_wkt([[(2.1, 2.1), (7.9, 2.1), (7.9, 7.9)]], _utm_xy), "soil", "feature 2")]
+    three = regions + [Region(_polygon_wkt([[(2.1, row + 0.1), (7.9, row + 0.1), (7.9, row + 5.9)]], _utm_xy), name,
+                              "feature %d" % fid) for fid, row, name in ((2, 2, "soil"), (3, 14, "tree"))]
     with pytest.raises(DeepGUError, match=r"^ENDMEMBERS \(MATERIALS in the workflow\) is 2 but REGIONS name 3"):
-        endmembers_job.run(path, 2, output, regions=two + [Region(_polygon_wkt([[(2.1, 14.1), (7.9, 14.1), (7.9, 19.9)]], _utm_xy),
-                                                         "x", "feature 3")])
+        endmembers_job.run(path, 2, output, regions=three)
+
+
+# --- through qgis_process: the QGIS side (feature source, field, reprojection with QgsCoordinateTransform) ---
+
+def test_qgis_regions_match_brute_force(qgis_process, tmp_path):
+    """deepgu:regions with a GeoPackage in EPSG:4326 over a UTM raster with nodata inside the regions."""
+    nodata = [(5, 3), (16, 11), (12, 20)]
+    path, image = _write_image(tmp_path, nodata)
+    features = _features(_to_lonlat())
+    layer = _write_layer(tmp_path / "regions.gpkg", features, 4326)
+    output, bundles = str(tmp_path / "refs.csv"), str(tmp_path / "bundles.sli")
+    run_json(qgis_process, "deepgu:regions", INPUT=path, REGIONS=layer, MATERIAL_FIELD="material", MIN_PIXELS=1,
+             OUTPUT=output, OUTPUT_BUNDLES=bundles)
+    _check_against_brute_force(output, bundles, image, brute_force(features, _lonlat_to_pixel()), nodata)
+
+
+def test_qgis_regions_refuse_bad_input_naming_the_parameter(qgis_process, tmp_path):
+    require_qgis()
+    path, _ = _write_image(tmp_path)
+    layer = _write_layer(tmp_path / "regions.gpkg", _features(_to_lonlat()), 4326)
+    output = str(tmp_path / "refs.csv")
+    for extra, message in (({"MATERIAL_FIELD": "class"}, "MATERIAL_FIELD: REGIONS has no field 'class'"),
+                           ({"MATERIAL_FIELD": "material"}, "MIN_PIXELS: material 'tree' has 3 valid pixel(s)")):
+        text = run_fails(qgis_process, "deepgu:regions", INPUT=path, REGIONS=layer, OUTPUT=output, **extra)
+        assert message in text and "Traceback" not in text, text[-2000:]
+    assert not (tmp_path / "refs.csv").exists()
+
+
+def test_qgis_workflow_with_regions(qgis_process, tmp_path):
+    """The workflow with REGIONS naming one of three materials: its reference is the region's, first and named,
+    the other two are found around it; MATERIALS below the number named is refused naming MATERIALS."""
+    from core.bundles import spectral_angles
+    from core.raster_io import georeference
+    image, _, library = _linear_scene()
+    path = str(tmp_path / "scene.tif")
+    write_raster(path, image, georeference(40, 40, UTM, ORIGIN, PIXEL))
+    block = [[(2.1, 26.1), (7.9, 26.1), (7.9, 31.9), (2.1, 31.9)]]          # pure material 2
+    layer = _write_layer(tmp_path / "regions.geojson", [(_polygon_wkt(block, _to_lonlat()), "water")], 4326,
+                         driver="GeoJSON")
+    outputs = {name: str(tmp_path / file) for name, file in (
+        ("endmembers:ENDMEMBERS_CSV", "em.csv"), ("fcls:FCLS_ABUNDANCES", "fcls.tif"),
+        ("bundles:BUNDLES_CSV", "b.csv"), ("trainvae:MODEL_FILE", "model.pt"),
+        ("unmix:DEEPGU_ABUNDANCES", "deepgu.tif"))}
+    run_json(qgis_process, "deepgu:workflow", INPUT=path, MATERIALS=3, SEED=0, REGIONS=layer,
+             MATERIAL_FIELD="material", **outputs)
+    references = read_spectra(outputs["endmembers:ENDMEMBERS_CSV"])
+    assert references.materials == ["water", "EM1", "EM2"]
+    np.testing.assert_allclose(references.spectra[:, 0], _trimmed_mean_by_sorting(
+        image[:, 26:32, 2:8].reshape(image.shape[0], -1).astype(np.float64)), rtol=1e-6)
+    assert np.degrees(spectral_angles(references.spectra, library)).min(axis=1).max() < 1.0
+    abundances = read_all(outputs["unmix:DEEPGU_ABUNDANCES"])[0]
+    assert abundances.shape == (3, 40, 40) and abundances[0, 26:32, 2:8].mean() > 0.9
+    triangles = [(_polygon_wkt([[(2.1, row + 0.1), (7.9, row + 0.1), (7.9, row + 5.9)]], _to_lonlat()), name)
+                 for row, name in ((2, "soil"), (14, "tree"), (26, "water"))]
+    three = _write_layer(tmp_path / "three.geojson", triangles, 4326, driver="GeoJSON")
+    text = run_fails(qgis_process, "deepgu:workflow", INPUT=path, MATERIALS=2, REGIONS=three,
+                     MATERIAL_FIELD="material", **outputs)
+    assert "(MATERIALS in the workflow) is 2 but REGIONS name 3 materials" in text, text[-2000:]
+    assert "Traceback" not in text
