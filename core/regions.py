@@ -104,8 +104,14 @@ def rasterise(geometry, transform, window):
     feature = ogr.Feature(layer.GetLayerDefn())
     feature.SetGeometry(geometry)
     layer.CreateFeature(feature)
-    if gdal.RasterizeLayer(target, [1], layer, burn_values=[1], options=["ALL_TOUCHED=FALSE"]) != gdal.CE_None:
-        raise DeepGUError("REGIONS: GDAL could not rasterise a feature (%s)" % gdal.GetLastErrorMsg())
+    gdal.PushErrorHandler("CPLQuietErrorHandler")       # "no spatial reference": both are in INPUT's CRS
+    try:
+        failed = gdal.RasterizeLayer(target, [1], layer, burn_values=[1], options=["ALL_TOUCHED=FALSE"])
+        message = gdal.GetLastErrorMsg()
+    finally:
+        gdal.PopErrorHandler()
+    if failed != gdal.CE_None:
+        raise DeepGUError("REGIONS: GDAL could not rasterise a feature (%s)" % message)
     return target.GetRasterBand(1).ReadAsArray().astype(bool)
 
 
