@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python bench/bench_regions.py [--scenes DC1-usgs ...] [--seeds 0 1 2] [--json out.json]
       .venv/bin/python bench/bench_regions.py --figure docs/regions.png [--scenes DC1-other] [--seeds 0]
+      .venv/bin/python bench/bench_regions.py --references [--scenes ...] [--seeds 0 1 2]
 
 For each scene of bench/accuracy_scenes.py (every one available here, Samson included) and each seed, regions
 are drawn as an analyst would, by a script: per material, the pixels whose true abundance is at least
@@ -18,6 +19,8 @@ FCLS with the scene's true reference spectra (core.fcls on the whole scene) and 
 region references). Goals (issue 22): DeepGU within 1.15x of FCLS with the true references on every synthetic
 scene, and on Samson within 1.1x of its (the workflow's) FCLS on every seed. ``--figure`` runs the first scene
 and seed and draws the regions on the scene with the true, FCLS and DeepGU maps (docs/regions.md).
+``--references`` runs no QGIS: FCLS RMSE_A with the references taken from the same regions as the trimmed mean
+(core.regions.trimmed_mean, what deepgu:regions uses), as the plain mean, and with the true references.
 """
 
 import argparse
@@ -43,7 +46,7 @@ from core.raster_io import georeference, read_all  # noqa: E402
 THRESHOLD = 0.9     # share of the material's largest true abundance a region pixel has at least
 AREAS = 3           # regions per material at most (the largest eroded pieces)
 FIELD = "material"
-TINY = 1e-9
+TINY = 1e-4        # a reference RMSE_A below this is FCLS itself (Samson): no ratio
 
 
 def region_masks(abundances):
@@ -113,6 +116,28 @@ def true_reference_fcls(bench_scene):
     return rmse_a(A, bench_scene.abundances.reshape(P, -1).astype(np.float64))
 
 
+def compare_references(names, seeds):
+    """Print FCLS RMSE_A with region references by trimmed mean, by plain mean, and with the true references."""
+    from core.regions import trimmed_mean
+    print("| scene | seed | FCLS, trimmed-mean references | FCLS, mean references | FCLS, true references |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        for seed in seeds:
+            bench_scene = scene(name, seed)
+            L, P = bench_scene.reference.shape
+            Y = bench_scene.image.reshape(L, -1).astype(np.float64)
+            truth = bench_scene.abundances.reshape(P, -1).astype(np.float64)
+            pixels = [Y[:, np.any(pieces, axis=0).ravel()] if pieces else None
+                      for pieces in region_masks(bench_scene.abundances)]
+            if any(p is None for p in pixels):
+                print("| %s | %d | a material has no region | | |" % (name, seed))
+                continue
+            scores = [rmse_a(fcls(Y, np.stack([reference(p) for p in pixels], axis=1)), truth)
+                      for reference in (trimmed_mean, lambda p: p.mean(axis=1))]
+            print("| %s | %d | %.4f | %.4f | %.4f |" % (name, seed, scores[0], scores[1],
+                                                         true_reference_fcls(bench_scene)), flush=True)
+
+
 def figure(env, bench_scene, seed, folder, path):
     """Run the workflow with regions once and draw the scene with its regions and the maps (PNG at ``path``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -168,9 +193,13 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", metavar="OUT", help="save every run as it finishes")
     parser.add_argument("--figure", metavar="PNG", help="run the first scene and seed once and draw it")
+    parser.add_argument("--references", action="store_true", help="compare region references by FCLS only")
     args = parser.parse_args()
     names = args.scenes or available()
     print(machine_line(), flush=True)
+    if args.references:
+        compare_references(names, args.seeds)
+        return
     print("# %s with REGIONS (threshold %.2f x max, eroded 3 x 3, %d largest areas per material, EPSG:4326); "
           "load average %.1f (shared machine)" % (WORKFLOW, THRESHOLD, AREAS, os.getloadavg()[0]), flush=True)
     record = {"runs": {}}
