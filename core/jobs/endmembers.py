@@ -49,7 +49,7 @@ def _refined(info, Y, P, seed, restarts, fraction, window, iterations, memory_mb
     M, used = refine_purest(raster_strips(info, memory_mb), starts[best], fraction=fraction, window=window,
                             iterations=iterations, feedback=feedback, n_fixed=n_fixed)
     feedback.info("refined: the endmembers are the means of %s spatially purest pixels"
-                  % "/".join(str(n) for n in used))
+                  % "/".join(["given"] * n_fixed + [str(n) for n in used[n_fixed:]]))
     return M
 
 
