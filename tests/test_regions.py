@@ -340,3 +340,12 @@ def test_qgis_workflow_with_regions(qgis_process, tmp_path):
                      MATERIAL_FIELD="material", **outputs)
     assert "(MATERIALS in the workflow) is 2 but REGIONS name 3 materials" in text, text[-2000:]
     assert "Traceback" not in text
+
+
+def test_command_line_reports_bad_input_in_one_line(tmp_path, capsys):
+    path, _ = _write_image(tmp_path)
+    layer = _write_layer(tmp_path / "regions.gpkg", _features(_utm_xy), UTM)
+    assert job.main([path, layer, "class", str(tmp_path / "refs.csv")]) == 2
+    assert capsys.readouterr().err.strip() == ("error: MATERIAL_FIELD: REGIONS has no field 'class' "
+                                               "(its fields: material)")
+    assert not (tmp_path / "refs.csv").exists()
