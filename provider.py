@@ -10,6 +10,7 @@ from .algorithms.endmembers import EndmembersAlgorithm
 from .algorithms.fcls import FCLSAlgorithm
 from .algorithms.install import InstallDependenciesAlgorithm
 from .algorithms.metrics import MetricsAlgorithm
+from .algorithms.regions import RegionsAlgorithm
 from .algorithms.samplevae import SampleVAEAlgorithm
 from .algorithms.synthetic import SyntheticAlgorithm
 from .algorithms.trainvae import TrainVAEAlgorithm
@@ -47,6 +48,7 @@ class DeepGUProvider(QgsProcessingProvider):
                           MetricsAlgorithm()):
             self.addAlgorithm(algorithm)
         self.addAlgorithm(InstallDependenciesAlgorithm())   # deepgu:install_dependencies
+        self.addAlgorithm(RegionsAlgorithm())       # deepgu:regions, the analyst's references
         workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
         if workflow.loaded:
             self.addAlgorithm(workflow)

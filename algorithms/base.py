@@ -379,3 +379,65 @@ def write_abundance_style(path):
         renderer.setContrastEnhancement(stretch(1))
     layer.setRenderer(renderer)
     layer.saveNamedStyle(os.path.splitext(path)[0] + ".qml")
+
+
+# --- Analyst regions (issue 22): the REGIONS and MATERIAL_FIELD parameters of regions, endmembers, the workflow ---
+#: help of REGIONS and MATERIAL_FIELD where they are optional (endmembers; the workflow says the same).
+REGIONS_HELP = ("optional: polygons (or points) drawn over pure areas of known materials, in any CRS. Each material "
+                "named there gets its reference from its regions (deepgu:regions: the trimmed mean of the pixels "
+                "whose centre is inside); the remaining materials are extracted with those held fixed. The number of "
+                "materials must be at least the number named.")
+MATERIAL_FIELD_HELP = "the field of REGIONS naming each feature's material (needed with REGIONS)."
+
+
+def regions_parameter(optional):
+    """REGIONS: a polygon or point layer in any CRS."""
+    from qgis.core import QgsProcessingParameterFeatureSource
+    return QgsProcessingParameterFeatureSource("REGIONS", "Regions of known materials (polygons or points)",
+                                               [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint],
+                                               optional=optional)
+
+
+def material_field_parameter(optional):
+    """MATERIAL_FIELD: the field of REGIONS naming each feature's material."""
+    from qgis.core import QgsProcessingParameterField
+    return QgsProcessingParameterField("MATERIAL_FIELD", "Field naming the material",
+                                       parentLayerParameterName="REGIONS", optional=optional)
+
+
+def region_features(algorithm, parameters, context, crs_wkt):
+    """The features of REGIONS as :class:`core.regions.Region` s in the CRS ``crs_wkt`` (INPUT's), their material
+    from MATERIAL_FIELD; None when REGIONS is not given. The core never sees QGIS: geometries go as WKB."""
+    from qgis.core import QgsCoordinateTransform, QgsCsException
+
+    from ..core.regions import Region
+
+    if parameters.get("REGIONS") in (None, ""):
+        return None
+    source = algorithm.parameterAsSource(parameters, "REGIONS", context)
+    if source is None:
+        raise DeepGUError("REGIONS is not a readable vector layer")
+    fields = algorithm.parameterAsFields(parameters, "MATERIAL_FIELD", context)
+    if not fields or not fields[0]:
+        raise DeepGUError("MATERIAL_FIELD: choose the field of REGIONS that names each feature's material")
+    index = source.fields().lookupField(fields[0])
+    if index < 0:
+        raise DeepGUError("MATERIAL_FIELD: REGIONS has no field '%s' (its fields: %s)"
+                          % (fields[0], ", ".join(source.fields().names()) or "none"))
+    target = QgsCoordinateReferenceSystem(crs_wkt)
+    transform = None
+    if source.sourceCrs().isValid() and target.isValid() and source.sourceCrs() != target:
+        transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
+    regions = []
+    for feature in source.getFeatures():
+        label = "feature %d" % feature.id()
+        geometry = feature.geometry()
+        if transform is not None and not geometry.isNull():
+            try:
+                geometry.transform(transform)
+            except QgsCsException:
+                raise DeepGUError("REGIONS: %s cannot be reprojected to INPUT's CRS" % label) from None
+        value = feature.attribute(index)
+        material = None if value is None or (hasattr(value, "isNull") and value.isNull()) else str(value)
+        regions.append(Region(b"" if geometry.isNull() else bytes(geometry.asWkb()), material, label))
+    return regions

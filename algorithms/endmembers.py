@@ -5,7 +5,9 @@ from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParame
 from ..core import defaults
 from ..core.defaults import ENDMEMBER_METHODS
 from ..core.validation import INT32_MAX, MAX_MATERIALS
-from .base import MEMORY_HELP, DeepGUAlgorithm, advanced, enum, memory_parameter, number
+from ..core.raster_io import open_raster
+from .base import (MATERIAL_FIELD_HELP, MEMORY_HELP, REGIONS_HELP, DeepGUAlgorithm, advanced, enum,
+                   material_field_parameter, memory_parameter, number, region_features, regions_parameter)
 
 #: how the dialog shows each of :data:`core.defaults.ENDMEMBER_METHODS`.
 LABELS = {"refined": "refined: mean of the spatially purest pixels (default)",
@@ -53,8 +55,12 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
                              INT32_MAX)),
              "VCA and N-FINDR see a seeded sample of this many pixels; the refinement streams the whole image."),
             (memory_parameter(self.DEFAULTS[self.MEMORY_MB]), MEMORY_HELP),
+            (regions_parameter(optional=True), REGIONS_HELP + " With fewer named than ENDMEMBERS, METHOD must be "
+             "'refined'."),
+            (material_field_parameter(optional=True), MATERIAL_FIELD_HELP),
             (QgsProcessingParameterFileDestination(self.OUTPUT, "Endmembers", "CSV files (*.csv)"),
-             "CSV spectral library (EM1..EMP), usable wherever deepgu:vca's output is."),
+             "CSV spectral library (EM1..EMP; the materials REGIONS name first, by name), usable wherever "
+             "deepgu:vca's output is."),
         ]
 
     def run_job(self, parameters, context, feedback):
@@ -64,5 +70,6 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
         job.run(values[self.INPUT], values[self.ENDMEMBERS], values[self.OUTPUT], method=values[self.METHOD],
                 seed=values[self.SEED], sample_size=values[self.SAMPLE_SIZE], restarts=values[self.RESTARTS],
                 fraction=values[self.FRACTION], window=values[self.WINDOW], iterations=values[self.ITERATIONS],
-                memory_mb=values[self.MEMORY_MB], feedback=feedback)
+                memory_mb=values[self.MEMORY_MB], feedback=feedback,
+                regions=region_features(self, parameters, context, open_raster(values[self.INPUT], "INPUT").crs_wkt))
         return {self.OUTPUT: values[self.OUTPUT]}

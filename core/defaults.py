@@ -74,3 +74,7 @@ ALGORITHMS = _frozen(synthetic=SYNTHETIC, vca=VCA, endmembers=ENDMEMBERS, fcls=F
 # deepgu:install_dependencies (issue 23): empty TARGET is <QGIS profile>/python/dependencies (core/dependencies.py).
 INSTALL_DEPENDENCIES = _frozen(TARGET="", FIND_LINKS="", INDEX_URL="")
 ALGORITHMS = _frozen(install_dependencies=INSTALL_DEPENDENCIES, **ALGORITHMS)
+# --- Analyst regions (issue 22): deepgu:regions, and REGIONS of deepgu:endmembers and the workflow ---
+#: MIN_PIXELS: a material with fewer valid pixels inside its regions is refused (its mean would be noise).
+REGIONS = _frozen(MIN_PIXELS=5, MEMORY_MB=MEMORY_MB)
+ALGORITHMS = _frozen(**ALGORITHMS, regions=REGIONS)

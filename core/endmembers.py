@@ -126,7 +126,7 @@ def ownership(image, M, mask=None, window=PURITY_WINDOW):
     return _owned_shares(_fcls_grid(image, mask, M), mask, window)
 
 
-def best_start(image, starts, mask=None, window=PURITY_WINDOW, iterations=SCREEN_ITERATIONS):
+def best_start(image, starts, mask=None, window=PURITY_WINDOW, iterations=SCREEN_ITERATIONS, n_fixed=0):
     """Index of the start to refine, the fit errors of all starts, and which starts were eligible.
 
     Each start (L, P) is refined for ``iterations`` on ``image`` (L, rows, cols). Judging the *refined*
@@ -143,12 +143,13 @@ def best_start(image, starts, mask=None, window=PURITY_WINDOW, iterations=SCREEN
     Comparing with the other starts, not with a fixed share, keeps a material that is rare in the
     scene: it is rare in every start.
 
+    ``n_fixed``: the first columns of every start are given references, held fixed (:func:`refine_purest`).
     Returns ``(index, errors (n_starts,), eligible (n_starts,) bool)``.
     """
     image, mask = _image_and_mask(image, mask)
     errors, least_owned = [], []
     for M in starts:
-        M = refine_purest(image_strips(image, mask), M, window=window, iterations=iterations)[0]
+        M = refine_purest(image_strips(image, mask), M, window=window, iterations=iterations, n_fixed=n_fixed)[0]
         A = _fcls_grid(image, mask, M)
         errors.append(fit_error(image[:, mask], M, A[:, mask]))
         least_owned.append(_owned_shares(A, mask, window).min())
@@ -250,7 +251,7 @@ class PurityHistogram:
 
 
 def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WINDOW,
-                  iterations=ENDMEMBERS["ITERATIONS"], feedback=None):
+                  iterations=ENDMEMBERS["ITERATIONS"], feedback=None, n_fixed=0):
     """Alternate FCLS and the purest-pixel mean (module docstring), streaming the scene in strips.
 
     ``strips(halo)`` yields ``(data (L, h, cols), valid (h, cols), first, n_core)``: full-width
@@ -260,6 +261,8 @@ def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WIND
     Purity needs ``window // 2`` rows of halo; FCLS is solved on the halo rows too. ``M`` (L, P)
     starting endmembers; each iteration replaces ``m_p`` by the mean of the ``fraction`` of the
     pixels p dominates that have the highest local purity (:class:`PurityHistogram`).
+    ``n_fixed``: the first ``n_fixed`` columns of ``M`` are given references (partial supervision, e.g. from
+    analyst regions): they take part in every FCLS but are returned exactly as given; only the others update.
     Returns ``(M (L, P), used (P,))``: the endmembers and how many pixels each averages.
     """
     M = np.asarray(M, dtype=np.float64)
@@ -278,6 +281,7 @@ def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WIND
             purity = local_purity(A, valid, window)[:, core][:, core_valid]
             histogram.update(data[:, core][:, core_valid].astype(np.float64), purity)
         M_new, used = histogram.means(fraction, M)
+        M_new[:, :n_fixed] = M[:, :n_fixed]
         change = np.linalg.norm(M_new - M) / np.linalg.norm(M)
         M = M_new
         if feedback is not None:
@@ -285,3 +289,48 @@ def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WIND
         if change < _REFINE_TOL:
             break
     return M, used
+
+
+# --- Partial supervision (issue 22): references given for some materials (analyst regions), the rest extracted ---
+
+def vca_starts_fixed(Y, fixed, P, seed=0, restarts=ENDMEMBERS["RESTARTS"]):
+    """Starts (L, P) for :func:`refine_purest` with ``n_fixed = K``: the K given references ``fixed`` (L, K) first,
+    then P - K pixels of Y (L, N) found by VCA's orthogonal-projection sequence started from the fixed ones.
+
+    As in :func:`core.vca.vca` (projective projection): ``x = U^T Y`` on the top-P eigenvectors of ``Y Y^T / N``,
+    ``y_n = x_n / (x_n^T u)`` with ``u`` the mean of x; the fixed spectra are projected the same way into the
+    first K columns of ``A`` (P, P). For i = K..P-1: ``f = (I - A A^+) w`` (w ~ N(0, I), seeded), the pixel
+    maximising ``|f^T y_n|`` joins ``A``. Each direction is orthogonal to the fixed references' projections, so the
+    free columns are the extreme pixels of what the fixed materials do not explain. Restarts use the seeds
+    ``seed * restarts + r`` and distinct pixel sets are kept.
+    """
+    from .vca import _moments, _project, _top_eigenvectors
+
+    Y = _check(Y, P)
+    fixed = np.asarray(fixed, dtype=np.float64)
+    K = fixed.shape[1]
+    if K >= P:
+        raise DeepGUError("%d references are given: nothing left to extract for %d endmembers" % (K, P))
+    _, corr = _moments(Y)
+    _, U = _top_eigenvectors(corr, P)
+    x, fx = _project(Y, U, np.zeros(Y.shape[0])), U.T @ fixed
+    u = x.mean(axis=1)
+    denominator = u @ x
+    denominator[denominator == 0] = np.inf          # all-zero pixels: never picked
+    y, fy = x / denominator, fx / (u @ fx)
+    starts, seen = [], set()
+    for r in range(int(restarts)):
+        rng = np.random.default_rng(int(seed) * int(restarts) + r)
+        A = np.zeros((P, P))
+        A[:, :K] = fy
+        picked = []
+        for i in range(K, P):
+            w = rng.standard_normal(P)
+            f = w - A @ (np.linalg.pinv(A) @ w)
+            picked.append(int(np.argmax(np.abs(f @ y))))
+            A[:, i] = y[:, picked[-1]]
+        key = tuple(sorted(picked))
+        if key not in seen:
+            seen.add(key)
+            starts.append(np.hstack([fixed, Y[:, picked].astype(np.float64)]))
+    return starts

@@ -22,7 +22,8 @@ from qgis.PyQt.QtCore import QPointF  # noqa: E402
 from qgis.core import (QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,  # noqa: E402
                        QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
                        QgsProcessingModelParameter, QgsProcessingParameterExtent, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer)
+                       QgsProcessingParameterRasterLayer, QgsProcessing, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterField)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -32,11 +33,13 @@ from core.defaults import BUNDLE_METHODS, PURITY_WINDOW, WORKFLOW, WORKFLOW_BUND
 TARGET = os.path.join(ROOT, "models", "deepgu_workflow.model3")
 INTEGER, DOUBLE = NUMBER_INTEGER, NUMBER_DOUBLE
 RASTER, EXTENT = "raster", "extent"
+VECTOR, FIELD = "vector", "field"       # a polygon/point layer, and a field of the REGIONS layer
 
 
 class Parameter(namedtuple("Parameter", "name label kind minimum help feeds")):
-    """A model input: a raster layer, an extent or a number (kind INTEGER or DOUBLE, default from
-    core.defaults.WORKFLOW); ``feeds`` maps child id -> child parameter."""
+    """A model input: a raster layer, an extent, a vector layer (optional), a field of REGIONS (optional) or a
+    number (kind INTEGER or DOUBLE, default from core.defaults.WORKFLOW); ``feeds`` maps child id -> child
+    parameter."""
 
 
 # The model's inputs, in dialog order.
@@ -56,6 +59,16 @@ PARAMETERS = [
               "pixels) and its outputs cover just that window; the steps before it use the whole image (the spatial "
               "bundles need FCLS abundances on the image's grid, and the VAEs learn from all of its purest pixels).",
               {"unmix": "EXTENT"}),
+    Parameter("REGIONS", "Regions of known materials (optional; polygons or points)", VECTOR, None,
+              "Optional: polygons (or points) drawn over pure areas of known materials, in any CRS, with "
+              "MATERIAL_FIELD naming each one's material (docs/regions.md). Those materials get their references from "
+              "their regions (the trimmed mean of the pixels whose centre is inside, as deepgu:regions); when "
+              "MATERIALS is larger than the number named, the others are extracted with these held fixed. MATERIALS "
+              "must be at least the number named. Draw them where a material is rare, thin or close to another.",
+              {"endmembers": "REGIONS"}),
+    Parameter("MATERIAL_FIELD", "Field naming the material (with REGIONS)", FIELD, None,
+              "The field of REGIONS naming each feature's material (needed with REGIONS).",
+              {"endmembers": "MATERIAL_FIELD"}),
 ]
 # (child id, algorithm, {child parameter: (child id, its output)}, {model output name: child output})
 STEPS = [
@@ -109,6 +122,12 @@ def build():
             parameter = QgsProcessingParameterRasterLayer(p.name, p.label)
         elif p.kind == EXTENT:
             parameter = QgsProcessingParameterExtent(p.name, p.label, optional=True)
+        elif p.kind == VECTOR:
+            parameter = QgsProcessingParameterFeatureSource(
+                p.name, p.label, [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint], optional=True)
+        elif p.kind == FIELD:
+            parameter = QgsProcessingParameterField(p.name, p.label, parentLayerParameterName="REGIONS",
+                                                    optional=True)
         else:
             parameter = QgsProcessingParameterNumber(p.name, p.label, p.kind, WORKFLOW[p.name],
                                                      optional=WORKFLOW[p.name] is None, minValue=p.minimum)

@@ -1,12 +1,13 @@
 """Reference endmembers of a raster by a chosen method (:mod:`core.endmembers`), file to file."""
 
-from ..defaults import ENDMEMBER_METHODS as METHODS, ENDMEMBERS
-from ..endmembers import best_start, nfindr, refine_purest, vca_best, vca_starts
+from ..defaults import ENDMEMBER_METHODS as METHODS, ENDMEMBERS, REGIONS
+from ..endmembers import best_start, nfindr, refine_purest, vca_best, vca_starts, vca_starts_fixed
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..library import write_spectra
 from ..paths import check_paths
 from ..raster_io import block_rows, open_raster, read_block
+from ..regions import region_references
 from ..sampling import sample_pixels
 from ..validation import MAX_MEMORY_MB, ContrastCheck, finite, integer
 from ..vca import vca
@@ -29,28 +30,33 @@ def raster_strips(info, memory_mb):
     return strips
 
 
-def _refined(info, Y, P, seed, restarts, fraction, window, iterations, memory_mb, feedback):
-    """The ``refined`` method: VCA restarts on the sample, screened on the central window, then refined."""
-    starts = vca_starts(Y, P, seed=seed, restarts=restarts)
+def _refined(info, Y, P, seed, restarts, fraction, window, iterations, memory_mb, feedback, fixed=None):
+    """The ``refined`` method: VCA restarts on the sample, screened on the central window, then refined.
+
+    ``fixed`` (L, K): given references (REGIONS), the first K columns, held fixed (:func:`vca_starts_fixed`).
+    """
+    n_fixed = 0 if fixed is None else fixed.shape[1]
+    starts = (vca_starts(Y, P, seed=seed, restarts=restarts) if fixed is None
+              else vca_starts_fixed(Y, fixed, P, seed=seed, restarts=restarts))
     rows, cols = min(SCREEN_WINDOW, info.rows), min(SCREEN_WINDOW, info.cols)
     data, valid = read_block(info, (info.rows - rows) // 2, rows, (info.cols - cols) // 2, cols)
-    best, errors, eligible = best_start(data, starts, valid, window=window)
+    best, errors, eligible = best_start(data, starts, valid, window=window, n_fixed=n_fixed)
     feedback.info("%d distinct VCA starts screened on the central %d x %d pixels: refined FCLS error %.4g (chosen), "
                   "%.4g to %.4g (all)" % (len(starts), rows, cols, errors[best], errors.min(), errors.max()))
     if not eligible.all():
         feedback.info("%d of them set aside: one of their materials owns (almost) no pixels after refining"
                       % (~eligible).sum())
     M, used = refine_purest(raster_strips(info, memory_mb), starts[best], fraction=fraction, window=window,
-                            iterations=iterations, feedback=feedback)
+                            iterations=iterations, feedback=feedback, n_fixed=n_fixed)
     feedback.info("refined: the endmembers are the means of %s spatially purest pixels"
-                  % "/".join(str(n) for n in used))
+                  % "/".join(["given"] * n_fixed + [str(n) for n in used[n_fixed:]]))
     return M
 
 
 def run(input_path, n_endmembers, output_csv, method=ENDMEMBERS["METHOD"], seed=0,
         sample_size=ENDMEMBERS["SAMPLE_SIZE"], restarts=ENDMEMBERS["RESTARTS"], fraction=ENDMEMBERS["FRACTION"],
         window=ENDMEMBERS["WINDOW"], iterations=ENDMEMBERS["ITERATIONS"], memory_mb=ENDMEMBERS["MEMORY_MB"],
-        feedback=None):
+        feedback=None, regions=None):
     """Extract ``n_endmembers`` reference spectra of ``input_path`` and write them to ``output_csv``.
 
     ``vca``, ``vca-best`` and ``nfindr`` look at a seeded sample of ``sample_size`` valid pixels;
@@ -58,6 +64,10 @@ def run(input_path, n_endmembers, output_csv, method=ENDMEMBERS["METHOD"], seed=
     (FCLS and local purity per strip). Returns ``(endmembers (bands, P), rows, cols, info)`` where
     rows/cols locate the chosen pixel of each endmember, or are None for ``refined`` (its
     endmembers are means of many pixels).
+
+    ``regions``: :class:`core.regions.Region` s (INPUT's CRS) naming K materials: those come first, their
+    references from the regions (:func:`core.regions.region_references`); the other ``n_endmembers - K`` are
+    extracted around them (``refined`` only). Rows/cols are then None.
     """
     feedback = ensure(feedback)
     if method not in METHODS:
@@ -72,6 +82,14 @@ def run(input_path, n_endmembers, output_csv, method=ENDMEMBERS["METHOD"], seed=
     memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
     info = open_raster(input_path, "INPUT")
     n_endmembers = check_endmembers(n_endmembers, info)
+    if regions is not None:
+        named, fixed, _ = region_references(info, regions, REGIONS["MIN_PIXELS"], memory_mb)
+        _check_named(named, n_endmembers, method)
+        feedback.info("REGIONS: references of %s from their regions (trimmed means)" % ", ".join(named))
+        if len(named) == n_endmembers:
+            write_spectra(output_csv, fixed, named, info.wavelengths)
+            feedback.set_progress(100)
+            return fixed, None, None, info
     sampled = 40 if method == "refined" else 80
     Y, flat = sample_pixels(info, sample_size, seed=seed, memory_mb=memory_mb,
                             feedback=SubFeedback(feedback, 0, sampled))
@@ -83,8 +101,9 @@ def run(input_path, n_endmembers, output_csv, method=ENDMEMBERS["METHOD"], seed=
     feedback.info("%s on %d pixels x %d bands, P = %d" % (method, Y.shape[1], Y.shape[0], n_endmembers))
     if method == "refined":
         M = _refined(info, Y, n_endmembers, seed, restarts, fraction, window, iterations, memory_mb,
-                     SubFeedback(feedback, sampled, 100))
-        names = ["EM%d" % (i + 1) for i in range(n_endmembers)]
+                     SubFeedback(feedback, sampled, 100), None if regions is None else fixed)
+        names = ["EM%d" % (i + 1) for i in range(n_endmembers)] if regions is None else _with_free_names(
+            named, n_endmembers)
         write_spectra(output_csv, M, names, info.wavelengths)
         feedback.set_progress(100)
         return M, None, None, info
@@ -102,3 +121,21 @@ def run(input_path, n_endmembers, output_csv, method=ENDMEMBERS["METHOD"], seed=
     write_spectra(output_csv, M, names, info.wavelengths, rows, cols)
     feedback.set_progress(100)
     return M, rows, cols, info
+
+
+# --- Partial supervision (issue 22): REGIONS name some materials, the rest are extracted around them ---
+
+def _check_named(named, n_endmembers, method):
+    """Refuse more named materials than endmembers, and a method other than ``refined`` when some are left."""
+    if len(named) > n_endmembers:
+        raise DeepGUError("ENDMEMBERS (MATERIALS in the workflow) is %d but REGIONS name %d materials (%s): ask for "
+                          "at least %d" % (n_endmembers, len(named), ", ".join(named), len(named)))
+    if len(named) < n_endmembers and method != "refined":
+        raise DeepGUError("METHOD: only 'refined' extracts the materials REGIONS do not name around the named ones "
+                          "(got '%s')" % method)
+
+
+def _with_free_names(named, n_endmembers):
+    """``named`` followed by EM1, EM2, ... (skipping names already taken) up to ``n_endmembers`` names."""
+    free = (name for name in ("EM%d" % i for i in range(1, 2 * n_endmembers + len(named) + 1)) if name not in named)
+    return list(named) + [next(free) for _ in range(n_endmembers - len(named))]
