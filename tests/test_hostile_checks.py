@@ -1,0 +1,169 @@
+"""Hostile cases of issue 24 (items 4, 5, 6, 8 and 9): clusters that hang or are not Dask, companion rasters from
+another place, half-finished workflows, units that disagree and messages that blame the wrong parameter.
+
+Each refusal is checked as in ``tests/test_hostile.py``: one line naming the parameter the user typed, no
+traceback, no output and no temporary file left, every input byte-identical.
+"""
+
+import http.server
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import test_hostile
+from helpers import Recorder
+from test_hostile import Inputs, core_refused, refused
+from core import cluster
+from core.errors import DeepGUError
+from core.jobs import fcls as fcls_job
+
+#: the fixtures of tests/test_hostile.py: its 30 x 30 scene with endmembers, bundles and model; an empty folder
+files, out = test_hostile.files, test_hostile.out
+
+
+# --- item 4: CLUSTER ---------------------------------------------------------------------------
+
+class _Server:
+    """A TCP server on 127.0.0.1 in a thread: ``answer`` None accepts and stays silent, otherwise it reads a request
+    and sends ``answer`` (bytes)."""
+
+    def __init__(self, answer=None):
+        self.answer = answer
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(8)
+        self.address = "tcp://127.0.0.1:%d" % self.socket.getsockname()[1]
+        self.held = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+            if self.answer is not None:
+                connection.settimeout(30)
+                try:
+                    connection.recv(4096)
+                    connection.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.socket.close()
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.fixture
+def silent_server():
+    server = _Server()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def http_server():
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "tcp://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_default_connect_timeout_is_sane(monkeypatch):
+    monkeypatch.delenv(cluster.TIMEOUT_VARIABLE, raising=False)
+    assert 5 <= cluster.connect_timeout() <= 60
+    for bad in ("0", "-3", "abc", "1e9"):
+        monkeypatch.setenv(cluster.TIMEOUT_VARIABLE, bad)
+        assert cluster.connect_timeout() == cluster.CONNECT_TIMEOUT
+    monkeypatch.setenv(cluster.TIMEOUT_VARIABLE, "1.5")
+    assert cluster.connect_timeout() == 1.5
+
+
+def test_silent_scheduler_fails_within_the_timeout(silent_server, files, out, monkeypatch):
+    monkeypatch.setenv(cluster.TIMEOUT_VARIABLE, "1")
+    inputs = Inputs(files["scene.tif"], files["em.csv"])
+    start = time.monotonic()
+    message = core_refused(lambda: fcls_job.run(files["scene.tif"], files["em.csv"], str(out / "a.tif"),
+                                                cluster=silent_server.address), "CLUSTER", out, inputs,
+                           match="sent nothing within 1 s")
+    assert time.monotonic() - start < 10, message
+    assert silent_server.address in message
+
+
+def test_http_server_is_named_as_such(http_server, files, out, monkeypatch):
+    monkeypatch.setenv(cluster.TIMEOUT_VARIABLE, "1")
+    inputs = Inputs(files["scene.tif"], files["em.csv"])
+    message = core_refused(lambda: fcls_job.run(files["scene.tif"], files["em.csv"], str(out / "a.tif"),
+                                                cluster=http_server), "CLUSTER", out, inputs,
+                           match="is not a Dask scheduler (it answered like an HTTP server)")
+    assert "memory" not in message
+
+
+def test_text_protocol_and_closed_port_are_refused(files, out, monkeypatch):
+    monkeypatch.setenv(cluster.TIMEOUT_VARIABLE, "1")
+    server = _Server(answer=b"SSH-2.0-OpenSSH_9.2\r\n")
+    try:
+        with pytest.raises(DeepGUError, match="CLUSTER: .* is not a Dask scheduler"):
+            cluster.probe_scheduler(server.address, 1)
+    finally:
+        server.close()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()        # nothing listens there now
+    with pytest.raises(DeepGUError, match="CLUSTER: cannot reach the Dask scheduler at tcp://127.0.0.1:%d" % port):
+        cluster.probe_scheduler("tcp://127.0.0.1:%d" % port, 1)
+
+
+def test_http_scheduler_through_qgis(qgis_process, http_server, files, out):
+    inputs = Inputs(files["scene.tif"], files["em.csv"])
+    previous = qgis_process.env.get(cluster.TIMEOUT_VARIABLE)
+    qgis_process.env[cluster.TIMEOUT_VARIABLE] = "1"
+    try:
+        done = qgis_process.run("deepgu:fcls", INPUT=files["scene.tif"], ENDMEMBERS=files["em.csv"],
+                                OUTPUT=str(out / "a.tif"), CLUSTER=http_server, timeout=120)
+    finally:
+        if previous is None:
+            del qgis_process.env[cluster.TIMEOUT_VARIABLE]
+        else:
+            qgis_process.env[cluster.TIMEOUT_VARIABLE] = previous
+    line = refused(done, "CLUSTER", out, inputs)
+    assert "answered like an HTTP server" in line, line
+
+
+def test_local_cluster_is_capped_at_the_cpus(files, out, monkeypatch):
+    """local:999 starts one worker per usable core (one here, by a patched count, to keep the test short), says so,
+    gives the in-process result and leaves no child process behind (multiprocessing's resource tracker, one per
+    process for its whole life, aside)."""
+    psutil = pytest.importorskip("psutil")
+    assert cluster.usable_cpus() == len(os.sched_getaffinity(0))
+    assert cluster.capped_workers(999) == cluster.usable_cpus()
+    assert cluster.capped_workers(1) == 1
+    monkeypatch.setattr(cluster, "usable_cpus", lambda: 1)
+    children = {p.pid for p in psutil.Process().children(recursive=True)}
+    feedback = Recorder()
+    here, there = str(out / "here.tif"), str(out / "there.tif")
+    fcls_job.run(files["scene.tif"], files["em.csv"], here)
+    fcls_job.run(files["scene.tif"], files["em.csv"], there, cluster="local:999", feedback=feedback)
+    assert any("local:999" in m and "starting 1" in m for m in feedback.messages), feedback.messages
+    assert any("local Dask cluster of 1 worker" in m for m in feedback.messages), feedback.messages
+    from core.raster_io import read_all
+    assert np.array_equal(read_all(here)[0], read_all(there)[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:     # multiprocessing's one resource tracker lives as long as this process
+        left = [p.cmdline() for p in psutil.Process().children(recursive=True) if p.pid not in children
+                and "resource_tracker" not in " ".join(p.cmdline())]
+        if not left:
+            break
+        time.sleep(0.2)
+    assert not left, left
