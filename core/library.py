@@ -181,11 +181,12 @@ def read_spectra(path):
     )
 
 
-def check_bands(spectral_set, n_bands, wavelengths, what, tolerance_nm=1.0):
-    """Raise :class:`DeepGUError` if ``spectral_set`` does not match the image's bands."""
+def check_bands(spectral_set, n_bands, wavelengths, what, tolerance_nm=1.0, against="the image"):
+    """Raise :class:`DeepGUError` if ``spectral_set`` does not match the bands of ``against`` (``n_bands``, and
+    ``wavelengths`` in nm to ``tolerance_nm`` where both are known)."""
     if spectral_set.n_bands != n_bands:
-        raise DeepGUError("%s has %d bands but the image has %d" % (what, spectral_set.n_bands, n_bands))
+        raise DeepGUError("%s has %d bands but %s has %d" % (what, spectral_set.n_bands, against, n_bands))
     if spectral_set.wavelengths is not None and wavelengths is not None:
         gap = float(np.max(np.abs(spectral_set.wavelengths - wavelengths)))
         if gap > tolerance_nm:
-            raise DeepGUError("%s wavelengths differ from the image's (by up to %.3g nm)" % (what, gap))
+            raise DeepGUError("%s wavelengths differ from those of %s (by up to %.3g nm)" % (what, against, gap))

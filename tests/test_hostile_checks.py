@@ -167,3 +167,106 @@ def test_local_cluster_is_capped_at_the_cpus(files, out, monkeypatch):
             break
         time.sleep(0.2)
     assert not left, left
+
+
+# --- item 5: companion rasters on INPUT's grid -------------------------------------------------------
+
+def _halves(tmp_path, crs_epsg=32633):
+    """A 20 x 40 abundance map cut into its left and right 20 x 20 halves, each georeferenced where it lies."""
+    from core.raster_io import georeference, write_raster
+    rng = np.random.default_rng(0)
+    A = rng.dirichlet(np.ones(3), size=(20, 40)).transpose(2, 0, 1).astype(np.float32)
+    left, right = str(tmp_path / "left.tif"), str(tmp_path / "right.tif")
+    write_raster(left, A[:, :, :20], georeference(20, 20, crs_epsg=crs_epsg))
+    write_raster(right, A[:, :, 20:], georeference(20, 20, crs_epsg=crs_epsg, origin=(500000.0 + 600, 4500000.0)))
+    return left, right
+
+
+def test_metrics_refuses_a_reference_from_another_place_through_qgis(qgis_process, tmp_path, out):
+    left, right = _halves(tmp_path)
+    inputs = Inputs(left, right)
+    done = qgis_process.run("deepgu:metrics", ESTIMATE=left, REFERENCE=right, OUTPUT_REPORT=str(out / "r.json"))
+    line = refused(done, "REFERENCE", out, inputs)
+    assert "ESTIMATE" in line and "20 columns and 0 rows" in line, line
+
+
+def test_grid_rules(tmp_path):
+    """Size, pixel size, origin (to a thousandth of a pixel) and CRS; a raster without georeferencing matches by
+    size; a window is on its own grid."""
+    from core.grid import check_same_grid
+    from core.raster_io import georeference, open_raster, write_raster
+    from core.window import PixelWindow
+    data = np.ones((2, 10, 10), np.float32)
+    paths = {}
+    for name, like in (("ref", georeference(10, 10)),
+                       ("tiny_shift", georeference(10, 10, origin=(500000.0 + 30 * 1e-4, 4500000.0))),
+                       ("shift", georeference(10, 10, origin=(500000.0 + 30 * 0.5, 4500000.0))),
+                       ("pixel", georeference(10, 10, pixel_size=30.001)),
+                       ("crs", georeference(10, 10, crs_epsg=32634)),
+                       ("small", georeference(10, 9))):
+        paths[name] = str(tmp_path / (name + ".tif"))
+        write_raster(paths[name], data[:, :, :like.cols], like)
+    bare = str(tmp_path / "bare.tif")
+    from osgeo import gdal
+    gdal.GetDriverByName("GTiff").Create(bare, 10, 10, 2, gdal.GDT_Float32).FlushCache()    # closed at once
+    info = {name: open_raster(path, name.upper()) for name, path in dict(paths, bare=bare).items()}
+    ref = info["ref"]
+    check_same_grid(info["tiny_shift"], ref)
+    check_same_grid(info["bare"], ref)       # no georeferencing: compared by size only
+    check_same_grid(ref, info["bare"])
+    for name, match in (("shift", "SHIFT starts 0.5 columns and 0 rows away from REF"),
+                        ("pixel", "SHIFT|PIXEL has pixels of 30.001 x 30.001 map units but REF has 30 x 30"),
+                        ("crs", "CRS and REF have different coordinate reference systems \\(EPSG:32634 and "
+                                "EPSG:32633\\)"),
+                        ("small", "SMALL is 10 x 9 pixels but REF is 10 x 10")):
+        with pytest.raises(DeepGUError, match=match):
+            check_same_grid(info[name], ref)
+    window = PixelWindow(2, 3, 5, 4)
+    cut = str(tmp_path / "cut.tif")
+    write_raster(cut, data[:, :5, :4], ref.window(window))
+    check_same_grid(open_raster(cut, "CUT"), ref.window(window))
+    with pytest.raises(DeepGUError, match="CUT starts 3 columns and 2 rows away"):
+        check_same_grid(open_raster(cut, "CUT"), ref.window(PixelWindow(0, 0, 5, 4)))
+
+
+def test_init_abundances_and_bundle_abundances_from_another_place(files, tmp_path, out):
+    from core.raster_io import open_raster, read_all, write_raster
+    from core.window import PixelWindow
+    data, _, info = read_all(files["scene.tif"])
+    fcls = str(tmp_path / "fcls.tif")
+    fcls_job.run(files["scene.tif"], files["em.csv"], fcls)
+    A = read_all(fcls)[0]
+    moved = str(tmp_path / "moved.tif")
+    x0, a, b, y0, d, e = info.transform
+    write_raster(moved, A, open_raster(fcls).__class__(**dict(vars(info), transform=(x0 + 5 * a, a, b, y0, d, e),
+                                                               _dataset=None)))
+    inputs = Inputs(files["scene.tif"], files["em.csv"], files["model.pt"], fcls, moved)
+    from core.jobs import bundles as bundles_job
+    from core.jobs import unmix as unmix_job
+    message = core_refused(lambda: unmix_job.run(files["scene.tif"], files["model.pt"], str(out / "a.tif"),
+                                                 init_abundances=moved), "INIT_ABUNDANCES", out, inputs)
+    assert "INPUT" in message and "5 columns" in message, message
+    message = core_refused(lambda: bundles_job.run(files["scene.tif"], files["em.csv"], str(out / "b.csv"),
+                                                   method="spatial", abundances_path=moved), "ABUNDANCES", out,
+                           inputs)
+    assert "INPUT" in message and "5 columns" in message, message
+    # the EXTENT window's own size: on the window's grid, not at INPUT's corner
+    window = PixelWindow(10, 10, 12, 12)
+    corner = str(tmp_path / "corner.tif")
+    write_raster(corner, A[:, :12, :12], info)
+    message = core_refused(lambda: unmix_job.run(files["scene.tif"], files["model.pt"], str(out / "a.tif"),
+                                                 init_abundances=corner, window=window), "INIT_ABUNDANCES", out,
+                           inputs)
+    assert "EXTENT window" in message and "-10 columns and -10 rows" in message, message
+
+
+def test_trainvae_compares_bundle_and_endmember_wavelengths(files, tmp_path, out):
+    from core.jobs import train as train_job
+    from core.library import read_spectra, write_spectra
+    bundles = read_spectra(files["bundles.csv"])
+    shifted = str(tmp_path / "shifted.csv")
+    write_spectra(shifted, bundles.spectra, bundles.materials, bundles.wavelengths + 25.0, bundles.rows, bundles.cols)
+    inputs = Inputs(files["em.csv"], shifted)
+    message = core_refused(lambda: train_job.run(shifted, files["em.csv"], str(out / "m.pt"), epochs=1), "BUNDLES",
+                           out, inputs, "wavelengths differ from those of ENDMEMBERS (by up to 25 nm)")
+    assert "ENDMEMBERS" in message

@@ -6,6 +6,7 @@ from ..bundles import METHODS, BundleSelector, auto_bundles, local_purity
 from ..defaults import BUNDLES, SAMPLE_SIZE
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
+from ..grid import check_same_grid
 from ..library import check_bands, read_spectra, write_spectra
 from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block, valid_pixels
@@ -18,11 +19,9 @@ def _open_abundances(path, info, n_materials):
     if not path:
         raise DeepGUError("the 'spatial' bundle method needs an abundance raster (e.g. the FCLS output)")
     abundances = open_raster(path, "ABUNDANCES")
-    if (abundances.rows, abundances.cols) != (info.rows, info.cols):
-        raise DeepGUError("the abundance raster %s is %d x %d pixels but the image is %d x %d"
-                          % (path, abundances.rows, abundances.cols, info.rows, info.cols))
+    check_same_grid(abundances, info)
     if abundances.n_bands != n_materials:
-        raise DeepGUError("the abundance raster %s has %d bands but the endmember file has %d materials"
+        raise DeepGUError("ABUNDANCES %s has %d bands but the endmember file has %d materials"
                           % (path, abundances.n_bands, n_materials))
     return abundances
 

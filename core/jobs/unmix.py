@@ -12,6 +12,7 @@ from ..cluster import BytesCache, cluster_client, map_tasks
 from ..errors import DeepGUError
 from ..fcls import fcls
 from ..feedback import ensure
+from ..grid import check_same_grid
 from ..model_file import check_compatible, load_model
 from ..paths import check_paths
 from ..raster_io import (OutputSet, block_rows, bounded_block_cache, endmember_band_names, iter_blocks, open_raster,
@@ -36,16 +37,18 @@ MIN_TILE = 32
 
 def _open_init(path, like, n_materials, window=None):
     """Describe the INIT_ABUNDANCES raster, checked against the image and the model. With a ``window`` of the
-    image, a raster of the whole image's size is restricted to it, one of the window's size is taken as it is."""
+    image, a raster of the whole image's size is restricted to it, one of the window's size is taken as it is;
+    either must lie on its grid (:func:`core.grid.check_same_grid`)."""
     info = open_raster(path, "INIT_ABUNDANCES")
     if info.n_bands != n_materials:
         raise DeepGUError("INIT_ABUNDANCES has %d bands but the model has %d materials" % (info.n_bands, n_materials))
     if window is not None and (info.rows, info.cols) == (window.rows, window.cols):
+        check_same_grid(info, like.window(window), like_name="INPUT's EXTENT window")
         return info
-    if (info.rows, info.cols) != (like.rows, like.cols):
-        raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but the image is %d x %d%s"
-                          % (info.rows, info.cols, like.rows, like.cols,
-                             "" if window is None else " and its EXTENT %d x %d" % (window.rows, window.cols)))
+    if window is not None and (info.rows, info.cols) != (like.rows, like.cols):
+        raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but INPUT is %d x %d and its EXTENT window %d x %d"
+                          % (info.rows, info.cols, like.rows, like.cols, window.rows, window.cols))
+    check_same_grid(info, like)
     return info.window(window)
 
 
