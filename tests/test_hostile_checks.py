@@ -270,3 +270,103 @@ def test_trainvae_compares_bundle_and_endmember_wavelengths(files, tmp_path, out
     message = core_refused(lambda: train_job.run(shifted, files["em.csv"], str(out / "m.pt"), epochs=1), "BUNDLES",
                            out, inputs, "wavelengths differ from those of ENDMEMBERS (by up to 25 nm)")
     assert "ENDMEMBERS" in message
+
+
+# --- item 6: the workflow checks first and leaves nothing when a step fails ------------------------------------
+
+def _workflow_outputs(folder, **changes):
+    """The workflow's output parameters, every one a file in ``folder`` (or as ``changes`` say)."""
+    outputs = {"endmembers:ENDMEMBERS_CSV": "em.csv", "fcls:FCLS_ABUNDANCES": "fcls.tif",
+               "bundles:BUNDLES_CSV": "b.csv", "trainvae:MODEL_FILE": "model.pt",
+               "unmix:DEEPGU_ABUNDANCES": "deepgu.tif"}
+    outputs = {name: str(folder / file) for name, file in outputs.items()}
+    outputs.update(changes)
+    return outputs
+
+
+@pytest.mark.parametrize("case, parameter, match", [
+    ("materials", "MATERIALS", "MATERIALS must be between 2 and 12 (got 13)"),
+    ("outside", "EXTENT", "does not intersect"),
+    ("one pixel", "EXTENT", "covers 1 x 1 pixels of INPUT, fewer than the 3 materials (MATERIALS)"),
+    ("missing folder", "unmix:DEEPGU_ABUNDANCES", "the output folder does not exist"),
+    ("input", "unmix:DEEPGU_ABUNDANCES", "is the same file as the input INPUT"),
+    ("extension", "fcls:FCLS_ABUNDANCES", "cannot write '.png' files"),
+    ("library extension", "bundles:BUNDLES_CSV", "cannot write spectral library"),
+])
+def test_workflow_checks_everything_before_its_first_step(qgis_process, files, out, tmp_path, case, parameter,
+                                                          match):
+    scene = files["scene.tif"]
+    inputs = Inputs(scene)
+    parameters = dict(INPUT=scene, MATERIALS=3)
+    x0, y0 = 500000.0, 4500000.0
+    if case == "materials":
+        parameters["MATERIALS"] = 13
+    elif case == "outside":
+        parameters["EXTENT"] = "0,1,0,1"
+    elif case == "one pixel":
+        parameters["EXTENT"] = "%r,%r,%r,%r" % (x0 + 100, x0 + 110, y0 - 110, y0 - 100)
+    outputs = _workflow_outputs(out, **{
+        "missing folder": {"unmix:DEEPGU_ABUNDANCES": str(tmp_path / "missing" / "d.tif")},
+        "input": {"unmix:DEEPGU_ABUNDANCES": scene},
+        "extension": {"fcls:FCLS_ABUNDANCES": str(out / "fcls.png")},
+        "library extension": {"bundles:BUNDLES_CSV": str(out / "b.txt")},
+    }.get(case, {}))
+    done = qgis_process.run("deepgu:workflow", timeout=120, **parameters, **outputs)
+    line = refused(done, parameter, out, inputs)
+    assert match in line, line
+    assert "Prepare algorithm" not in done.stdout and "refined on" not in done.stdout     # no step ran
+
+
+def _watch(process, path, timeout=120):
+    """Wait until ``path`` exists (or the process ended)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert os.path.exists(path), "%s never appeared" % path
+
+
+def test_workflow_step_failure_leaves_no_output_and_restores_replaced_files(qgis_process, files, out, tmp_path):
+    """The bundles step fails (its output folder vanished after the check): the endmember and FCLS outputs of the
+    steps before it are removed, an FCLS output that existed before gets its old content and style back, and the
+    step's error names the workflow's output parameter."""
+    import subprocess
+    from test_hostile import checksum
+    late = tmp_path / "late"
+    late.mkdir()
+    old = out / "fcls.tif"
+    old.write_bytes(b"the user's old file")
+    (out / "fcls.qml").write_text("the user's style")
+    before = {name: checksum(str(out / name)) for name in ("fcls.tif", "fcls.qml")}
+    inputs = Inputs(files["scene.tif"])
+    outputs = _workflow_outputs(out, **{"bundles:BUNDLES_CSV": str(late / "b.csv")})
+    args = ["run", "deepgu:workflow", "--", "INPUT=" + files["scene.tif"], "MATERIALS=3"] + [
+        "%s=%s" % item for item in outputs.items()]
+    process = subprocess.Popen(["qgis_process.bin"] + args, env=qgis_process.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    _watch(process, str(out / "em.csv"))
+    late.rmdir()
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode != 0, output[-2000:]
+    assert "cannot write bundles:BUNDLES_CSV '%s'" % (late / "b.csv") in output, output[-2000:]
+    assert "cannot write OUTPUT" not in output.split("ERROR:", 1)[-1], output[-2000:]
+    last = [line for line in output.splitlines() if line.startswith("ERROR:")][-1]
+    assert "stopped in its step bundles" in last and "none of the workflow's outputs is left" in last, last
+    assert sorted(os.listdir(out)) == ["fcls.qml", "fcls.tif"], os.listdir(out)
+    assert {name: checksum(str(out / name)) for name in before} == before
+    assert inputs.unchanged()
+
+
+def test_sigterm_between_workflow_steps_leaves_nothing(qgis_process, files, out):
+    import signal
+    import subprocess
+    inputs = Inputs(files["scene.tif"])
+    args = ["run", "deepgu:workflow", "--", "INPUT=" + files["scene.tif"], "MATERIALS=3"] + [
+        "%s=%s" % item for item in _workflow_outputs(out).items()]
+    process = subprocess.Popen(["qgis_process.bin"] + args, env=qgis_process.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    _watch(process, str(out / "fcls.tif"))
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0, output[-2000:]
+    assert os.listdir(out) == [], os.listdir(out)
+    assert inputs.unchanged()
