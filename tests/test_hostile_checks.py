@@ -370,3 +370,60 @@ def test_sigterm_between_workflow_steps_leaves_nothing(qgis_process, files, out)
     assert process.returncode != 0, output[-2000:]
     assert os.listdir(out) == [], os.listdir(out)
     assert inputs.unchanged()
+
+
+# --- item 9: messages that name what the user typed ---------------------------------------------------------
+
+@pytest.mark.parametrize("delimiter, decimal", [(";", ","), (";", "."), ("\t", "."), ("\t", ",")])
+def test_csv_with_semicolons_or_tabs_reads_as_with_commas(files, tmp_path, delimiter, decimal):
+    """A spreadsheet of a decimal-comma locale writes 'wavelength;soil' and '0,123': the same library."""
+    from core.library import read_spectra
+    library = read_spectra(files["em.csv"])
+    lines = [delimiter.join(["wavelength"] + library.materials)]
+    for wavelength, row in zip(library.wavelengths, library.spectra):
+        lines.append(delimiter.join(("%.9g" % v).replace(".", decimal) for v in [wavelength, *row]))
+    path = str(tmp_path / "european.csv")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    again = read_spectra(path)
+    assert again.materials == library.materials
+    np.testing.assert_allclose(again.wavelengths, library.wavelengths, rtol=1e-7)
+    np.testing.assert_allclose(again.spectra, library.spectra, rtol=1e-7)
+
+
+def test_csv_with_another_separator_says_so(tmp_path):
+    from core.library import read_spectra
+    path = str(tmp_path / "pipes.csv")
+    with open(path, "w") as f:
+        f.write("wavelength|soil|tree\n450|0.1|0.2\n")
+    with pytest.raises(DeepGUError, match="separated by commas \\(or semicolons or tabs\\)"):
+        read_spectra(path)
+
+
+def test_upper_case_csv_library_through_qgis(qgis_process, files, tmp_path, out):
+    import shutil
+    upper = str(tmp_path / "EM.CSV")
+    shutil.copy(files["em.csv"], upper)
+    done = qgis_process.run("deepgu:fcls", INPUT=files["scene.tif"], ENDMEMBERS=upper, OUTPUT=str(out / "a.tif"))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    assert os.path.exists(str(out / "a.tif"))
+
+
+def test_memory_mb_below_its_minimum_says_the_minimum_through_qgis(qgis_process, files, out):
+    inputs = Inputs(files["scene.tif"], files["em.csv"])
+    done = qgis_process.run("deepgu:fcls", INPUT=files["scene.tif"], ENDMEMBERS=files["em.csv"], MEMORY_MB=15,
+                            OUTPUT=str(out / "a.tif"))
+    line = refused(done, "MEMORY_MB", out, inputs)
+    assert "MEMORY_MB must be at least 16 (got 15)" in done.stdout + done.stderr, line
+
+
+@pytest.mark.parametrize("algorithm", ["deepgu:fcls", "deepgu:unmix"])
+def test_one_pixel_extent_blames_extent_through_qgis(qgis_process, files, out, algorithm):
+    inputs = Inputs(files["scene.tif"], files["em.csv"], files["model.pt"])
+    companion = {"deepgu:fcls": {"ENDMEMBERS": files["em.csv"]}, "deepgu:unmix": {"MODEL": files["model.pt"]}}
+    x0, y0 = 500000.0, 4500000.0
+    done = qgis_process.run(algorithm, INPUT=files["scene.tif"], OUTPUT=str(out / "a.tif"),
+                            EXTENT="%r,%r,%r,%r" % (x0 + 100, x0 + 110, y0 - 110, y0 - 100), **companion[algorithm])
+    line = refused(done, "EXTENT", out, inputs)
+    assert line.split("\t")[-1].startswith("EXTENT (its window of 1 x 1 pixels of INPUT"), line
+    assert "only 1 distinct valid pixel" in line, line

@@ -15,6 +15,7 @@ from ..paths import check_paths
 from ..raster_io import (OutputSet, block_rows, bounded_block_cache, iter_blocks, open_raster, read_block, scatter,
                          valid_pixels)
 from ..validation import MAX_MEMORY_MB, ContrastCheck, as_parameter, finite
+from ..window import window_label
 
 
 def _solve_strip(info, M, row0, n_rows, with_rmse):
@@ -74,8 +75,8 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["ME
             if rmse is not None:
                 outputs.write("rmse", rmse, row0)
         if n_valid == 0:
-            raise DeepGUError("INPUT %s has no valid pixels (all nodata or non-finite)" % input_path)
-        contrast.check(info.label)
+            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % window_label(info.label, window))
+        contrast.check(window_label(info.label, window))
     feedback.info("FCLS: %d valid pixels of %d" % (n_valid, info.n_pixels))
     return n_valid
 

@@ -24,6 +24,7 @@ from ..tiling import tile_size, tiles
 from ..unmix import deepgu_unmix, resolve_device
 from ..unmix_settings import UnmixSettings
 from ..validation import ContrastCheck, as_parameter
+from ..window import window_label
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
 HALO = 8
@@ -62,13 +63,14 @@ def _number_or_auto(text, option):
         raise DeepGUError("%s must be a number or 'auto', got %r" % (option, text)) from None
 
 
-def _check_contrast(info, n_materials, memory_mb, feedback):
-    """Stream the image once: refuse it unless it has a non-zero pixel and ``n_materials`` distinct ones."""
+def _check_contrast(info, n_materials, memory_mb, feedback, label):
+    """Stream the image once: refuse it (naming ``label``) unless it has a non-zero pixel and ``n_materials``
+    distinct ones."""
     contrast = ContrastCheck(info.n_bands, n_materials)
     for row0, n_rows in iter_blocks(info, block_rows(info, memory_mb)):
         feedback.check_canceled()
         contrast.update(valid_pixels(*read_block(info, row0, n_rows)))
-    contrast.check(info.label)
+    contrast.check(label)
 
 
 def tile_layout(rows, cols, memory_mb, n_bands, n_materials, halo=HALO, feedback=None):
@@ -229,7 +231,8 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
         model = load_model(model_path)
         check_compatible(model, info.n_bands, info.wavelengths)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
-    _check_contrast(info, P, min(settings.memory_mb, MEMORY_MB), feedback)   # a streamed check: strips suffice
+    label = window_label(info.label, window)
+    _check_contrast(info, P, min(settings.memory_mb, MEMORY_MB), feedback, label)  # a streamed check: strips suffice
     layout = tile_layout(info.rows, info.cols, settings.memory_mb, L, P, halo, feedback)
     init = _open_init(init_abundances, scene, P, window) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
@@ -263,7 +266,7 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
             raise DeepGUError("INIT_ABUNDANCES %s is nodata or non-finite at every valid pixel of INPUT"
                               % init_abundances)
         if not any_valid:
-            raise DeepGUError("INPUT %s has no valid pixels (all nodata or non-finite)" % input_path)
+            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % label)
     feedback.set_progress(100)
     return len(layout)
 
