@@ -427,3 +427,82 @@ def test_one_pixel_extent_blames_extent_through_qgis(qgis_process, files, out, a
     line = refused(done, "EXTENT", out, inputs)
     assert line.split("\t")[-1].startswith("EXTENT (its window of 1 x 1 pixels of INPUT"), line
     assert "only 1 distinct valid pixel" in line, line
+
+
+# --- item 8: scene and library in different units -----------------------------------------------------------
+
+def test_scene_in_raw_numbers_with_a_reflectance_library_through_qgis(qgis_process, files, tmp_path, out):
+    """The scene x 10,000 (raw DN, no scale factor) with its 0-1 endmembers: refused naming ENDMEMBERS, both
+    magnitudes and the missing scale factor; with the scale factor set on the file, it unmixes as the original."""
+    from osgeo import gdal
+    from core.raster_io import read_all, write_raster
+    data, _, info = read_all(files["scene.tif"])
+    raw = str(tmp_path / "raw.tif")
+    write_raster(raw, data * 10000.0, info, wavelengths=info.wavelengths)
+    inputs = Inputs(raw, files["em.csv"])
+    done = qgis_process.run("deepgu:fcls", INPUT=raw, ENDMEMBERS=files["em.csv"], OUTPUT=str(out / "a.tif"))
+    line = refused(done, "ENDMEMBERS", out, inputs)
+    assert "INPUT's values look about 10000x larger than ENDMEMBERS'" in line, line
+    assert "set a scale factor of 0.0001 on INPUT" in line and "median pixel norm" in line, line
+    ds = gdal.Open(raw, gdal.GA_Update)          # the suggested fix
+    for band in range(ds.RasterCount):
+        ds.GetRasterBand(band + 1).SetScale(0.0001)
+    ds = None
+    here, fixed = str(out / "here.tif"), str(out / "fixed.tif")
+    fcls_job.run(files["scene.tif"], files["em.csv"], here)
+    fcls_job.run(raw, files["em.csv"], fixed)
+    np.testing.assert_allclose(read_all(fixed)[0], read_all(here)[0], atol=1e-4)
+
+
+def test_library_in_other_units_or_negative(files, tmp_path, out):
+    from core.jobs import bundles as bundles_job
+    from core.jobs import unmix as unmix_job
+    from core.library import read_spectra, write_spectra
+    library = read_spectra(files["em.csv"])
+    percent, negative = str(tmp_path / "percent.csv"), str(tmp_path / "negative.csv")
+    write_spectra(negative, -library.spectra, library.materials, library.wavelengths)
+    inputs = Inputs(files["scene.tif"], files["em.csv"], negative)
+    core_refused(lambda: fcls_job.run(files["scene.tif"], negative, str(out / "a.tif")), "ENDMEMBERS", out, inputs,
+                 "material '%s' is negative in %d of its %d bands" % (
+                     library.materials[0], int(np.sum(library.spectra[:, 0] > 0)), library.n_bands))
+    write_spectra(percent, library.spectra * 100, library.materials, library.wavelengths)
+    inputs = Inputs(files["scene.tif"], percent)
+    core_refused(lambda: bundles_job.run(files["scene.tif"], percent, str(out / "b.csv")), "ENDMEMBERS", out, inputs,
+                 "INPUT's values look about 100x smaller than ENDMEMBERS' ")
+    # the model's references: a scene in DN against a model trained on reflectance
+    from core.raster_io import read_all, write_raster
+    data, _, info = read_all(files["scene.tif"])
+    raw = str(tmp_path / "raw.tif")
+    write_raster(raw, data * 10000.0, info, wavelengths=info.wavelengths)
+    inputs = Inputs(raw, files["model.pt"])
+    core_refused(lambda: unmix_job.run(raw, files["model.pt"], str(out / "a.tif")), "MODEL", out, inputs,
+                 "look about 10000x larger than MODEL's reference endmembers'")
+
+
+def test_magnitude_rule_leaves_realistic_brightness_alone():
+    """Pixels mixed from the library and scaled by illumination from 0.2 to 3 (shade to glare) all pass; x100 and
+    x0.001 are refused. Against the bound of the module docstring: a mixture's norm is at least min ||m_p|| /
+    sqrt(P)."""
+    from osgeo import gdal
+    from core.magnitude import check_magnitudes
+    from core.raster_io import georeference
+    from core.synthetic import load_library
+
+    _, spectra, _ = load_library()
+    M = spectra[:, :4].astype(np.float64)
+    rng = np.random.default_rng(1)
+    A = rng.dirichlet(np.ones(4), size=64 * 64).T
+    for scale, ok in ((0.2, True), (1.0, True), (3.0, True), (100.0, False), (0.001, False)):
+        image = (M @ A * scale).reshape(M.shape[0], 64, 64).astype(np.float32)
+        info = georeference(64, 64)     # an in-memory raster for read_block
+        info.n_bands, info.nodata = M.shape[0], [None] * M.shape[0]
+        info.scales, info.offsets = [1.0] * M.shape[0], [0.0] * M.shape[0]
+        ds = gdal.GetDriverByName("MEM").Create("", 64, 64, M.shape[0], gdal.GDT_Float32)
+        for band in range(M.shape[0]):
+            ds.GetRasterBand(band + 1).WriteArray(image[band])
+        info._dataset = ds
+        if ok:
+            check_magnitudes(info, M, "ENDMEMBERS")
+        else:
+            with pytest.raises(DeepGUError, match="ENDMEMBERS"):
+                check_magnitudes(info, M, "ENDMEMBERS")

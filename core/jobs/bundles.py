@@ -8,6 +8,7 @@ from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from ..grid import check_same_grid
 from ..library import check_bands, read_spectra, write_spectra
+from ..magnitude import check_library, check_magnitudes
 from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block, valid_pixels
 from ..sampling import sample_pixels
@@ -64,6 +65,8 @@ def run(input_path, endmembers_csv, output_csv, method=BUNDLES["METHOD"], n_pixe
         library = read_spectra(endmembers_csv)
         check_bands(library, info.n_bands, info.wavelengths, "the endmember file")
         M = library.as_endmembers()
+    check_library(M, "ENDMEMBERS", library.materials)
+    check_magnitudes(info, M, "ENDMEMBERS")
     names = library.materials
     abundances = _open_abundances(abundances_path, info, M.shape[1]) if method == "spatial" else None
     if method == "auto":

@@ -11,6 +11,7 @@ import torch
 from ..cluster import BytesCache, cluster_client, map_tasks
 from ..errors import DeepGUError
 from ..fcls import fcls
+from ..magnitude import check_library, check_magnitudes
 from ..feedback import ensure
 from ..grid import check_same_grid
 from ..model_file import check_compatible, load_model
@@ -230,6 +231,8 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
     with as_parameter("MODEL"):
         model = load_model(model_path)
         check_compatible(model, info.n_bands, info.wavelengths)
+    check_library(model.m0, "MODEL's reference endmembers", model.names)
+    check_magnitudes(info, model.m0, "MODEL's reference endmembers")
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
     label = window_label(info.label, window)
     _check_contrast(info, P, min(settings.memory_mb, MEMORY_MB), feedback, label)  # a streamed check: strips suffice
