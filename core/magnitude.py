@@ -13,8 +13,8 @@ negative values. Two checks, before any output is written:
   in norm (0.5 to 4.8, 9.6x, on the accuracy scenes' libraries; the scenes' ``s / n`` is 0.86 to 0.96, 17x to
   23x from either limit: ``python bench/bench_magnitudes.py``, 2026-12-06), so 20 leaves room for a scene of
   mostly dark or mostly bright materials, while the usual unit mistakes, percent (100x) and scaled integers
-  (10,000x), are far beyond it. The message names the library's parameter, both magnitudes, and the power of ten that would reconcile them
-  as a scale factor.
+  (10,000x), are far beyond it. The message names the library's parameter, both magnitudes, and the power of
+  ten that would reconcile them as a scale factor.
 - **Sign.** A spectrum whose negative part has more than :data:`NEGATIVE_SHARE` of its norm (``||min(m, 0)|| >
   0.1 ||m||``) is refused: reflectance and radiance are not negative, and atmospheric correction leaves at most a
   few small negative bands (noise), far below that share.
