@@ -506,3 +506,45 @@ def test_magnitude_rule_leaves_realistic_brightness_alone():
         else:
             with pytest.raises(DeepGUError, match="ENDMEMBERS"):
                 check_magnitudes(info, M, "ENDMEMBERS")
+
+
+def test_cancel_between_workflow_steps_leaves_nothing(files, out, tmp_path):
+    """The QGIS dialog's cancel (processing.run with a feedback canceled once the FCLS step has reported): the
+    endmember and FCLS outputs already written are removed."""
+    import subprocess
+    import sys
+    from conftest import ROOT, qgis_env, require_qgis
+    require_qgis()
+    outputs = _workflow_outputs(out)
+    script = """
+import sys
+from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.insert(0, '/usr/share/qgis/python/plugins')
+from processing.core.Processing import Processing
+Processing.initialize()
+import importlib.util
+spec = importlib.util.spec_from_file_location('deepgu', %r, submodule_search_locations=[%r])
+deepgu = importlib.util.module_from_spec(spec); sys.modules['deepgu'] = deepgu; spec.loader.exec_module(deepgu)
+plugin = deepgu.classFactory(None); plugin.initProcessing()
+import processing
+
+class CancelAfterFcls(QgsProcessingFeedback):
+    def pushInfo(self, info):
+        print('INFO', info, flush=True)
+        if info.strip().startswith('FCLS:'):
+            self.cancel()
+
+try:
+    processing.run('deepgu:workflow', dict(INPUT=%r, MATERIALS=3, **%r), feedback=CancelAfterFcls())
+    print('FINISHED')
+except QgsProcessingException as error:
+    print('REFUSED', error)
+""" % (os.path.join(ROOT, "__init__.py"), ROOT, files["scene.tif"], outputs)
+    done = subprocess.run([sys.executable, "-c", script], env=qgis_env(tmp_path / "cfg"), capture_output=True,
+                          text=True, timeout=600)
+    assert "INFO FCLS:" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "REFUSED" in done.stdout and "none of the workflow's outputs is left" in done.stdout, \
+        done.stdout[-3000:] + done.stderr[-3000:]
+    assert os.listdir(out) == [], os.listdir(out)
