@@ -93,6 +93,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
         return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        # the plugin's modules are imported here and below: tests import this module without the plugin package
         from ..core.errors import DeepGUError
         from ..core.rollback import OutputRollback
         from .base import TORCH_MISSING, workflow_steps
@@ -157,7 +158,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
                     if problem:
                         raise DeepGUError(problem)
                     if child_name == "ENDMEMBERS":
-                        materials = (name, int(float(value)))
+                        materials = (name, self.parameterAsInt(parameters, name, context))
                 elif definition.type() == "raster":
                     rasters[name] = value
                 elif definition.type() == "extent":
