@@ -52,6 +52,8 @@ def parse_cluster(spec):
             raise DeepGUError("CLUSTER local:N needs at least one worker process (got %s)" % spec)
         return int(local.group(1))
     if _ADDRESS.match(spec):
+        if not 0 < int(spec.rsplit(":", 1)[1]) < 65536:
+            raise DeepGUError("CLUSTER: the port of %s must be between 1 and 65535" % spec)
         return spec
     raise DeepGUError("CLUSTER must be empty (this process), local:N (N worker processes on this machine) or a "
                       "Dask scheduler address such as tcp://host:8786; got '%s'" % spec)

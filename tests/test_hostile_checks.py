@@ -548,3 +548,14 @@ except QgsProcessingException as error:
     assert "REFUSED" in done.stdout and "none of the workflow's outputs is left" in done.stdout, \
         done.stdout[-3000:] + done.stderr[-3000:]
     assert os.listdir(out) == [], os.listdir(out)
+
+
+def test_scheduler_port_out_of_range_and_unknown_host(files, out, monkeypatch):
+    monkeypatch.setenv(cluster.TIMEOUT_VARIABLE, "1")
+    inputs = Inputs(files["scene.tif"], files["em.csv"])
+    core_refused(lambda: fcls_job.run(files["scene.tif"], files["em.csv"], str(out / "a.tif"),
+                                      cluster="tcp://127.0.0.1:99999"), "CLUSTER", out, inputs,
+                 "must be between 1 and 65535")
+    core_refused(lambda: fcls_job.run(files["scene.tif"], files["em.csv"], str(out / "a.tif"),
+                                      cluster="tcp://no-such-host.invalid:8786"), "CLUSTER", out, inputs,
+                 "cannot reach the Dask scheduler at tcp://no-such-host.invalid:8786")
