@@ -9,6 +9,8 @@ default from ``DEFAULTS``) are both built from that one table (as EnMAP-Box's al
 
 import contextlib
 import os
+import re
+import threading
 import traceback
 
 from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingAlgorithm,
@@ -24,7 +26,7 @@ from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
 from ..core.raster_io import open_raster
 from ..core.validation import MAX_MEMORY_MB
-from ..core.window import extent_window
+from ..core.window import extent_window as window_of_extent
 from . import compat
 
 #: smallest MEMORY_MB the dialogs offer.
@@ -32,7 +34,7 @@ MEMORY_MB_MIN = 16
 
 
 #: dialog filters of spectral library files (:data:`core.formats.LIBRARY_EXTENSIONS`)
-LIBRARY_INPUT_FILTER = "Spectral libraries: CSV or ENVI (*.csv *.sli *.hdr)"
+LIBRARY_INPUT_FILTER = "Spectral libraries: CSV or ENVI (*.csv *.sli *.hdr *.CSV *.SLI *.HDR)"
 LIBRARY_OUTPUT_FILTER = "CSV files (*.csv);;ENVI spectral libraries (*.sli)"
 
 
@@ -101,6 +103,61 @@ def enum(name, label, choices, default, labels=None):
     return parameter
 
 
+def number_range_problem(definition, value, name=None):
+    """The refusal of ``value`` for the number parameter ``definition``, naming ``name`` (default: the definition's),
+    with the range it takes (e.g. "MEMORY_MB must be at least 16 (got 15)"); None when it is in range or not a
+    number (QGIS's own check reports that)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    low, high = definition.minimum(), definition.maximum()
+    integer = definition.dataType() == QgsProcessingParameterNumber.Integer
+    shown = "%d" % number if integer and number.is_integer() else "%g" % number
+    if number < low or number > high:
+        bounds = [("%d" if integer else "%g") % bound for bound in (low, high)]
+        if high >= 1e300 or (integer and high >= 2 ** 31 - 1):
+            return "%s must be at least %s (got %s)" % (name or definition.name(), bounds[0], shown)
+        return "%s must be between %s and %s (got %s)" % (name or definition.name(), bounds[0], bounds[1], shown)
+    return None
+
+
+def extent_window(algorithm, parameters, context, input_path, name="EXTENT"):
+    """The :class:`core.window.PixelWindow` of the raster ``input_path`` covering the extent parameter ``name`` of
+    ``algorithm`` (transformed to the raster's CRS), or None when it is not set."""
+    if parameters.get(name) in (None, ""):
+        return None
+    info = open_raster(input_path, "INPUT")
+    rectangle = algorithm.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem(info.crs_wkt))
+    return window_of_extent(info.transform, info.rows, info.cols, (rectangle.xMinimum(), rectangle.yMinimum(),
+                                                                   rectangle.xMaximum(), rectangle.yMaximum()), name)
+
+
+#: the steps of the workflow running in this thread (:func:`workflow_steps`).
+_WORKFLOW = threading.local()
+
+
+@contextlib.contextmanager
+def workflow_steps(steps):
+    """While a workflow runs its steps in this thread: ``steps`` is ``{algorithm id: (child id, {child parameter or
+    output: the workflow's name})}``; a step's error names the workflow's parameters (:func:`translate`). Yields a
+    dict whose ``"step"`` is the child id of the step that ran last."""
+    state = {"steps": steps, "step": None}
+    previous, _WORKFLOW.state = getattr(_WORKFLOW, "state", None), state
+    try:
+        yield state
+    finally:
+        _WORKFLOW.state = previous
+
+
+def translate(message, names):
+    """``message`` with every name of ``names`` (a step's parameter -> the workflow's) replaced, as a whole word."""
+    if not names:
+        return message
+    pattern = re.compile(r"(?<![\w:])(%s)(?![\w:])" % "|".join(sorted(map(re.escape, names), key=len, reverse=True)))
+    return pattern.sub(lambda match: names[match.group(1)], message)
+
+
 def help_line(definition, description, defaults):
     """One parameter or output of the help text: ``NAME (advanced, optional): description Default: value.``"""
     notes = []
@@ -156,10 +213,27 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def checkParameterValues(self, parameters, context):
+        for definition in self.parameterDefinitions():      # QGIS's own refusal does not say the range
+            if definition.type() == "number" and parameters.get(definition.name()) not in (None, ""):
+                problem = number_range_problem(definition, parameters[definition.name()])
+                if problem:
+                    return False, problem
         with quiet_gdal():          # QGIS loads the input layers here
             return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):
+        state = getattr(_WORKFLOW, "state", None)
+        step = state["steps"].get(self.id()) if state else None
+        if step is None:
+            return self.process(parameters, context, feedback)
+        state["step"] = step[0]
+        try:
+            return self.process(parameters, context, feedback)
+        except QgsProcessingException as error:     # a workflow's step: name the workflow's parameters
+            raise QgsProcessingException(translate(str(error), step[1])) from None
+
+    def process(self, parameters, context, feedback):
+        """:meth:`processAlgorithm` outside a workflow: the job, its errors as one line."""
         absent = missing(self.REQUIRES)
         if absent:
             raise QgsProcessingException("%s: %s" % (self.id(), missing_message(absent)))
@@ -208,14 +282,8 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         return self.parameterAsFileOutput(parameters, name, context) or None      # fileDestination
 
     def pixel_window(self, parameters, context, input_path, name="EXTENT"):
-        """The :class:`core.window.PixelWindow` of the raster ``input_path`` covering the extent parameter
-        ``name`` (transformed to the raster's CRS), or None when it is not set."""
-        if parameters.get(name) in (None, ""):
-            return None
-        info = open_raster(input_path, "INPUT")
-        rectangle = self.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem(info.crs_wkt))
-        return extent_window(info.transform, info.rows, info.cols, (rectangle.xMinimum(), rectangle.yMinimum(),
-                                                                    rectangle.xMaximum(), rectangle.yMaximum()), name)
+        """:func:`extent_window` of this algorithm's extent parameter ``name``."""
+        return extent_window(self, parameters, context, input_path, name)
 
     def out_of_memory_message(self, parameters, context):
         """"out of memory", with what to lower among the parameters this algorithm has."""

@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import re
+import socket
 import sys
 import time
 
@@ -29,8 +30,12 @@ from .errors import Canceled, DeepGUError
 
 _LOCAL = re.compile(r"^local:(\d+)$")
 _ADDRESS = re.compile(r"^([a-z]+://)?[\w.\-\[\]:]+:\d+$")
-#: seconds to wait for an existing scheduler before giving up.
+#: seconds to wait for an existing scheduler before giving up: to connect, and again for its first answer.
 CONNECT_TIMEOUT = 20
+#: environment variable overriding :data:`CONNECT_TIMEOUT` (seconds; the tests use a small one).
+TIMEOUT_VARIABLE = "DEEPGU_CLUSTER_TIMEOUT"
+#: seconds a server that did not speak first gets to answer our HTTP probe (:func:`probe_scheduler`).
+_HTTP_PROBE_WAIT = 5
 #: seconds between checks of the cancel flag while waiting for tasks.
 _POLL = 0.25
 #: the Dask setting that gives worker processes a low glibc trim threshold; None unsets it (start_local_cluster).
@@ -48,9 +53,93 @@ def parse_cluster(spec):
             raise DeepGUError("CLUSTER local:N needs at least one worker process (got %s)" % spec)
         return int(local.group(1))
     if _ADDRESS.match(spec):
+        if not 0 < int(spec.rsplit(":", 1)[1]) < 65536:
+            raise DeepGUError("CLUSTER: the port of %s must be between 1 and 65535" % spec)
         return spec
     raise DeepGUError("CLUSTER must be empty (this process), local:N (N worker processes on this machine) or a "
                       "Dask scheduler address such as tcp://host:8786; got '%s'" % spec)
+
+
+def connect_timeout():
+    """Seconds allowed to reach a scheduler: :data:`TIMEOUT_VARIABLE` when set to a positive number, else
+    :data:`CONNECT_TIMEOUT`."""
+    try:
+        value = float(os.environ.get(TIMEOUT_VARIABLE, ""))
+    except ValueError:
+        return CONNECT_TIMEOUT
+    return value if 0 < value < 3600 else CONNECT_TIMEOUT
+
+
+def usable_cpus():
+    """CPU cores this process may run on (its affinity mask where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def capped_workers(n_workers, feedback=None):
+    """``local:N``'s worker count, at most :func:`usable_cpus` (a note to ``feedback`` when capped): single-threaded
+    workers beyond the cores only compete for them, and each costs a process, its memory and its semaphores."""
+    cpus = usable_cpus()
+    if n_workers <= cpus:
+        return n_workers
+    if feedback is not None:
+        feedback.info("CLUSTER local:%d asks for more worker processes than the %d CPU core(s) this process may use: "
+                      "starting %d (more single-threaded workers than cores only compete for them)"
+                      % (n_workers, cpus, cpus))
+    return cpus
+
+
+def _host_port(address):
+    """``(host, port)`` of a ``tcp://host:port`` (or ``host:port``) address; None for other protocols."""
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return None
+    host, _, port = rest.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def probe_scheduler(address, timeout):
+    """Check within about ``2 * timeout + 5`` seconds that a TCP ``address`` is a Dask scheduler, before Dask's own
+    connect (whose handshake waits without end on a silent server, and reads an HTTP answer as the length of a
+    huge message, i.e. "out of memory"). A Dask server speaks first on a new connection (its handshake); one that
+    does not is sent an HTTP request to tell a web server from a silent one. Raises :class:`DeepGUError` naming
+    CLUSTER; other protocols (``tls://``...) are left to Dask."""
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        connection = socket.create_connection(target, timeout=timeout)
+    except socket.timeout:
+        raise DeepGUError("CLUSTER: cannot reach the Dask scheduler at %s: no connection within %g s"
+                          % (address, timeout)) from None
+    except OSError as exc:
+        raise DeepGUError("CLUSTER: cannot reach the Dask scheduler at %s: %s"
+                          % (address, exc.strerror or exc)) from None
+    with connection:
+        try:
+            first = connection.recv(16)
+        except socket.timeout:
+            first = None
+        except OSError as exc:
+            raise DeepGUError("CLUSTER: the server at %s closed the connection (%s): it is not a Dask scheduler"
+                              % (address, exc.strerror or exc)) from None
+        if first is None:
+            try:
+                connection.settimeout(min(timeout, _HTTP_PROBE_WAIT))
+                connection.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+                first = connection.recv(16)
+            except OSError:     # socket.timeout included
+                raise DeepGUError("CLUSTER: the server at %s accepted the connection but sent nothing within %g s: "
+                                  "it is not a Dask scheduler, or it is not answering" % (address, timeout)) from None
+        if first.startswith(b"HTTP/"):
+            raise DeepGUError("CLUSTER: %s is not a Dask scheduler (it answered like an HTTP server): give the "
+                              "scheduler's address (tcp://host:8786 by default), not its dashboard's" % address)
+        if not first:
+            raise DeepGUError("CLUSTER: the server at %s closed the connection without a word: it is not a Dask "
+                              "scheduler" % address)
+        if len(first) >= 8 and first[:8].isascii() and first[:8].decode("ascii").isprintable():     # a text protocol
+            raise DeepGUError("CLUSTER: %s is not a Dask scheduler (it answered %r)" % (address, first[:16]))
 
 
 def _distributed():
@@ -98,7 +187,9 @@ def start_local_cluster(n_workers):
 def cluster_client(spec, feedback):
     """Yield a ``distributed.Client`` for ``spec`` (see :func:`parse_cluster`), or None for in-process runs.
 
-    A ``local:N`` cluster lives only inside the ``with`` block.
+    A ``local:N`` cluster lives only inside the ``with`` block, with N capped at the usable CPU cores
+    (:func:`capped_workers`). A scheduler address is probed first (:func:`probe_scheduler`), so a silent or
+    non-Dask server fails within :func:`connect_timeout` seconds (twice that at most) naming CLUSTER.
     """
     target = parse_cluster(spec)
     if target is None:
@@ -106,18 +197,23 @@ def cluster_client(spec, feedback):
         return
     distributed = _distributed()
     if isinstance(target, int):
-        cluster = start_local_cluster(target)
+        n_workers = capped_workers(target, feedback)
+        cluster = start_local_cluster(n_workers)
         try:
             with distributed.Client(cluster) as client:
-                feedback.info("started a local Dask cluster of %d worker processes" % target)
+                feedback.info("started a local Dask cluster of %d worker processes" % n_workers)
                 yield client
         finally:
             cluster.close()
         return
+    timeout = connect_timeout()
+    probe_scheduler(target, timeout)
     try:
-        client = distributed.Client(target, timeout=CONNECT_TIMEOUT)
+        client = distributed.Client(target, timeout=timeout)
     except (OSError, TimeoutError) as exc:
-        raise DeepGUError("cannot reach the Dask scheduler at %s (CLUSTER): %s" % (target, exc)) from None
+        raise DeepGUError("CLUSTER: cannot reach the Dask scheduler at %s: %s" % (target, exc)) from None
+    except MemoryError:     # an answer read as the length of a huge message
+        raise DeepGUError("CLUSTER: %s is not a Dask scheduler (its answer is not Dask's)" % target) from None
     with client:
         workers = client.scheduler_info(n_workers=-1).get("workers", {})
         feedback.info("connected to the Dask scheduler %s (%d workers)" % (target, len(workers)))

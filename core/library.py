@@ -26,6 +26,7 @@ too, so no file DeepGU writes carries one.
 
 import csv
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -122,6 +123,21 @@ def _number(text, path, line):
     return value
 
 
+#: a number written with a decimal comma (and no point): "0,123", "-1,5e-3".
+_DECIMAL_COMMA = re.compile(r"\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*")
+
+
+def _delimiter(text):
+    """The CSV's separator: a comma, or a semicolon or tab where the first line starts with 'wavelength' or 'band'
+    followed by that character (as spreadsheets of decimal-comma locales write CSV); a comma otherwise."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    for delimiter in (";", "\t"):
+        cell = first.split(delimiter, 1)[0].strip().strip('"').lower()
+        if delimiter in first and cell in ("wavelength", "band") and "," not in first.split(delimiter, 1)[0]:
+            return delimiter
+    return ","
+
+
 def read_spectra(path):
     """Read a library or bundle (CSV or ENVI); raise :class:`DeepGUError` naming any problem."""
     if formats.library_format(path) == formats.ENVI:
@@ -135,16 +151,21 @@ def read_spectra(path):
         raise DeepGUError("spectral library not found: %s" % path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            table = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+            text = f.read()
+        delimiter = _delimiter(text)
+        table = [row for row in csv.reader(text.splitlines(), delimiter=delimiter) if any(cell.strip() for cell in row)]
     except (UnicodeDecodeError, csv.Error) as e:
         raise DeepGUError("%s is not a readable CSV file (%s)" % (path, e)) from None
+    if delimiter != ",":    # a spreadsheet of a decimal-comma locale: 0,123 is 0.123
+        table = [table[0]] + [[cell.replace(",", ".") if _DECIMAL_COMMA.fullmatch(cell) else cell for cell in row]
+                              for row in table[1:]]
     if len(table) < 2:
         raise DeepGUError("%s has no spectra (expected a header and one row per band)" % path)
     header = [cell.strip() for cell in table[0]]
     key = header[0].lower()
     if key not in ("wavelength", "band") or len(header) < 2:
-        raise DeepGUError("%s: the first header cell must be 'wavelength' or 'band', followed by material names"
-                          % path)
+        raise DeepGUError("%s: the first header cell must be 'wavelength' or 'band', followed by material names, "
+                          "separated by commas (or semicolons or tabs)" % path)
     materials = header[1:]
     if any(not m for m in materials):
         raise DeepGUError("%s: a column has no material name in the header" % path)
@@ -181,11 +202,12 @@ def read_spectra(path):
     )
 
 
-def check_bands(spectral_set, n_bands, wavelengths, what, tolerance_nm=1.0):
-    """Raise :class:`DeepGUError` if ``spectral_set`` does not match the image's bands."""
+def check_bands(spectral_set, n_bands, wavelengths, what, tolerance_nm=1.0, against="the image"):
+    """Raise :class:`DeepGUError` if ``spectral_set`` does not match the bands of ``against`` (``n_bands``, and
+    ``wavelengths`` in nm to ``tolerance_nm`` where both are known)."""
     if spectral_set.n_bands != n_bands:
-        raise DeepGUError("%s has %d bands but the image has %d" % (what, spectral_set.n_bands, n_bands))
+        raise DeepGUError("%s has %d bands but %s has %d" % (what, spectral_set.n_bands, against, n_bands))
     if spectral_set.wavelengths is not None and wavelengths is not None:
         gap = float(np.max(np.abs(spectral_set.wavelengths - wavelengths)))
         if gap > tolerance_nm:
-            raise DeepGUError("%s wavelengths differ from the image's (by up to %.3g nm)" % (what, gap))
+            raise DeepGUError("%s wavelengths differ from those of %s (by up to %.3g nm)" % (what, against, gap))

@@ -48,6 +48,14 @@ def extent_window(transform, rows, cols, extent, name="EXTENT"):
     return PixelWindow(row0, col0, row1 - row0, col1 - col0)
 
 
+def window_label(label, window, name="EXTENT"):
+    """How errors name the pixels a job reads: ``label`` (e.g. ``INPUT 'scene.tif'``), or, for a ``window`` of it, the
+    extent parameter ``name`` first (a problem of a small window is the extent's, not the raster's)."""
+    if window is None:
+        return label
+    return "%s (its window of %d x %d pixels of %s)" % (name, window.rows, window.cols, label)
+
+
 def window_transform(transform, window):
     """The GDAL geotransform of ``window``'s pixel grid (the raster's, moved to its top-left corner)."""
     x0, a, b, y0, d, e = transform

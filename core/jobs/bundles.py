@@ -6,7 +6,9 @@ from ..bundles import METHODS, BundleSelector, auto_bundles, local_purity
 from ..defaults import BUNDLES, SAMPLE_SIZE
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
+from ..grid import check_same_grid
 from ..library import check_bands, read_spectra, write_spectra
+from ..magnitude import check_library, check_magnitudes
 from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block, valid_pixels
 from ..sampling import sample_pixels
@@ -18,11 +20,9 @@ def _open_abundances(path, info, n_materials):
     if not path:
         raise DeepGUError("the 'spatial' bundle method needs an abundance raster (e.g. the FCLS output)")
     abundances = open_raster(path, "ABUNDANCES")
-    if (abundances.rows, abundances.cols) != (info.rows, info.cols):
-        raise DeepGUError("the abundance raster %s is %d x %d pixels but the image is %d x %d"
-                          % (path, abundances.rows, abundances.cols, info.rows, info.cols))
+    check_same_grid(abundances, info)
     if abundances.n_bands != n_materials:
-        raise DeepGUError("the abundance raster %s has %d bands but the endmember file has %d materials"
+        raise DeepGUError("ABUNDANCES %s has %d bands but the endmember file has %d materials"
                           % (path, abundances.n_bands, n_materials))
     return abundances
 
@@ -65,6 +65,8 @@ def run(input_path, endmembers_csv, output_csv, method=BUNDLES["METHOD"], n_pixe
         library = read_spectra(endmembers_csv)
         check_bands(library, info.n_bands, info.wavelengths, "the endmember file")
         M = library.as_endmembers()
+    check_library(M, "ENDMEMBERS", library.materials)
+    check_magnitudes(info, M, "ENDMEMBERS")
     names = library.materials
     abundances = _open_abundances(abundances_path, info, M.shape[1]) if method == "spatial" else None
     if method == "auto":

@@ -11,10 +11,12 @@ from ..errors import DeepGUError
 from ..feedback import ensure
 from ..fcls import fcls, reconstruction_rmse
 from ..library import check_bands, read_spectra
+from ..magnitude import check_library, check_magnitudes
 from ..paths import check_paths
 from ..raster_io import (OutputSet, block_rows, bounded_block_cache, iter_blocks, open_raster, read_block, scatter,
                          valid_pixels)
 from ..validation import MAX_MEMORY_MB, ContrastCheck, as_parameter, finite
+from ..window import window_label
 
 
 def _solve_strip(info, M, row0, n_rows, with_rmse):
@@ -51,6 +53,8 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["ME
         library = read_spectra(endmembers_csv)
         check_bands(library, info.n_bands, info.wavelengths, "the endmember file")
         M = library.as_endmembers()
+    check_library(M, "ENDMEMBERS", library.materials)
+    check_magnitudes(info, M, "ENDMEMBERS")
     if M.shape[1] > info.n_bands:
         raise DeepGUError("%d endmembers but only %d bands: the problem is underdetermined"
                           % (M.shape[1], info.n_bands))
@@ -74,8 +78,8 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["ME
             if rmse is not None:
                 outputs.write("rmse", rmse, row0)
         if n_valid == 0:
-            raise DeepGUError("INPUT %s has no valid pixels (all nodata or non-finite)" % input_path)
-        contrast.check(info.label)
+            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % window_label(info.label, window))
+        contrast.check(window_label(info.label, window))
     feedback.info("FCLS: %d valid pixels of %d" % (n_valid, info.n_pixels))
     return n_valid
 

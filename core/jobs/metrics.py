@@ -6,17 +6,18 @@ from ..atomic import atomic_output
 from ..defaults import METRICS
 from ..errors import DeepGUError
 from ..feedback import ensure
+from ..grid import check_same_grid
 from ..metrics import MetricsAccumulator
 from ..paths import check_paths
 from ..raster_io import block_rows, iter_blocks, open_raster, read_block
 from ..validation import MAX_MEMORY_MB, finite
 
 
-def _open_matching(path, like, what, name):
+def _open_matching(path, like, name):
+    """The raster ``path`` of parameter ``name``, on the grid of ``like`` (ESTIMATE) unless that is None."""
     info = open_raster(path, name)
-    if like is not None and (info.rows, info.cols) != (like.rows, like.cols):
-        raise DeepGUError("%s is %d x %d pixels but the estimate is %d x %d"
-                          % (what, info.rows, info.cols, like.rows, like.cols))
+    if like is not None:
+        check_same_grid(info, like)
     return info
 
 
@@ -39,8 +40,8 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
     check_paths({"ESTIMATE": estimate, "REFERENCE": reference, "ESTIMATE_ENDMEMBERS": estimate_endmembers,
                  "REFERENCE_ENDMEMBERS": reference_endmembers}, {"OUTPUT_REPORT": report})
     memory_mb = finite("MEMORY_MB", memory_mb, 0, MAX_MEMORY_MB, low_open=True)
-    est = _open_matching(estimate, None, "the estimate", "ESTIMATE")
-    ref = _open_matching(reference, est, "the reference", "REFERENCE")
+    est = _open_matching(estimate, None, "ESTIMATE")
+    ref = _open_matching(reference, est, "REFERENCE")
     P = est.n_bands
     if ref.n_bands != P:
         raise DeepGUError("the estimate has %d materials but the reference has %d" % (P, ref.n_bands))
@@ -48,8 +49,8 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
         raise DeepGUError("give both endmember rasters (estimate and reference) or neither")
     rasters = [est, ref]
     if estimate_endmembers is not None:
-        m_est = _open_matching(estimate_endmembers, est, "the estimated endmembers", "ESTIMATE_ENDMEMBERS")
-        m_ref = _open_matching(reference_endmembers, est, "the reference endmembers", "REFERENCE_ENDMEMBERS")
+        m_est = _open_matching(estimate_endmembers, est, "ESTIMATE_ENDMEMBERS")
+        m_ref = _open_matching(reference_endmembers, est, "REFERENCE_ENDMEMBERS")
         if m_est.n_bands != m_ref.n_bands:
             raise DeepGUError("the endmember rasters have %d and %d bands" % (m_est.n_bands, m_ref.n_bands))
         if m_est.n_bands % P:

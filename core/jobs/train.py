@@ -6,7 +6,7 @@ from ..paths import check_paths
 from ..validation import MAX_BETA, MAX_EPOCHS, MAX_LATENT, as_parameter, finite, integer
 from ..feedback import ensure
 from ..latent import TRUST_RADIUS, confusions
-from ..library import read_spectra
+from ..library import check_bands, read_spectra
 from ..model_file import save_model
 from ..vae import train_endmember_model
 
@@ -31,9 +31,7 @@ def run(bundles_csv, endmembers_csv, output_model, latent_dim=TRAINVAE["LATENT_D
         references = read_spectra(endmembers_csv)
     with as_parameter("BUNDLES"):
         bundle_set = read_spectra(bundles_csv)
-    if bundle_set.n_bands != references.n_bands:
-        raise DeepGUError("the bundles have %d bands but the endmembers have %d"
-                          % (bundle_set.n_bands, references.n_bands))
+    check_bands(bundle_set, references.n_bands, references.wavelengths, "BUNDLES", against="ENDMEMBERS")
     with as_parameter("ENDMEMBERS"):
         m0 = references.as_endmembers()
     groups = {name: spectra for name, spectra, _, _ in bundle_set.by_material()}

@@ -11,7 +11,9 @@ import torch
 from ..cluster import BytesCache, cluster_client, map_tasks
 from ..errors import DeepGUError
 from ..fcls import fcls
+from ..magnitude import check_library, check_magnitudes
 from ..feedback import ensure
+from ..grid import check_same_grid
 from ..model_file import check_compatible, load_model
 from ..paths import check_paths
 from ..raster_io import (OutputSet, block_rows, bounded_block_cache, endmember_band_names, iter_blocks, open_raster,
@@ -23,6 +25,7 @@ from ..tiling import tile_size, tiles
 from ..unmix import deepgu_unmix, resolve_device
 from ..unmix_settings import UnmixSettings
 from ..validation import ContrastCheck, as_parameter
+from ..window import window_label
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
 HALO = 8
@@ -36,16 +39,18 @@ MIN_TILE = 32
 
 def _open_init(path, like, n_materials, window=None):
     """Describe the INIT_ABUNDANCES raster, checked against the image and the model. With a ``window`` of the
-    image, a raster of the whole image's size is restricted to it, one of the window's size is taken as it is."""
+    image, a raster of the whole image's size is restricted to it, one of the window's size is taken as it is;
+    either must lie on its grid (:func:`core.grid.check_same_grid`)."""
     info = open_raster(path, "INIT_ABUNDANCES")
     if info.n_bands != n_materials:
         raise DeepGUError("INIT_ABUNDANCES has %d bands but the model has %d materials" % (info.n_bands, n_materials))
     if window is not None and (info.rows, info.cols) == (window.rows, window.cols):
+        check_same_grid(info, like.window(window), like_name="INPUT's EXTENT window")
         return info
-    if (info.rows, info.cols) != (like.rows, like.cols):
-        raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but the image is %d x %d%s"
-                          % (info.rows, info.cols, like.rows, like.cols,
-                             "" if window is None else " and its EXTENT %d x %d" % (window.rows, window.cols)))
+    if window is not None and (info.rows, info.cols) != (like.rows, like.cols):
+        raise DeepGUError("INIT_ABUNDANCES is %d x %d pixels but INPUT is %d x %d and its EXTENT window %d x %d"
+                          % (info.rows, info.cols, like.rows, like.cols, window.rows, window.cols))
+    check_same_grid(info, like)
     return info.window(window)
 
 
@@ -59,13 +64,14 @@ def _number_or_auto(text, option):
         raise DeepGUError("%s must be a number or 'auto', got %r" % (option, text)) from None
 
 
-def _check_contrast(info, n_materials, memory_mb, feedback):
-    """Stream the image once: refuse it unless it has a non-zero pixel and ``n_materials`` distinct ones."""
+def _check_contrast(info, n_materials, memory_mb, feedback, label):
+    """Stream the image once: refuse it (naming ``label``) unless it has a non-zero pixel and ``n_materials``
+    distinct ones."""
     contrast = ContrastCheck(info.n_bands, n_materials)
     for row0, n_rows in iter_blocks(info, block_rows(info, memory_mb)):
         feedback.check_canceled()
         contrast.update(valid_pixels(*read_block(info, row0, n_rows)))
-    contrast.check(info.label)
+    contrast.check(label)
 
 
 def tile_layout(rows, cols, memory_mb, n_bands, n_materials, halo=HALO, feedback=None):
@@ -225,8 +231,11 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
     with as_parameter("MODEL"):
         model = load_model(model_path)
         check_compatible(model, info.n_bands, info.wavelengths)
+    check_library(model.m0, "MODEL's reference endmembers", model.names)
+    check_magnitudes(info, model.m0, "MODEL's reference endmembers")
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
-    _check_contrast(info, P, min(settings.memory_mb, MEMORY_MB), feedback)   # a streamed check: strips suffice
+    label = window_label(info.label, window)
+    _check_contrast(info, P, min(settings.memory_mb, MEMORY_MB), feedback, label)  # a streamed check: strips suffice
     layout = tile_layout(info.rows, info.cols, settings.memory_mb, L, P, halo, feedback)
     init = _open_init(init_abundances, scene, P, window) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
@@ -260,7 +269,7 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
             raise DeepGUError("INIT_ABUNDANCES %s is nodata or non-finite at every valid pixel of INPUT"
                               % init_abundances)
         if not any_valid:
-            raise DeepGUError("INPUT %s has no valid pixels (all nodata or non-finite)" % input_path)
+            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % label)
     feedback.set_progress(100)
     return len(layout)
 
