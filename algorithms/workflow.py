@@ -10,6 +10,7 @@ with the model parameter's default, so the documented defaults hold however the 
 
 import importlib.util
 import os
+import time
 
 from qgis.core import QgsProcessingDestinationParameter, QgsProcessingException, QgsProcessingModelAlgorithm
 
@@ -45,4 +46,9 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
         if importlib.util.find_spec("torch") is None:        # before the first step, not after three of them
             from .base import TORCH_MISSING      # here: tests import this module without the plugin package
             raise QgsProcessingException(TORCH_MISSING)
-        return super().processAlgorithm(with_defaults(self.parameterDefinitions(), parameters), context, feedback)
+        from .base import done_in
+
+        start = time.perf_counter()
+        results = super().processAlgorithm(with_defaults(self.parameterDefinitions(), parameters), context, feedback)
+        feedback.pushInfo(done_in("deepgu:workflow", time.perf_counter() - start))
+        return results
