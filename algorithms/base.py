@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 import traceback
 
 from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingAlgorithm,
@@ -74,6 +75,11 @@ class QgisFeedback(Feedback):
     def info(self, message):
         self.feedback.pushInfo(("\n" if self.after_dots else "") + message)
         self.after_dots = False
+
+
+def done_in(what, seconds):
+    """The log line closing a step: ``deepgu:unmix done in 3.2 s``."""
+    return "%s done in %.1f s" % (what, seconds)
 
 
 def advanced(parameter):
@@ -239,7 +245,10 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException("%s: %s" % (self.id(), missing_message(absent)))
         try:
             self.check_raster_outputs(parameters)
-            return self.written_paths(self.run_job(parameters, context, QgisFeedback(feedback)), context)
+            start, qgis_feedback = time.perf_counter(), QgisFeedback(feedback)
+            results = self.written_paths(self.run_job(parameters, context, qgis_feedback), context)
+            qgis_feedback.info(done_in(self.id(), time.perf_counter() - start))
+            return results
         except DeepGUError as error:
             raise QgsProcessingException(str(error)) from None
         except Canceled:

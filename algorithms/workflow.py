@@ -20,6 +20,7 @@ old content back (:class:`core.rollback.OutputRollback`).
 """
 
 import os
+import time
 
 from qgis.core import (QgsProcessing, QgsProcessingDestinationParameter, QgsProcessingException,
                        QgsProcessingModelAlgorithm, QgsProcessingModelChildParameterSource,
@@ -96,7 +97,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
         from ..core.errors import DeepGUError
         from ..core.rollback import OutputRollback
         from ..core.dependencies import missing, missing_message
-        from .base import workflow_steps
+        from .base import done_in, workflow_steps
 
         absent = missing(("scipy", "torch"))                 # before the first step, not after three of them
         if absent:
@@ -107,6 +108,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
         except DeepGUError as error:
             raise QgsProcessingException(str(error)) from None
         rollback, steps = OutputRollback(_output_files(outputs.values())), {}
+        start = time.perf_counter()
         try:
             with rollback.on_sigterm(), workflow_steps(self.step_names()) as steps:
                 results = super().processAlgorithm(parameters, context, feedback)
@@ -123,6 +125,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
                 message += "; none of the workflow's outputs is left (files that existed before keep their content)"
             raise QgsProcessingException(message) from None
         rollback.release()
+        feedback.pushInfo(done_in("deepgu:workflow", time.perf_counter() - start))
         return results
 
     def _raster_file(self, parameters, name, context):

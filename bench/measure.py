@@ -50,3 +50,28 @@ def measure(function, **kwargs):
     if error:
         raise RuntimeError(error)
     return elapsed, peak, result
+
+
+#: the fixed reference workload: this many products of two 1024 x 1024 float32 matrices on one torch thread
+REFERENCE_PRODUCTS = 20
+
+
+def reference_seconds(repeats=3):
+    """Wall seconds of the reference workload (best of ``repeats``): a machine's speed now, so that a time
+    measured beside it can be reported as a ratio that other helpers' load inflates less than the time itself."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        a, b = torch.rand(1024, 1024, generator=generator), torch.rand(1024, 1024, generator=generator)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(REFERENCE_PRODUCTS):
+                a @ b
+            best = min(best, time.perf_counter() - start)
+        return best
+    finally:
+        torch.set_num_threads(previous)

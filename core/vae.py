@@ -168,38 +168,216 @@ def _check_bundles(bundles, n_bands=None):
     return checked
 
 
-def _train_one(bundle, latent_dim, epochs, loss, beta, generator, progress, check_canceled):
-    """Train one :class:`MaterialVAE` on ``bundle`` (L, n); returns it and its per-epoch mean loss.
+def _batch_size(n):
+    """Mini-batch size for a bundle of ``n`` pixels: a third of it, rounded up."""
+    return math.ceil(n / 3)
 
-    ``check_canceled()`` runs before every mini-batch (so a cancel takes effect within one Adam step) and
-    ``progress(epoch)`` after every epoch. A non-finite mini-batch loss stops training with a
-    :class:`DeepGUError` (the weights would be NaN from then on).
+
+class StackedVAEs:
+    """The VAEs of P materials as one network with stacked weights, trained together (:func:`train_vaes`).
+
+    Layer ``i`` of all materials is ``W_i`` (P, n_in, n_out) and ``b_i`` (P, 1, n_out), views of one flat
+    parameter vector (so one Adam update covers every material), and an activation ``h`` (P, B, n_in) goes
+    through all materials' layers in one batched product ``h W_i + b_i``. The encoder's mean and log-variance
+    layers are one layer of ``2K`` outputs (mean first). Forward and backward passes are written out (no
+    autograd): for a mini-batch x (P, B, L) with per-sample weights w (P, B) (``1/b_p`` for the ``b_p`` real
+    samples of material p, 0 for padding), the objective ``sum_p sum_i w_pi loss(x_pi)`` has the gradient of
+    each material's mean loss in that material's weights, so one Adam step on the stack is each material's own
+    step (Adam works element by element). With ``a = h W + b``, ``h' = relu(a)``::
+
+        dW = h^T da,   db = sum_B da,   dh = da W^T,   da = dh' (.) 1[a > 0]
+
+        d loss / d logits = w (sigmoid(logits) - x)                          (bce)
+                          = 2 w (s - x) s (1 - s),  s = sigmoid(logits)       (mse)
+        z = mu + exp(lv / 2) eps:   d/dmu = dz + w beta mu,   d/dlv = dz eps exp(lv / 2) / 2 + w beta (exp(lv) - 1) / 2
     """
-    n_bands, n = bundle.shape
-    scale = SCALE_MARGIN * float(bundle.max())
-    x = torch.as_tensor(np.maximum(bundle.T / scale, 0.0), dtype=torch.float32)
-    vae = MaterialVAE(encoder_sizes(n_bands, latent_dim), scale)
-    vae.reset_parameters(generator)
-    optimizer = torch.optim.Adam(vae.parameters(), lr=LEARNING_RATE)
-    batch = math.ceil(n / 3)
-    curve = np.empty(epochs)
-    for epoch in range(epochs):
+
+    def __init__(self, sizes, n_materials):
+        self.sizes = tuple(int(s) for s in sizes)
+        L, h1, h2, h3, K = self.sizes
+        self.n_materials = P = int(n_materials)
+        self.shapes = [(L, h1), (h1, h2), (h2, h3), (h3, 2 * K), (K, h3), (h3, h2), (h2, h1), (h1, L)]
+        n_values = sum(P * (n_in + 1) * n_out for n_in, n_out in self.shapes)
+        self.flat = torch.zeros(n_values)
+        self.grad = torch.zeros(n_values)
+        self.layers, self.grads = self._views(self.flat), self._views(self.grad)
+
+    def _views(self, flat):
+        """``[(W_i, b_i)]``: views of ``flat`` in the layers' shapes."""
+        views, offset = [], 0
+        for n_in, n_out in self.shapes:
+            size = self.n_materials * n_in * n_out
+            W = flat[offset:offset + size].view(self.n_materials, n_in, n_out)
+            offset += size
+            b = flat[offset:offset + self.n_materials * n_out].view(self.n_materials, 1, n_out)
+            offset += self.n_materials * n_out
+            views.append((W, b))
+        return views
+
+    def reset_parameters(self, generators):
+        """Material p's weights exactly as :meth:`MaterialVAE.reset_parameters` draws them from ``generators[p]``."""
+        L, h1, h2, h3, K = self.sizes
+        # (n_in, n_out) of each nn.Linear in MaterialVAE's module order: encoder, mean, log_var, decoder, output
+        modules = [(L, h1), (h1, h2), (h2, h3), (h3, K), (h3, K), (K, h3), (h3, h2), (h2, h1), (h1, L)]
+        for p, generator in enumerate(generators):
+            drawn = []
+            for n_in, n_out in modules:
+                bound = math.sqrt(6.0 / (n_in + n_out))
+                drawn.append(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator).T)
+            drawn[3:5] = [torch.cat(drawn[3:5], dim=1)]
+            for (W, b), weight in zip(self.layers, drawn):
+                W[p] = weight
+                b[p] = 0.0
+
+    def unstack(self, scales):
+        """One :class:`MaterialVAE` per material (eval mode, gradients off), with the scene-unit ``scales``."""
+        K = self.sizes[-1]
+        vaes = []
+        for p, scale in enumerate(scales):
+            vae = MaterialVAE(self.sizes, scale)
+            linears = [m for m in vae.modules() if isinstance(m, nn.Linear)]
+            weights = [(W[p].T, b[p, 0]) for W, b in self.layers]
+            head_W, head_b = weights[3]
+            weights[3:4] = [(head_W[:K], head_b[:K]), (head_W[K:], head_b[K:])]
+            with torch.no_grad():
+                for linear, (W, b) in zip(linears, weights):
+                    linear.weight.copy_(W)
+                    linear.bias.copy_(b)
+            vaes.append(vae.eval().requires_grad_(False))
+        return vaes
+
+    def loss_and_gradient(self, x, eps, weights, kind, beta):
+        """Per-sample losses (P, B) of the mini-batch ``x`` (P, B, L) with noise ``eps`` (P, B, K); writes the
+        gradient of ``sum(weights * loss)`` (``weights`` (P, B, 1)) into :attr:`grad`."""
+        K = self.sizes[-1]
+        h, hidden = x, []
+        for i, (W, b) in enumerate(self.layers):            # forward; hidden[i] = input of layer i
+            hidden.append(h)
+            a = torch.baddbmm(b, h, W)
+            if i == 3:                                      # the mean | log-variance head
+                mu, log_var = a[..., :K], a[..., K:]
+                std = torch.exp(0.5 * log_var)
+                h = torch.addcmul(mu, std, eps)
+            elif i < 7:
+                h = a.relu_()
+            else:
+                logits = a
+        if kind == "bce":
+            reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=2)
+            delta = torch.sigmoid(logits).sub_(x).mul_(weights)
+        else:
+            s = torch.sigmoid(logits)
+            error = s - x
+            reconstruction = error.square().sum(dim=2)
+            delta = error.mul_(weights * 2.0).mul_(s).mul_(1.0 - s)
+        variance = std.square()
+        kl = -0.5 * torch.sum(1.0 + log_var - mu.square() - variance, dim=2)
+        for i in range(7, -1, -1):                           # backward; delta = d objective / d a_i
+            W, _ = self.layers[i]
+            dW, db = self.grads[i]
+            torch.bmm(hidden[i].transpose(1, 2), delta, out=dW)
+            torch.sum(delta, dim=1, keepdim=True, out=db)
+            if i == 0:
+                break
+            back = torch.bmm(delta, W.transpose(1, 2))
+            if i == 4:                                      # through z = mu + std eps, plus the KL term
+                kl_weight = weights * beta
+                delta = torch.cat([back + kl_weight * mu,
+                                   back * eps * (0.5 * std) + kl_weight * 0.5 * (variance - 1.0)], dim=2)
+            else:                                           # ReLU: the gradient where the output is positive
+                delta = torch.ops.aten.threshold_backward(back, hidden[i], 0.0)
+        return reconstruction + beta * kl
+
+
+class _Adam:
+    """Adam (lr :data:`LEARNING_RATE`, betas 0.9 and 0.999, eps 1e-8) on one flat parameter vector, in the
+    arithmetic of ``torch.optim.Adam`` (its fused kernel's results, to the bit): written out because creating a
+    ``torch.optim`` optimiser imports torch's compiler (``torch._dynamo``), a second (as long as importing torch)
+    that every training paid."""
+
+    def __init__(self, parameter, grad, lr=LEARNING_RATE, betas=(0.9, 0.999), eps=1e-8):
+        self.parameter, self.grad, self.lr, self.betas, self.eps = parameter, grad, lr, betas, eps
+        self.mean, self.square, self.root = (torch.zeros_like(parameter) for _ in range(3))
+        self.steps = 0
+
+    def step(self):
+        """``m <- m + (1 - b1)(g - m)``, ``v <- b2 v + (1 - b2) g^2``,
+        ``theta <- theta - lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps)``."""
+        beta1, beta2 = self.betas
+        self.steps += 1
+        self.mean.lerp_(self.grad, 1 - beta1)
+        self.square.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
+        # NumPy's square root (the processor's, correctly rounded): torch's takes 20 times longer on the tiny and
+        # zero second moments of rarely active weights
+        np.sqrt(self.square.numpy(), out=self.root.numpy())
+        denominator = self.root.div_(math.sqrt(1 - beta2 ** self.steps)).add_(self.eps)
+        self.parameter.addcdiv_(self.mean, denominator, value=-self.lr / (1 - beta1 ** self.steps))
+
+
+def _epoch_draws(generators, sizes, n_steps, latent_dim):
+    """One epoch's random draws: each material's shuffle, then one eps per mini-batch, from its own generator in
+    the order the per-material loop drew them. Returns ``index`` (n_steps, P, B) pixel of each mini-batch slot,
+    ``eps`` (n_steps, P, B, K) and ``weights`` (n_steps, P, B, 1): 1/b for the b real samples of a material's
+    mini-batch, 0 for the padding that brings every material to the largest batch B (index 0, eps 0)."""
+    batches = [_batch_size(n) for n in sizes]
+    P, B = len(sizes), max(batches)
+    index = torch.zeros(n_steps, P, B, dtype=torch.long)
+    eps = torch.zeros(n_steps, P, B, latent_dim)
+    weights = torch.zeros(n_steps, P, B, 1)
+    for p, (generator, n, batch) in enumerate(zip(generators, sizes, batches)):
         order = torch.randperm(n, generator=generator)
-        total = 0.0
-        for start in range(0, n, batch):
+        for step, start in enumerate(range(0, n, batch)):
+            part = order[start:start + batch]
+            index[step, p, :part.numel()] = part
+            eps[step, p, :part.numel()] = torch.randn((part.numel(), latent_dim), generator=generator)
+            weights[step, p, :part.numel()] = 1.0 / part.numel()
+    return index, eps, weights
+
+
+def _train_group(bundles, generators, latent_dim, epochs, loss, beta, progress, check_canceled):
+    """Train the VAEs of bundles (L, n_p) that take the same number of mini-batches per epoch, as one
+    :class:`StackedVAEs`; returns ``(vaes, curves)`` with curves (P, epochs), the mean per-sample loss of each epoch.
+
+    Material p gets the model it gets trained alone from ``generators[p]``, up to round-off. ``check_canceled()``
+    runs before every mini-batch and ``progress(epoch)`` after every epoch. A non-finite loss stops training at the
+    end of its epoch with a :class:`DeepGUError` naming the (first) material (its index in the group).
+    """
+    n_bands = bundles[0].shape[0]
+    sizes = [b.shape[1] for b in bundles]
+    n_steps = math.ceil(sizes[0] / _batch_size(sizes[0]))
+    scales = [SCALE_MARGIN * float(b.max()) for b in bundles]
+    x = torch.zeros(len(bundles), max(sizes), n_bands)
+    for p, (bundle, scale) in enumerate(zip(bundles, scales)):
+        x[p, :sizes[p]] = torch.as_tensor(np.maximum(bundle.T / scale, 0.0), dtype=torch.float32)
+    stack = StackedVAEs(encoder_sizes(n_bands, latent_dim), len(bundles))
+    stack.reset_parameters(generators)
+    optimizer = _Adam(stack.flat, stack.grad)
+    materials = torch.arange(len(bundles))[:, None]
+    count = torch.tensor(sizes, dtype=torch.float64)
+    curves = np.empty((len(bundles), epochs))
+    for epoch in range(epochs):
+        index, eps, weights = _epoch_draws(generators, sizes, n_steps, latent_dim)
+        real = weights[..., 0] > 0
+        total = torch.zeros(len(bundles), dtype=torch.float64)
+        for step in range(n_steps):
             check_canceled()
-            sample_loss = vae.loss(x[order[start:start + batch]], loss, beta, generator)
-            if not bool(torch.isfinite(sample_loss).all()):
-                raise DeepGUError("training diverged at epoch %d: the loss is not finite (lower BETA, or check "
-                                  "the bundle's values)" % (epoch + 1))
-            optimizer.zero_grad()
-            sample_loss.mean().backward()
+            sample_loss = stack.loss_and_gradient(x[materials, index[step]], eps[step], weights[step], loss, beta)
             optimizer.step()
-            total += float(sample_loss.detach().sum())
-        curve[epoch] = total / n
+            total += torch.where(real[step], sample_loss, 0.0).sum(dim=1)
+        curves[:, epoch] = (total / count).numpy()
+        diverged = np.flatnonzero(~np.isfinite(curves[:, epoch]))
+        if diverged.size:
+            raise _Diverged(int(diverged[0]), epoch)
         progress(epoch)
-    vae.eval().requires_grad_(False)
-    return vae, curve
+    return stack.unstack(scales), curves
+
+
+class _Diverged(Exception):
+    """Material ``index`` (of its group) got a non-finite loss in ``epoch`` (from 0)."""
+
+    def __init__(self, index, epoch):
+        super().__init__(index, epoch)
+        self.index, self.epoch = index, epoch
 
 
 def train_vaes(bundles, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOCHS"], seed=0, loss=TRAINVAE["LOSS"],
@@ -209,6 +387,12 @@ def train_vaes(bundles, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOC
     Returns ``(vaes, loss_curves)``: the trained :class:`MaterialVAE` modules
     (eval mode, gradients off) and a list of (epochs,) arrays of the mean
     per-sample training loss of each epoch.
+
+    Material p's random draws come from its own generator (``_generators(seed, P)[p]``), so its model is the
+    one it gets trained alone from that generator (up to round-off); the materials are trained together as
+    :class:`StackedVAEs`, in groups of equal mini-batch counts per epoch (3, or 2 for a 4-pixel bundle).
+    Progress is reported after every epoch, cancellation checked before every mini-batch; a non-finite loss
+    stops training at the end of its epoch, naming the material.
     """
     bundles = _check_bundles(bundles)
     if int(latent_dim) < 1 or int(epochs) < 1:
@@ -217,23 +401,30 @@ def train_vaes(bundles, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOC
         raise DeepGUError("unknown VAE loss %r (choose one of %s)" % (loss, ", ".join(LOSSES)))
     feedback = ensure(feedback)
     epochs = int(epochs)
-    n_steps = len(bundles) * epochs
-    vaes, curves = [], []
-    for p, (bundle, generator) in enumerate(zip(bundles, _generators(seed, len(bundles)))):
+    generators = _generators(seed, len(bundles))
+    groups = {}
+    for p, bundle in enumerate(bundles):
+        groups.setdefault(math.ceil(bundle.shape[1] / _batch_size(bundle.shape[1])), []).append(p)
+    vaes, curves, done = [None] * len(bundles), [None] * len(bundles), 0
+    for members in groups.values():
+        share = len(members)
 
-        def progress(epoch, done=p * epochs):
-            feedback.set_progress(100.0 * (done + epoch + 1) / n_steps)
+        def progress(epoch, done=done, share=share):
+            feedback.set_progress(100.0 * (done + share * (epoch + 1)) / (len(bundles) * epochs))
 
         with _one_thread():
             try:
-                vae, curve = _train_one(bundle, int(latent_dim), epochs, loss, float(beta), generator, progress,
-                                        feedback.check_canceled)
-            except DeepGUError as error:
-                raise DeepGUError("material %d: %s" % (p + 1, error)) from None
-        feedback.info("material %d: VAE trained on %d pixels, final loss %.4g"
-                      % (p + 1, bundle.shape[1], curve[-1]))
-        vaes.append(vae)
-        curves.append(curve)
+                trained, group_curves = _train_group([bundles[p] for p in members], [generators[p] for p in members],
+                                                     int(latent_dim), epochs, loss, float(beta), progress,
+                                                     feedback.check_canceled)
+            except _Diverged as error:
+                raise DeepGUError("material %d: training diverged at epoch %d: the loss is not finite (lower BETA, or "
+                                  "check the bundle's values)" % (members[error.index] + 1, error.epoch + 1)) from None
+        for p, vae, curve in zip(members, trained, group_curves):
+            vaes[p], curves[p] = vae, curve
+        done += len(members) * epochs
+    for p, (bundle, curve) in enumerate(zip(bundles, curves)):
+        feedback.info("material %d: VAE trained on %d pixels, final loss %.4g" % (p + 1, bundle.shape[1], curve[-1]))
     return vaes, curves
 
 

@@ -127,7 +127,7 @@ def test_feedback_progress_and_cancel():
     bundles = [np.full((8, 6), 0.5), np.full((8, 6), 0.3)]
     recorder = Recorder()
     train_vaes(bundles, epochs=3, feedback=recorder)
-    assert len(recorder.progress) == 6 and recorder.progress[-1] == pytest.approx(100.0)
+    assert len(recorder.progress) == 3 and recorder.progress[-1] == pytest.approx(100.0)
     assert recorder.progress == sorted(recorder.progress)
     with pytest.raises(Canceled):
         train_vaes(bundles, epochs=3, feedback=Recorder(cancel_after=2))

@@ -3,6 +3,7 @@
 Command line (the same parameters as ``deepgu:unmix``): ``python -m core.jobs.unmix --help``.
 """
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -218,14 +219,18 @@ def run(input_path, model_path, output, settings=None, init_abundances=None, out
                 {"OUTPUT": output, "OUTPUT_ENDMEMBERS": output_endmembers, "OUTPUT_LATENT": output_latent,
                  "OUTPUT_RMSE": output_rmse})
     settings = settings or UnmixSettings()
+    start = time.perf_counter()
     with bounded_block_cache(settings.memory_mb):
-        return _unmix_file(input_path, model_path, output, settings, init_abundances, output_endmembers,
-                           output_latent, output_rmse, window, halo, feedback)
+        n_tiles, n_pixels = _unmix_file(input_path, model_path, output, settings, init_abundances, output_endmembers,
+                                        output_latent, output_rmse, window, halo, feedback)
+    seconds = time.perf_counter() - start
+    feedback.info("DeepGU: %d pixels unmixed in %.1f s, %.3f ms/pixel" % (n_pixels, seconds, 1e3 * seconds / n_pixels))
+    return n_tiles
 
 
 def _unmix_file(input_path, model_path, output, settings, init_abundances, output_endmembers, output_latent,
                 output_rmse, window, halo, feedback):
-    """:func:`run` once its paths are checked, inside its block-cache limit."""
+    """:func:`run` once its paths are checked, inside its block-cache limit; returns the tile and pixel counts."""
     scene = open_raster(input_path, "INPUT")
     info = scene.window(window)
     with as_parameter("MODEL"):
@@ -271,7 +276,7 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
         if not any_valid:
             raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % label)
     feedback.set_progress(100)
-    return len(layout)
+    return len(layout), info.rows * info.cols
 
 
 def main(argv=None):
