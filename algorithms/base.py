@@ -118,7 +118,7 @@ def number_range_problem(definition, value, name=None):
     except (TypeError, ValueError):
         return None
     low, high = definition.minimum(), definition.maximum()
-    integer = definition.dataType() == QgsProcessingParameterNumber.Integer
+    integer = definition.dataType() == compat.NUMBER_INTEGER
     shown = "%d" % number if integer and number.is_integer() else "%g" % number
     if number < low or number > high:
         bounds = [("%d" if integer else "%g") % bound for bound in (low, high)]
@@ -471,7 +471,7 @@ def regions_parameter(optional):
     """REGIONS: a polygon or point layer in any CRS."""
     from qgis.core import QgsProcessingParameterFeatureSource
     return QgsProcessingParameterFeatureSource("REGIONS", "Regions of known materials (polygons or points)",
-                                               [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint],
+                                               [compat.SOURCE_VECTOR_POLYGON, compat.SOURCE_VECTOR_POINT],
                                                optional=optional)
 
 

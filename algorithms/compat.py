@@ -8,6 +8,7 @@ the plugin free of Qt5-only forms.
 """
 
 from qgis.core import (Qgis, QgsContrastEnhancement, QgsFeatureSink, QgsField, QgsProcessing,
+                       QgsProcessingModelChildParameterSource,
                        QgsProcessingParameterDefinition, QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsWkbTypes)
 from qgis.PyQt.QtCore import QMetaType
@@ -26,6 +27,12 @@ def _newest(new, old):
 
 #: a point layer (feature sinks of vca and bundles).
 SOURCE_VECTOR_POINT = _newest("ProcessingSourceType.VectorPoint", lambda: QgsProcessing.SourceType.TypeVectorPoint)
+#: a polygon layer (REGIONS of regions, endmembers and the workflow).
+SOURCE_VECTOR_POLYGON = _newest("ProcessingSourceType.VectorPolygon",
+                                lambda: QgsProcessing.SourceType.TypeVectorPolygon)
+#: a model child's parameter fed by one of the model's own parameters.
+MODEL_PARAMETER_SOURCE = _newest("ProcessingModelChildParameterSource.ModelParameter",
+                                 lambda: QgsProcessingModelChildParameterSource.Source.ModelParameter)
 #: number parameter types.
 NUMBER_INTEGER = _newest("ProcessingNumberParameterType.Integer", lambda: QgsProcessingParameterNumber.Type.Integer)
 NUMBER_DOUBLE = _newest("ProcessingNumberParameterType.Double", lambda: QgsProcessingParameterNumber.Type.Double)

@@ -23,8 +23,10 @@ import os
 import time
 
 from qgis.core import (QgsProcessing, QgsProcessingDestinationParameter, QgsProcessingException,
-                       QgsProcessingModelAlgorithm, QgsProcessingModelChildParameterSource,
+                       QgsProcessingModelAlgorithm,
                        QgsProcessingOutputLayerDefinition, QgsProcessingParameterRasterDestination)
+
+from . import compat
 
 WORKFLOW_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
                               "deepgu_workflow.model3")
@@ -60,7 +62,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
         for child_id, child in self.childAlgorithms().items():
             for name, sources in child.parameterSources().items():
                 for source in sources:
-                    if source.source() == QgsProcessingModelChildParameterSource.ModelParameter:
+                    if source.source() == compat.MODEL_PARAMETER_SOURCE:
                         links.setdefault(child_id, {})[name] = source.parameterName()
         return links
 

@@ -22,12 +22,13 @@ from qgis.PyQt.QtCore import QPointF  # noqa: E402
 from qgis.core import (QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,  # noqa: E402
                        QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
                        QgsProcessingModelParameter, QgsProcessingParameterExtent, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer, QgsProcessing, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterField)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from algorithms.compat import NUMBER_DOUBLE, NUMBER_INTEGER  # noqa: E402
+from algorithms.compat import (NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_VECTOR_POINT,  # noqa: E402
+                              SOURCE_VECTOR_POLYGON)
 from core.defaults import BUNDLE_METHODS, PURITY_WINDOW, WORKFLOW, WORKFLOW_BUNDLES, format_default  # noqa: E402
 
 TARGET = os.path.join(ROOT, "models", "deepgu_workflow.model3")
@@ -124,7 +125,7 @@ def build():
             parameter = QgsProcessingParameterExtent(p.name, p.label, optional=True)
         elif p.kind == VECTOR:
             parameter = QgsProcessingParameterFeatureSource(
-                p.name, p.label, [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint], optional=True)
+                p.name, p.label, [SOURCE_VECTOR_POLYGON, SOURCE_VECTOR_POINT], optional=True)
         elif p.kind == FIELD:
             parameter = QgsProcessingParameterField(p.name, p.label, parentLayerParameterName="REGIONS",
                                                     optional=True)
