@@ -9,8 +9,9 @@
 #   DEEPGU_STACK_DIR     keep the root in this folder and reuse it on the next run (default: a temporary
 #                        root under /var/tmp, deleted at the end: CI caches nothing)
 #   DEEPGU_STACK_MIRROR  Debian mirror (default: the one in this machine's apt sources, else deb.debian.org)
-# Prints the stage times, the stack's versions (Debian, QGIS, Python, GDAL, numpy, torch) and pytest's counts.
+# Prints the time of each stage; the suite prints the stack's versions (Debian, QGIS, GDAL, ...) and its counts.
 set -euo pipefail
+main() {      # (the whole script is read before it runs: editing it meanwhile cannot derail a run)
 suite="${1:?usage: $0 SUITE [pytest arguments]   (SUITE: trixie, sid, ...)}"
 shift
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -47,6 +48,8 @@ cleanup() {
     umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}" || true
   done
   mounts=()
+  # and what the tests mounted inside and left (a test's small tmpfs), deepest first
+  awk -v prefix="$root/" 'index($2, prefix) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n 1 umount -l || true
   if [ "$keep" -eq 0 ] && [ -d "$root" ]; then
     say "removing $root"
     rm -rf --one-file-system "$root"
@@ -92,6 +95,9 @@ if ! in_root sh -c 'command -v qgis_process.bin && command -v xvfb-run' >/dev/nu
    || ! in_root python3 -c "import qgis.core, osgeo, numpy, scipy, torch, distributed, pytest, matplotlib" >/dev/null 2>&1; then
   stage "apt: ${packages[*]}"
   echo "deb $mirror $suite main" > "$root/etc/apt/sources.list"
+  # a throwaway root: no fsync per file, no documentation, manual pages or translations
+  printf '%s\n' force-unsafe-io path-exclude=/usr/share/doc/* path-exclude=/usr/share/man/* \
+    path-exclude=/usr/share/locale/* path-exclude=/usr/share/qgis/i18n/* > "$root/etc/dpkg/dpkg.cfg.d/deepgu-stack"
   # unstable's Release file may be past its Valid-Until on a snapshot mirror
   in_root apt-get -o Acquire::Check-Valid-Until=false update -qq
   in_root apt-get install -y -qq --no-install-recommends "${packages[@]}" > "$root/var/log/deepgu-apt.log" 2>&1 || {
@@ -112,16 +118,6 @@ if [ -d "$here/../shared/data" ]; then
   mount_in /work/shared --bind -o ro "$here/../shared"
 fi
 
-versions='import platform, numpy, scipy, torch
-from osgeo import gdal
-from qgis.core import Qgis
-from qgis.PyQt.QtCore import QT_VERSION_STR
-debian = open("/etc/debian_version").read().strip()
-print("Debian %s, QGIS %s, Qt %s, Python %s, GDAL %s, numpy %s, scipy %s, torch %s" % (
-    debian, Qgis.QGIS_VERSION, QT_VERSION_STR, platform.python_version(), gdal.__version__, numpy.__version__,
-    scipy.__version__, torch.__version__))'
-say "versions: $(in_root python3 -c "$versions")"
-
 stage "tests: ./scripts/run_tests.sh $*"
 set +e
 # system packages only (DEEPGU_SYSTEM_PACKAGES: a venv over them, no pip); lint runs once, on the host stack
@@ -130,3 +126,5 @@ status=$?
 set -e
 stage_done "tests (exit $status)"
 exit $status
+}
+main "$@"
