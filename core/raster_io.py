@@ -17,6 +17,7 @@ domain's ``wavelength = {...}`` list, and the ``IMAGERY`` domain's
 """
 
 import contextlib
+import errno
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -316,6 +317,21 @@ class _GdalErrors:
         return self._checked.__exit__(*exc)
 
 
+#: free space below which a failed raster write is put down to a full disk.
+FULL_DISK_BYTES = 2 ** 20
+
+
+def _full_disk(path):
+    """"No space left on device" when the file system of ``path`` is (almost) full, else None. A failed write
+    asks: libtiff 4.5+ prints the write's own error to stderr instead of passing it to GDAL, which then only
+    reports "Write error at scanline 0"."""
+    try:
+        stat = os.statvfs(os.path.dirname(path))
+    except OSError:
+        return None
+    return os.strerror(errno.ENOSPC) if stat.f_bavail * stat.f_frsize < FULL_DISK_BYTES else None
+
+
 class RasterWriter:
     """Write a float32 GeoTIFF or ENVI raster (by extension, :mod:`core.formats`) block by block; it appears
     at ``path`` only when committed (an ENVI output named ``x.hdr`` is written as ``x.dat`` + ``x.hdr``).
@@ -371,7 +387,7 @@ class RasterWriter:
 
     def _check(self, errors, failed=False):
         if errors.messages or failed:
-            raise self.target.error(errors.cause or "GDAL could not create the file")
+            raise self.target.error(_full_disk(self.target.tmp) or errors.cause or "GDAL could not create the file")
 
     def write(self, block, row0, col0=0):
         """Write ``block`` ``(n_bands, rows, cols)`` at ``(row0, col0)``; NaN becomes nodata."""
