@@ -36,6 +36,7 @@ if [ -n "${DEEPGU_STACK_DIR:-}" ]; then
 else
   mkdir -p /var/tmp
   root="$(mktemp -d "/var/tmp/deepgu-stack-$suite.XXXXXX")"
+  chmod 755 "$root"          # (mktemp's 0700 keeps apt's _apt user out)
   keep=0
 fi
 root="$(cd "$root" && pwd)"
