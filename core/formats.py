@@ -74,6 +74,9 @@ def create_raster(path, driver, cols, rows, n_bands, nodata):
     if ds is not None and driver == ENVI:       # ENVI has no sparse files: unwritten bytes would read as 0
         for i in range(n_bands):
             ds.GetRasterBand(i + 1).Fill(nodata)
+        # the filled blocks onto the disk now: GDAL 3.10 writes large blocks straight to the file and would
+        # flush these cached ones over them on close (every pixel nodata)
+        ds.FlushCache()
     return ds
 
 

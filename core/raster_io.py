@@ -17,6 +17,7 @@ domain's ``wavelength = {...}`` list, and the ``IMAGERY`` domain's
 """
 
 import contextlib
+import errno
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,41 @@ from .window import window_transform
 
 #: nodata value written to every floating-point output.
 NODATA = -9999.0
+
+# GDAL reports errors here by return value (None, CE_Failure) and error handler, never by exception: said
+# explicitly (GDAL 3.9+ warns when no one has), unless the process chose exceptions (e.g. QGIS's Python), which
+# _gdal_checked then turns off for this module's calls only (per thread; GDAL 3.7+'s ExceptionMgr).
+if not gdal.GetUseExceptions():
+    gdal.DontUseExceptions()
+
+
+@contextlib.contextmanager
+def _return_codes_process_wide():
+    """GDAL < 3.7 (no per-thread mode): exceptions, when the process chose them, off in the block, on after."""
+    chosen = gdal.GetUseExceptions()
+    if chosen:
+        gdal.DontUseExceptions()
+    try:
+        yield
+    finally:
+        if chosen:
+            gdal.UseExceptions()
+
+
+_RETURN_CODES = (lambda: gdal.ExceptionMgr(useExceptions=False)) if hasattr(gdal, "ExceptionMgr") \
+    else _return_codes_process_wide
+
+
+@contextlib.contextmanager
+def _gdal_checked(handler="CPLQuietErrorHandler"):
+    """GDAL calls in the block report errors by return value and to ``handler`` (default: silently, for
+    ``gdal.GetLastErrorMsg``), not by exception, whatever exception mode the process chose."""
+    with _RETURN_CODES():
+        gdal.PushErrorHandler(handler)
+        try:
+            yield
+        finally:
+            gdal.PopErrorHandler()
 
 
 @dataclass
@@ -90,12 +126,9 @@ def _open(path, update=False):
     """Open ``path`` with GDAL or raise a :class:`DeepGUError` that names it."""
     if not os.path.exists(path):
         raise DeepGUError("raster not found: %s" % path)
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
+    with _gdal_checked():
         ds = gdal.Open(path, gdal.GA_Update if update else gdal.GA_ReadOnly)
         message = gdal.GetLastErrorMsg()
-    finally:
-        gdal.PopErrorHandler()
     if ds is None:
         raise DeepGUError("cannot read %s as a raster%s" % (path, (": " + message) if message else ""))
     return ds
@@ -177,11 +210,8 @@ def read_block(info, row0, n_rows, col0=0, n_cols=None):
     ds = info.dataset()
     types = {ds.GetRasterBand(i + 1).DataType for i in range(info.n_bands)}
     buf_type = types.pop() if len(types) == 1 else gdal.GDT_Float64   # mixed types: compare nodata exactly
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
+    with _gdal_checked():
         raw = ds.ReadAsArray(info.col_offset + col0, info.row_offset + row0, n_cols, n_rows, buf_type=buf_type)
-    finally:
-        gdal.PopErrorHandler()
     if raw is None:
         raise DeepGUError("cannot read %s (file truncated or corrupt?)" % info.label)
     raw = raw.reshape(info.n_bands, n_rows, n_cols)
@@ -268,17 +298,38 @@ class _GdalErrors:
     def __init__(self):
         self.messages = []
 
+    @property
+    def cause(self):
+        """The first error, the cause of those after it (``_tiffWriteProc:No space left on device``, then
+        ``TIFFAppendToStrip:Write error``), without libtiff's ``function:`` prefix; None without errors."""
+        return re.sub(r"^_?[A-Za-z]\w*:(?=\S)", "", self.messages[0]) if self.messages else None
+
     def _handler(self, level, number, message):
         if level >= gdal.CE_Failure:
             self.messages.append(message)
 
     def __enter__(self):
-        gdal.PushErrorHandler(self._handler)
+        self._checked = _gdal_checked(self._handler)
+        self._checked.__enter__()
         return self
 
     def __exit__(self, *exc):
-        gdal.PopErrorHandler()
-        return False
+        return self._checked.__exit__(*exc)
+
+
+#: free space below which a failed raster write is put down to a full disk.
+FULL_DISK_BYTES = 2 ** 20
+
+
+def _full_disk(path):
+    """"No space left on device" when the file system of ``path`` is (almost) full, else None. A failed write
+    asks: libtiff 4.5+ prints the write's own error to stderr instead of passing it to GDAL, which then only
+    reports "Write error at scanline 0"."""
+    try:
+        stat = os.statvfs(os.path.dirname(path))
+    except OSError:
+        return None
+    return os.strerror(errno.ENOSPC) if stat.f_bavail * stat.f_frsize < FULL_DISK_BYTES else None
 
 
 class RasterWriter:
@@ -336,7 +387,7 @@ class RasterWriter:
 
     def _check(self, errors, failed=False):
         if errors.messages or failed:
-            raise self.target.error(errors.messages[-1] if errors.messages else "GDAL could not create the file")
+            raise self.target.error(_full_disk(self.target.tmp) or errors.cause or "GDAL could not create the file")
 
     def write(self, block, row0, col0=0):
         """Write ``block`` ``(n_bands, rows, cols)`` at ``(row0, col0)``; NaN becomes nodata."""

@@ -164,15 +164,27 @@ def build():
     return model
 
 
+def resave(source):
+    """The model file ``source`` as this QGIS reads it, to be written back: two files written by different QGIS
+    versions (which add and reorder fields) mean the same model when their resaved copies are equal."""
+    model = QgsProcessingModelAlgorithm()
+    if not model.fromFile(source):
+        sys.exit("could not read %s" % source)
+    return model
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=TARGET, help="where to write the model (default: %(default)s)")
-    target = parser.parse_args().output
+    parser.add_argument("--resave", metavar="MODEL3", help="instead of building the model, read this model file "
+                        "and write it to --output as this QGIS writes it (tests/test_workflow_model.py)")
+    args = parser.parse_args()
+    target = args.output
     app = QgsApplication([], False)
     app.initQgis()
     plugin = load_plugin()  # noqa: F841 (keeps the provider alive while the model is built)
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    model = build()
+    model = resave(args.resave) if args.resave else build()
     if not model.toFile(target):
         sys.exit("could not write %s" % target)
     print("wrote %s" % target)

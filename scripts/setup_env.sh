@@ -3,7 +3,8 @@
 #   QGIS 3.22+ from apt (when qgis_process.bin is absent) and a venv at .venv
 #   (system site-packages, so it sees qgis and osgeo) with torch, pytest, matplotlib, ruff, dask[distributed].
 # torch: the CPU build the machine offers, never PyPI's multi-GB CUDA build by accident (see choose_torch).
-# Idempotent: a second run installs nothing new.
+# Idempotent: a second run installs nothing new. DEEPGU_SYSTEM_PACKAGES=1: use the system's Python packages
+# as they are (Debian's python3-torch etc.), install nothing with pip.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${DEEPGU_VENV:-$here/.venv}"
@@ -45,7 +46,11 @@ choose_torch() {
   echo pypi
 }
 
-if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
+if [ -n "${DEEPGU_SYSTEM_PACKAGES:-}" ]; then      # Debian's own packages only (scripts/run_tests_stack.sh): no pip
+  "$venv/bin/python" -c "import torch, pytest, matplotlib, distributed" || {
+    echo "[setup] DEEPGU_SYSTEM_PACKAGES: install python3-torch python3-pytest python3-matplotlib python3-distributed"
+    exit 1; }
+elif ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
   source="$(choose_torch)"
   echo "[setup] torch from: $source"
   case "$source" in
@@ -58,7 +63,7 @@ if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
           "$venv/bin/pip" install -q "$torch_spec" ;;
   esac
 fi
-if ! "$venv/bin/python" -c "import torch, pytest, matplotlib, distributed" >/dev/null 2>&1 || [ ! -x "$venv/bin/ruff" ]; then
+if [ -z "${DEEPGU_SYSTEM_PACKAGES:-}" ] && { ! "$venv/bin/python" -c "import torch, pytest, matplotlib, distributed" >/dev/null 2>&1 || [ ! -x "$venv/bin/ruff" ]; }; then
   echo "[setup] installing Python packages into $venv"
   # torch is installed above: the rest of requirements.txt only (a Debian torch must not be replaced)
   grep -vE '^torch([=<>!~ ]|$)' "$here/requirements.txt" > "$venv/requirements-no-torch.txt"

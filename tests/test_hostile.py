@@ -559,3 +559,25 @@ def test_envi_output_named_by_its_header_is_the_envi_input(files, tmp_path):
     with pytest.raises(DeepGUError, match="OUTPUT .* is the same file as the input INPUT"):
         fcls_job.run(scene, files["em.csv"], str(tmp_path / "scene.hdr"))
     assert checksum(scene) == before
+
+
+# --- GDAL's exception mode (QGIS's Python may turn exceptions on) ------------------------------
+
+@pytest.fixture
+def gdal_exceptions():
+    """GDAL's exceptions turned on, as a host process (QGIS) may have done, and off again after the test."""
+    gdal.UseExceptions()
+    yield
+    gdal.DontUseExceptions()
+
+
+def test_errors_keep_their_messages_when_the_process_uses_gdal_exceptions(gdal_exceptions, full_disk, tmp_path):
+    not_a_raster = tmp_path / "notes.tif"
+    not_a_raster.write_text("not a raster")
+    with pytest.raises(DeepGUError, match=r"INPUT: cannot read .*notes\.tif as a raster"):
+        open_raster(str(not_a_raster), "INPUT")
+    target = str(full_disk / "big.tif")
+    noise = np.random.default_rng(0).random((4, 300, 300)).astype(np.float32)     # 1.4 MB, incompressible
+    with pytest.raises(DeepGUError, match=r"cannot write OUTPUT '.*big\.tif': No space left on device$"):
+        write_raster(target, noise, georeference(300, 300))
+    assert os.listdir(full_disk) == [] and gdal.GetUseExceptions()

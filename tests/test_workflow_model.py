@@ -20,15 +20,51 @@ def _canonical(element):
             tuple(_canonical(child) for child in element))
 
 
-def test_builder_rebuilds_the_committed_model(tmp_path):
-    require_qgis()
-    rebuilt = str(tmp_path / "workflow.model3")
+def _build_workflow_model(tmp_path, output, *args):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "config"))
     done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "build_workflow_model.py"),
-                           "--output", rebuilt], env=env, capture_output=True, text=True, timeout=300)
+                           "--output", output] + list(args), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert _canonical(ET.parse(rebuilt).getroot()) == _canonical(ET.parse(MODEL).getroot()), \
+    return _canonical(ET.parse(output).getroot())
+
+
+def test_builder_rebuilds_the_committed_model(tmp_path):
+    """The same model, whichever QGIS wrote the committed file: both files as this QGIS reads and writes them."""
+    require_qgis()
+    rebuilt = str(tmp_path / "workflow.model3")
+    _build_workflow_model(tmp_path, rebuilt)
+    assert _build_workflow_model(tmp_path, str(tmp_path / "rebuilt.model3"), "--resave", rebuilt) == \
+        _build_workflow_model(tmp_path, str(tmp_path / "committed.model3"), "--resave", MODEL), \
         "models/deepgu_workflow.model3 is stale: rerun scripts/build_workflow_model.py"
+
+
+def _option(root, name, kind):
+    """The ``<Option name=NAME type=KIND>`` element of a model file (the first one)."""
+    return next(e for e in root.iter("Option") if e.get("name") == name and e.get("type") == kind)
+
+
+def test_resaving_keeps_a_changed_default_or_link(tmp_path):
+    """Resaving (how the test above compares files across QGIS versions) keeps what the model says: the committed
+    model with its MATERIALS default changed, or the bundles' abundances taken from another step, is not the
+    committed model any more, while the same file merely rewritten is."""
+    require_qgis()
+    committed = _build_workflow_model(tmp_path, str(tmp_path / "committed.model3"), "--resave", MODEL)
+
+    def materials_default(root):
+        _option(_option(root, "MATERIALS", "Map"), "default", "int").set("value", "4")
+
+    def abundances_link(root):
+        _option(_option(_option(root, "bundles", "Map"), "ABUNDANCES", "List"), "child_id", "QString").set(
+            "value", "endmembers")
+
+    for what, change in (("unchanged", None), ("default", materials_default), ("link", abundances_link)):
+        tree = ET.parse(MODEL)
+        if change:
+            change(tree.getroot())
+        path = str(tmp_path / ("%s.model3" % what))
+        tree.write(path)
+        resaved = _build_workflow_model(tmp_path, str(tmp_path / ("%s-resaved.model3" % what)), "--resave", path)
+        assert (resaved == committed) == (change is None), what
 
 
 def test_with_defaults_fills_only_missing_inputs():
