@@ -19,6 +19,7 @@ from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessi
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
 from ..core import formats
+from ..core.atomic import atomic_output
 from ..core.defaults import format_default
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
@@ -352,14 +353,18 @@ def extent_parameter():
     return QgsProcessingParameterExtent("EXTENT", "Extent to process (empty: the whole image)", optional=True)
 
 
-def write_abundance_style(path):
+def write_abundance_style(path, feedback=None):
     """Save ``<path without extension>.qml``, the default style QGIS applies when the raster is loaded.
 
     Abundances are shown stretched from 0 to 1 per band: the first three materials as red, green
-    and blue when there are three or more, otherwise the first one in grey.
+    and blue when there are three or more, otherwise the first one in grey. The style is a sidecar the
+    raster owns (:mod:`core.paths` refused an output sharing its stem before any work); it is written
+    atomically (a symbolic link there is replaced, not written through), after the raster is in place, so
+    a failure is a warning on ``feedback``, never a failed run.
     """
     from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterLayer,
                            QgsSingleBandGrayRenderer)
+    from qgis.PyQt.QtXml import QDomDocument
 
     path = formats.raster_data_path(path)
     with quiet_gdal():
@@ -383,4 +388,11 @@ def write_abundance_style(path):
         renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 1)
         renderer.setContrastEnhancement(stretch(1))
     layer.setRenderer(renderer)
-    layer.saveNamedStyle(os.path.splitext(path)[0] + ".qml")
+    document = QDomDocument()
+    layer.exportNamedStyle(document)
+    style = os.path.splitext(path)[0] + ".qml"
+    try:
+        with atomic_output(style, "w", what="the style of %s" % os.path.basename(path), encoding="utf-8") as f:
+            f.write(document.toString(2))
+    except DeepGUError as error:
+        (feedback or Feedback()).info("warning: %s (the raster itself is written)" % error)

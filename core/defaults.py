@@ -70,3 +70,8 @@ WORKFLOW_BUNDLES = _frozen(METHOD="spatial", N_PIXELS=200, MIN_PIXELS=3)
 #: the defaults of each ``deepgu:`` algorithm, by its name.
 ALGORITHMS = _frozen(synthetic=SYNTHETIC, vca=VCA, endmembers=ENDMEMBERS, fcls=FCLS, bundles=BUNDLES,
                      trainvae=TRAINVAE, samplevae=SAMPLEVAE, unmix=UNMIX, metrics=METRICS, workflow=WORKFLOW)
+
+# --- Temporary files (issue 24) -------------------------------------------------------------------------------
+#: a ``.deepgu-*`` temporary file whose owner cannot be checked (written from another machine, boot or PID
+#: namespace, or where there is no /proc) is swept by a later run into its folder once unchanged this long.
+STALE_TEMPORARY_HOURS = 24
