@@ -46,14 +46,19 @@ LIBRARY_OUTPUT_FILTER = "CSV files (*.csv);;ENVI spectral libraries (*.sli)"
 def quiet_gdal():
     """Silence GDAL's messages while QGIS loads a raster layer: loading computes the histograms of the default
     renderer's bands, and GDAL reports a constant band (e.g. a material absent from an abundance map) as
-    "ERROR 5: dfMax should be strictly greater than dfMin". A layer that fails to load is still invalid."""
+    "ERROR 5: dfMax should be strictly greater than dfMin". A layer that fails to load is still invalid.
+    GDAL's PAM is off for the datasets opened inside: the histograms computed here are not written into the
+    raster's ``.aux.xml``, a sidecar that is the user's (an input's) or is committed with the raster (an output's)."""
     from osgeo import gdal
 
+    pam = gdal.GetConfigOption("GDAL_PAM_ENABLED")
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
         yield
     finally:
         gdal.PopErrorHandler()
+        gdal.SetConfigOption("GDAL_PAM_ENABLED", pam)
 
 
 class QgisFeedback(Feedback):
