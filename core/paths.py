@@ -8,15 +8,18 @@ and its header (an ENVI spectral library ``x.sli`` for ``x.hdr`` too), so ``OUTP
 against ``INPUT=x.dat``. Every output is also checked to be writable as a new file, with its sidecars
 (:func:`core.atomic.check_target`: a regular file or a new path, names within the file system's limits).
 
-Sidecars named after the stem: a raster output (``.tif``, ``.dat``, ``.img``...) or an ENVI library
-(``.sli``) writes or removes ``<stem>.qml`` (QGIS's default style) and, for ENVI, ``<stem>.hdr``. These are
-the output's own only if nothing else has its stem, so an output with stem-named sidecars is refused when
-its folder and stem (the name without its last extension) are those of
+Sidecars named after the stem: a raster output (``.tif``, ``.dat``, ``.img``...) writes or removes
+``<stem>.qml`` (QGIS's default style, which QGIS applies to any file of that stem); an ENVI raster or library
+(``.sli``) writes ``<stem>.hdr``. A style is the output's own only if nothing else has its stem, so a raster
+output is refused when its folder and stem (the name without its last extension) are those of
 
 - an input, of any kind (``INPUT=scene.tif``, ``OUTPUT_RMSE=scene.img``: ``scene.qml`` is the input's style);
-- another output with stem-named sidecars (both would own ``<stem>.qml``);
+- another raster output (both would own ``<stem>.qml``);
 - an existing file in the folder other than the run's outputs and the sidecars themselves (``a.img`` beside
   ``OUTPUT=a.tif``: ``a.qml`` is ``a.img``'s style).
+
+An ENVI output is refused when ``<stem>.hdr`` exists but its data file does not: the header is another
+file's (a header beside its own older data file is replaced).
 
 Path-named sidecars (``<path>.aux.xml``, ``.ovr``, ``.msk``) belong to the output's own path.
 """
@@ -49,12 +52,12 @@ def _files(path):
 
 
 def _stem_files(path):
-    """The sidecars named after ``path``'s stem that writing ``path`` writes or removes (none for a CSV, a model...)."""
+    """The sidecars named after ``path``'s stem that writing ``path`` writes or removes: a raster's style (and an
+    ENVI raster's header), an ENVI library's header; none for a CSV, a model..."""
     extension = _extension(path)
-    if extension not in RASTER_EXTENSIONS and extension != ".sli":
-        return []
     stem = os.path.splitext(path)[0]
-    return [stem + sidecar for sidecar in STEM_SIDECARS] + ([stem + ".hdr"] if extension in _ENVI_EXTENSIONS else [])
+    styles = [stem + sidecar for sidecar in STEM_SIDECARS] if extension in RASTER_EXTENSIONS else []
+    return styles + ([stem + ".hdr"] if extension in _ENVI_EXTENSIONS else [])
 
 
 def _sidecars(path):
@@ -91,12 +94,17 @@ def _names(paths):
 
 
 def _check_stems(inputs, outputs):
-    """Refuse an output whose stem-named sidecars would be shared (see the module docstring)."""
+    """Refuse an output whose stem-named sidecars would be another file's too (see the module docstring)."""
     owners = [(name, path, "input") for name, path in inputs.items()]
     run_files = {os.path.realpath(file) for path in outputs.values() for file in _files(path) + _sidecars(path)}
     for name, path in outputs.items():
         owned = _stem_files(path)
-        if not owned:
+        header = [file for file in owned if file.endswith(".hdr")]
+        if header and os.path.lexists(header[0]) and not os.path.lexists(_files(path)[0]):
+            raise DeepGUError("%s '%s' would replace the ENVI header '%s', which is not an older %s's: choose "
+                              "another name for %s" % (name, path, header[0], name, name))
+        styles = [file for file in owned if file.endswith(STEM_SIDECARS)]
+        if not styles:
             continue
         stems = _stems(path)
         for other, other_path, role in owners:

@@ -121,6 +121,21 @@ def test_envi_library_output_does_not_overwrite_the_envi_inputs_header(files, tm
     assert listing(str(tmp_path)) == before
 
 
+def test_envi_header_of_another_file_is_not_replaced(scene, out):
+    """An ENVI output writes <stem>.hdr: refused when that header exists without the output's data file (it is
+    another file's, here a raw lib.bil's); an ENVI library rewritten beside a CSV of its stem is fine."""
+    (out / "lib.bil").write_bytes(b"raw data")
+    (out / "lib.hdr").write_text("ENVI\nsamples = 2\n")
+    before = listing(str(out))
+    with pytest.raises(DeepGUError, match="OUTPUT '.*lib.sli' would replace the ENVI header '.*lib.hdr'"):
+        vca_job.run(scene["scene.tif"], 3, str(out / "lib.sli"))
+    assert listing(str(out)) == before
+    for _ in range(2):
+        vca_job.run(scene["scene.tif"], 3, str(out / "gen.csv"))
+        vca_job.run(scene["scene.tif"], 3, str(out / "gen.sli"))
+    assert sorted(os.listdir(out)) == ["gen.csv", "gen.hdr", "gen.sli", "lib.bil", "lib.hdr"]
+
+
 def test_style_is_not_written_through_a_symbolic_link_through_qgis(qgis_process, scene, out):
     """out/a.qml is a link to the user's scene.qml: the run replaces the link, never writes into the user's file."""
     os.symlink(scene["scene.qml"], str(out / "a.qml"))
