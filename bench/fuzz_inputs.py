@@ -247,7 +247,7 @@ def input_sidecars(rng, p, case_in, out, job):
 def shared_stem(rng, p, case_in, out, job):
     """Name an output after an input (its stem, any extension), in the input's folder: the inputs' sidecars
     (a style ``<stem>.qml`` is always there) must stay theirs."""
-    name = str(rng.choice(sorted(p)))
+    name = str(rng.choice(READS[job]))
     stem = os.path.splitext(p[name])[0]
     with open(stem + ".qml", "w") as f:
         f.write("<qgis><the user's style/></qgis>")
