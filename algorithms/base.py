@@ -10,6 +10,7 @@ default from ``DEFAULTS``) are both built from that one table (as EnMAP-Box's al
 import contextlib
 import importlib.util
 import os
+import re
 import traceback
 
 from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingAlgorithm,
@@ -20,6 +21,7 @@ from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessi
 
 from ..core import formats
 from ..core.atomic import atomic_output
+from ..core.paths import check_paths
 from ..core.defaults import format_default
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
@@ -93,6 +95,8 @@ def advanced(parameter):
 
 #: the parameter types :meth:`DeepGUAlgorithm.values` reads.
 _VALUE_TYPES = ("number", "enum", "string", "raster", "file", "rasterDestination", "fileDestination")
+#: a provider URI or ``memory:`` as a sink's destination (a drive letter ``C:`` is a path).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 #: metadata key of an enum parameter's choice names (what the jobs take; the dialog shows the labels).
 CHOICES = "deepgu_choices"
 
@@ -174,6 +178,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(TORCH_MISSING)
         try:
             self.check_raster_outputs(parameters)
+            self.check_sinks(parameters, context)
             return self.written_paths(self.run_job(parameters, context, QgisFeedback(feedback)), context)
         except DeepGUError as error:
             raise QgsProcessingException(str(error)) from None
@@ -254,6 +259,27 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             if (isinstance(definition, QgsProcessingParameterRasterDestination) and isinstance(value, str)
                     and value and value != QgsProcessing.TEMPORARY_OUTPUT):
                 formats.raster_driver(value, what=definition.name())
+
+    def check_sinks(self, parameters, context):
+        """Refuse, before any work, a feature sink written to a file that is an input or another output, or is
+        not a regular file or a new path (:func:`core.paths.check_paths`): QGIS writes sinks itself, in place
+        (``OUTPUT_POINTS=em.csv`` overwrote the ENDMEMBERS library)."""
+        sinks = {}
+        for definition in self.destinationParameterDefinitions():
+            value = parameters.get(definition.name())
+            if isinstance(value, QgsProcessingOutputLayerDefinition):
+                value = value.sink.staticValue()
+            if (definition.type() == "sink" and isinstance(value, str) and value
+                    and value != QgsProcessing.TEMPORARY_OUTPUT and not _URI.match(value)):
+                sinks[definition.name()] = value          # a file path, not memory: or a provider URI
+        if not sinks:
+            return
+        values = self.values(parameters, context)
+        inputs = {definition.name(): values[definition.name()] for definition in self.parameterDefinitions()
+                  if definition.type() in ("raster", "file") and values.get(definition.name())}
+        outputs = {definition.name(): values[definition.name()] for definition in self.destinationParameterDefinitions()
+                   if values.get(definition.name())}
+        check_paths(inputs, dict(outputs, **sinks))
 
     def written_paths(self, results, context):
         """``results`` with each raster output named by the file QGIS opens (``x.dat`` for an ENVI ``x.hdr``)."""

@@ -26,8 +26,8 @@ inputs' folder, sidecars included, must be unchanged, and a FIFO, device or
 link in the output folder must be left as it was.
 
 Usage: ``.venv/bin/python bench/fuzz_inputs.py [--seconds 300] [--seed 0]``.
-The last line is the summary: cases, expected refusals, unexpected errors,
-leftover temporary files.
+The last two lines are the cases by kind of mutation, then the summary: cases,
+expected refusals, unexpected errors, leftover temporary files.
 """
 
 import argparse
@@ -409,6 +409,7 @@ def main():
     signal.signal(signal.SIGALRM, _alarm)
     rng = np.random.default_rng(args.seed)
     counts = {"ok": 0, "refused": 0, "unexpected": 0, "skipped": 0}
+    families = {}       # cases by mutation, setup or "parameter"
     leftovers = 0
     with tempfile.TemporaryDirectory(prefix="deepgu-fuzz-") as work:
         valid_dir = os.path.join(work, "valid")
@@ -418,10 +419,13 @@ def main():
         while time.time() - start < args.seconds:
             job, description, outcome, left, detail = run_case(rng, valid, work, args.case_seconds)
             counts[outcome] += 1
+            family = description.split(":")[0].split("(")[0] if "=" not in description else "parameter"
+            families[family] = families.get(family, 0) + 1
             leftovers += left
             if outcome == "unexpected" or left:
                 print("UNEXPECTED %s %s: %s (leftover files: %d)" % (job, description, detail, left), flush=True)
     cases = counts["ok"] + counts["refused"] + counts["unexpected"]
+    print("cases by kind: " + ", ".join("%s %d" % item for item in sorted(families.items())))
     print("fuzz_inputs seed %d, %.0f s: %d cases (%d handled, %d expected refusals), %d unexpected errors, "
           "%d leftover temporary files (%d mutations not applicable)"
           % (args.seed, args.seconds, cases, counts["ok"], counts["refused"], counts["unexpected"], leftovers,

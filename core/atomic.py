@@ -153,7 +153,7 @@ def _owner_dead(pid, start):
     """True when the process ``pid`` that started at ``start`` (ticks since boot) no longer runs."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):        # no such process (or no such PID at all)
         return True
     except PermissionError:          # another user's process: alive, unless the PID was reused since
         pass

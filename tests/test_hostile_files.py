@@ -189,6 +189,21 @@ def test_fifo_as_a_raster_output_or_sidecar_and_a_socket(scene, out):
         sock.close()
 
 
+def test_feature_sink_on_an_input_or_a_fifo_through_qgis(qgis_process, scene, out):
+    """Found while testing: QGIS writes a feature sink in place, so OUTPUT_POINTS=em.csv overwrote the
+    ENDMEMBERS library (exit 0). Sinks now go through core.paths before any work."""
+    folder = os.path.dirname(scene["em.csv"])
+    before = listing(folder)
+    done = qgis_process.run("deepgu:bundles", INPUT=scene["scene.tif"], ENDMEMBERS=scene["em.csv"],
+                            OUTPUT=str(out / "b.csv"), OUTPUT_POINTS=scene["em.csv"])
+    refused_here(done, ["OUTPUT_POINTS", "ENDMEMBERS"], folder, before)
+    os.mkfifo(str(out / "points.gpkg"))
+    done = qgis_process.run("deepgu:bundles", INPUT=scene["scene.tif"], ENDMEMBERS=scene["em.csv"],
+                            OUTPUT=str(out / "b.csv"), OUTPUT_POINTS=str(out / "points.gpkg"), timeout=120)
+    assert "FIFO" in refused_here(done, ["OUTPUT_POINTS"], str(out), {"points.gpkg": None})
+    assert listing(folder) == before
+
+
 # --- item 3: the commit is all or nothing --------------------------------------------------------------
 
 def test_names_beyond_name_max_are_refused_up_front_through_qgis(qgis_process, scene, out):
@@ -297,7 +312,8 @@ def test_dead_processes_temporaries_are_swept_live_ones_kept(scene, out):
         foreign = ".deepgu-0123abcd-1-1-abcdefgh.tif"                               # another machine's, recent
         old_foreign = ".deepgu-0123abcd-2-1-abcdefgh.tif"                           # ... unchanged for too long
         unnamed = ".deepgu-k3j4h5g6.csv"                                             # an older version's, old
-        for name in (reused, foreign, old_foreign, unnamed, dead_tmp + ".old"):
+        absurd = ".deepgu-%s-%d-1-abcdefgh.tif" % (atomic._HOST, 10 ** 30)            # no such PID can exist
+        for name in (reused, foreign, old_foreign, unnamed, absurd, dead_tmp + ".old"):
             (out / name).write_text("debris")
         old = time.time() - defaults.STALE_TEMPORARY_HOURS * 3600 - 60
         for name in (old_foreign, unnamed):
