@@ -21,6 +21,8 @@ from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessi
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
 from ..core import formats
+from ..core.atomic import atomic_output
+from ..core.paths import check_paths
 from ..core.defaults import format_default
 from ..core.dependencies import missing, missing_message
 from ..core.errors import Canceled, DeepGUError
@@ -43,14 +45,19 @@ LIBRARY_OUTPUT_FILTER = "CSV files (*.csv);;ENVI spectral libraries (*.sli)"
 def quiet_gdal():
     """Silence GDAL's messages while QGIS loads a raster layer: loading computes the histograms of the default
     renderer's bands, and GDAL reports a constant band (e.g. a material absent from an abundance map) as
-    "ERROR 5: dfMax should be strictly greater than dfMin". A layer that fails to load is still invalid."""
+    "ERROR 5: dfMax should be strictly greater than dfMin". A layer that fails to load is still invalid.
+    GDAL's PAM is off for the datasets opened inside: the histograms computed here are not written into the
+    raster's ``.aux.xml``, a sidecar that is the user's (an input's) or is committed with the raster (an output's)."""
     from osgeo import gdal
 
+    pam = gdal.GetConfigOption("GDAL_PAM_ENABLED")
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
         yield
     finally:
         gdal.PopErrorHandler()
+        gdal.SetConfigOption("GDAL_PAM_ENABLED", pam)
 
 
 class QgisFeedback(Feedback):
@@ -90,6 +97,8 @@ def advanced(parameter):
 
 #: the parameter types :meth:`DeepGUAlgorithm.values` reads.
 _VALUE_TYPES = ("number", "enum", "string", "raster", "file", "rasterDestination", "fileDestination")
+#: a provider URI or ``memory:`` as a sink's destination (a drive letter ``C:`` is a path).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 #: metadata key of an enum parameter's choice names (what the jobs take; the dialog shows the labels).
 CHOICES = "deepgu_choices"
 
@@ -245,6 +254,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException("%s: %s" % (self.id(), missing_message(absent)))
         try:
             self.check_raster_outputs(parameters)
+            self.check_sinks(parameters, context)
             start, qgis_feedback = time.perf_counter(), QgisFeedback(feedback)
             results = self.written_paths(self.run_job(parameters, context, qgis_feedback), context)
             qgis_feedback.info(done_in(self.id(), time.perf_counter() - start))
@@ -322,6 +332,27 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             if (isinstance(definition, QgsProcessingParameterRasterDestination) and isinstance(value, str)
                     and value and value != QgsProcessing.TEMPORARY_OUTPUT):
                 formats.raster_driver(value, what=definition.name())
+
+    def check_sinks(self, parameters, context):
+        """Refuse, before any work, a feature sink written to a file that is an input or another output, or is
+        not a regular file or a new path (:func:`core.paths.check_paths`): QGIS writes sinks itself, in place
+        (``OUTPUT_POINTS=em.csv`` overwrote the ENDMEMBERS library)."""
+        sinks = {}
+        for definition in self.destinationParameterDefinitions():
+            value = parameters.get(definition.name())
+            if isinstance(value, QgsProcessingOutputLayerDefinition):
+                value = value.sink.staticValue()
+            if (definition.type() == "sink" and isinstance(value, str) and value
+                    and value != QgsProcessing.TEMPORARY_OUTPUT and not _URI.match(value)):
+                sinks[definition.name()] = value          # a file path, not memory: or a provider URI
+        if not sinks:
+            return
+        values = self.values(parameters, context)
+        inputs = {definition.name(): values[definition.name()] for definition in self.parameterDefinitions()
+                  if definition.type() in ("raster", "file") and values.get(definition.name())}
+        outputs = {definition.name(): values[definition.name()] for definition in self.destinationParameterDefinitions()
+                   if values.get(definition.name())}
+        check_paths(inputs, dict(outputs, **sinks))
 
     def written_paths(self, results, context):
         """``results`` with each raster output named by the file QGIS opens (``x.dat`` for an ENVI ``x.hdr``)."""
@@ -424,14 +455,18 @@ def extent_parameter():
     return QgsProcessingParameterExtent("EXTENT", "Extent to process (empty: the whole image)", optional=True)
 
 
-def write_abundance_style(path):
+def write_abundance_style(path, feedback=None):
     """Save ``<path without extension>.qml``, the default style QGIS applies when the raster is loaded.
 
     Abundances are shown stretched from 0 to 1 per band: the first three materials as red, green
-    and blue when there are three or more, otherwise the first one in grey.
+    and blue when there are three or more, otherwise the first one in grey. The style is a sidecar the
+    raster owns (:mod:`core.paths` refused an output sharing its stem before any work); it is written
+    atomically (a symbolic link there is replaced, not written through), after the raster is in place, so
+    a failure is a warning on ``feedback``, never a failed run.
     """
     from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterLayer,
                            QgsSingleBandGrayRenderer)
+    from qgis.PyQt.QtXml import QDomDocument
 
     path = formats.raster_data_path(path)
     with quiet_gdal():
@@ -455,7 +490,14 @@ def write_abundance_style(path):
         renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 1)
         renderer.setContrastEnhancement(stretch(1))
     layer.setRenderer(renderer)
-    layer.saveNamedStyle(os.path.splitext(path)[0] + ".qml")
+    document = QDomDocument()
+    layer.exportNamedStyle(document)
+    style = os.path.splitext(path)[0] + ".qml"
+    try:
+        with atomic_output(style, "w", what="the style of %s" % os.path.basename(path), encoding="utf-8") as f:
+            f.write(document.toString(2))
+    except DeepGUError as error:
+        (feedback or Feedback()).info("warning: %s (the raster itself is written)" % error)
 
 
 # --- Analyst regions (issue 22): the REGIONS and MATERIAL_FIELD parameters of regions, endmembers, the workflow ---

@@ -37,5 +37,5 @@ class FCLSAlgorithm(DeepGUAlgorithm):
         job.run(values[self.INPUT], values[self.ENDMEMBERS], values[self.OUTPUT], output_rmse=values[self.OUTPUT_RMSE],
                 memory_mb=values[self.MEMORY_MB], cluster=values[self.CLUSTER],
                 window=self.pixel_window(parameters, context, values[self.INPUT]), feedback=feedback)
-        write_abundance_style(values[self.OUTPUT])
+        write_abundance_style(values[self.OUTPUT], feedback)
         return {self.OUTPUT: values[self.OUTPUT], self.OUTPUT_RMSE: values[self.OUTPUT_RMSE]}

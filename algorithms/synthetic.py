@@ -50,5 +50,5 @@ class SyntheticAlgorithm(DeepGUAlgorithm):
                 output_endmembers=outputs[self.OUTPUT_ENDMEMBERS], snr_db=values[self.SNR], seed=values[self.SEED],
                 n_materials=values[self.MATERIALS], epsg=values[self.EPSG], feedback=feedback)
         if outputs[self.OUTPUT_ABUNDANCES]:
-            write_abundance_style(outputs[self.OUTPUT_ABUNDANCES])
+            write_abundance_style(outputs[self.OUTPUT_ABUNDANCES], feedback)
         return outputs

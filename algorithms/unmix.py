@@ -90,5 +90,5 @@ class UnmixAlgorithm(DeepGUAlgorithm):
                 init_abundances=values[self.INIT_ABUNDANCES], output_endmembers=outputs[self.OUTPUT_ENDMEMBERS],
                 output_latent=outputs[self.OUTPUT_LATENT], output_rmse=outputs[self.OUTPUT_RMSE],
                 window=self.pixel_window(parameters, context, values[self.INPUT]), feedback=feedback)
-        write_abundance_style(outputs[self.OUTPUT])
+        write_abundance_style(outputs[self.OUTPUT], feedback)
         return outputs

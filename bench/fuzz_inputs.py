@@ -9,17 +9,25 @@ parameter at random, runs the job that reads it, and classifies the outcome:
 - unexpected: any other exception, a multi-line message, a case slower than
   ``--case-seconds``, or a changed input file.
 
-After each case the output folder must hold only the outputs of a successful
-run: any ``.deepgu-*`` temporary file, or any output of a refused run, counts
-as a leftover. Mutations: bytes flipped, zeroed, truncated or appended in a
+After each case the folders must hold only the outputs of a successful run:
+any new ``.deepgu-*`` temporary file, or any new file after a refused run,
+counts as a leftover. Mutations: bytes flipped, zeroed, truncated or appended in a
 GeoTIFF or model file; values scaled by 10^k, set to NaN/inf/0/constant, and
-nodata, scale or band metadata changed in a GeoTIFF; CSV cells, names (with
-formula characters, duplicates, BOM, empty), values (huge, text) and shape
-damaged; parameters set to NaN, inf, negative, zero or beyond int32.
+nodata, scale, band metadata or georeferencing (rotated, flipped, zero or
+NaN pixel size, no or a strange CRS) changed in a GeoTIFF; CSV cells, names
+(with formula characters, duplicates, BOM, empty), values (huge, text) and
+shape damaged; parameters set to NaN, inf, negative, zero or beyond int32.
+Around the files (issue 24): inputs given sidecars of their own (a style, junk
+or overriding PAM ``.aux.xml``, an ENVI header beside a GeoTIFF); an output
+named after an input (any extension, in the input's folder, beside the
+input's ``.qml``); an output path that is a FIFO, a device node (as root), a
+folder, or a symbolic link to an input, a FIFO or nowhere. Every file in the
+inputs' folder, sidecars included, must be unchanged, and a FIFO, device or
+link in the output folder must be left as it was.
 
 Usage: ``.venv/bin/python bench/fuzz_inputs.py [--seconds 300] [--seed 0]``.
-The last line is the summary: cases, expected refusals, unexpected errors,
-leftover temporary files.
+The last two lines are the cases by kind of mutation, then the summary: cases,
+expected refusals, unexpected errors, leftover temporary files.
 """
 
 import argparse
@@ -27,6 +35,7 @@ import hashlib
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -180,18 +189,107 @@ def csv_damage(rng, path):
         open(path, "w", encoding="utf-8").write(text)
 
 
+def georeferencing(rng, path):
+    """Rotate, flip, shrink to zero, poison or drop the raster's geotransform, or drop or garble its CRS."""
+    ds = gdal.Open(path, gdal.GA_Update)
+    x, size, _, y, _, _ = ds.GetGeoTransform()
+    kind = rng.choice(["rotated", "flipped", "zero-size", "nan", "huge", "no-crs", "bad-crs"])
+    transforms = {"rotated": (x, size, 0.5 * size, y, 0.25 * size, -size), "flipped": (x, -size, 0, y, 0, size),
+                  "zero-size": (x, 0.0, 0.0, y, 0.0, 0.0), "nan": (np.nan, size, 0, y, 0, -size),
+                  "huge": (1e308, 1e300, 0, -1e308, 0, -1e300)}
+    if kind in transforms:
+        ds.SetGeoTransform(transforms[kind])
+    else:
+        ds.SetProjection("" if kind == "no-crs" else 'LOCAL_CS["nowhere",UNIT["furlong",201.168]]')
+    ds = None
+
+
 MUTATIONS = {
-    "tif": [flip_bytes, zero_range, truncate, append_junk, raster_values, raster_values, raster_metadata],
+    "tif": [flip_bytes, zero_range, truncate, append_junk, raster_values, raster_values, raster_metadata,
+            georeferencing],
     "csv": [flip_bytes, truncate, append_junk, csv_damage, csv_damage, csv_damage],
     "pt": [flip_bytes, zero_range, truncate, append_junk],
 }
 
 
+# --- the folders around the files: each takes (rng, p, case_in, out, job) and returns (description, output
+# paths by their usual name) --------------------------------------------------------------------------------
+
+PAM = """<PAMDataset>
+  <PAMRasterBand band="1">
+    <NoDataValue>%s</NoDataValue>
+    <Scale>%s</Scale>
+  </PAMRasterBand>
+</PAMDataset>
+"""
+
+
+def input_sidecars(rng, p, case_in, out, job):
+    """Give an input sidecars of its own: a style, GDAL statistics (junk, or PAM overriding band 1's nodata and
+    scale), an ENVI header beside a GeoTIFF; outputs stay in ``out``."""
+    name = str(rng.choice(READS[job]))
+    stem = os.path.splitext(p[name])[0]
+    kind = rng.choice(["qml", "aux-junk", "aux-pam", "hdr-junk"])
+    if kind == "qml":
+        sidecar, text = stem + ".qml", "<qgis><the user's style/></qgis>"
+    elif kind == "aux-junk":
+        sidecar, text = p[name] + ".aux.xml", rng.bytes(int(rng.integers(1, 2000))).decode("latin-1")
+    elif kind == "aux-pam":
+        sidecar, text = p[name] + ".aux.xml", PAM % (rng.choice(["nan", "0", "1e38", "x"]),
+                                                     rng.choice(["1", "0", "1e30", "-1", "nan"]))
+    else:
+        sidecar, text = stem + ".hdr", "ENVI\nsamples = 3\nlines = nonsense\n"
+    with open(sidecar, "w", encoding="latin-1") as f:
+        f.write(text)
+    return "%s sidecar of %s" % (kind, name), {}
+
+
+def shared_stem(rng, p, case_in, out, job):
+    """Name an output after an input (its stem, any extension), in the input's folder: the inputs' sidecars
+    (a style ``<stem>.qml`` is always there) must stay theirs."""
+    name = str(rng.choice(READS[job]))
+    stem = os.path.splitext(p[name])[0]
+    with open(stem + ".qml", "w") as f:
+        f.write("<qgis><the user's style/></qgis>")
+    output = str(rng.choice(WRITES[job]))
+    extension = str(rng.choice([".tif", ".img", ".hdr", ".dat", ".csv", ".sli", ".pt", ".json", ".png"]))
+    return "%s named %s%s" % (output, os.path.basename(stem), extension), {output: stem + extension}
+
+
+def output_kind(rng, p, case_in, out, job):
+    """Make an output path something other than a regular file or a new path: a FIFO, a device (as root), a
+    folder, a symbolic link to an input, to a FIFO or to nowhere (the last is a new path, to be replaced)."""
+    output = str(rng.choice(WRITES[job]))
+    path = os.path.join(out, output)
+    kinds = ["fifo", "folder", "link-to-input", "link-to-fifo", "dangling-link"] + (["device"] if os.geteuid() == 0
+                                                                                     else [])
+    kind = str(rng.choice(kinds))
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))          # a private /dev/null
+    elif kind == "folder":
+        os.makedirs(path)
+    elif kind == "link-to-input":
+        os.symlink(p[str(rng.choice(sorted(p)))], path)
+    elif kind == "link-to-fifo":
+        os.mkfifo(os.path.join(out, "fifo"))
+        os.symlink(os.path.join(out, "fifo"), path)
+    else:
+        os.symlink(os.path.join(out, "nowhere"), path)
+    return "%s is a %s" % (output, kind), {}
+
+
+SETUPS = [input_sidecars, shared_stem, output_kind]
+
+
 # --- jobs: each takes (inputs dict, output folder, params dict) -----------------------------------------
 
-def job_calls(p, out, params):
-    """Every job with its inputs from ``p`` and outputs in ``out``; ``params`` overrides keyword arguments."""
-    o = lambda name: os.path.join(out, name)  # noqa: E731
+def job_calls(p, out, params, paths=None):
+    """Every job with its inputs from ``p`` and outputs in ``out``; ``params`` overrides keyword arguments,
+    ``paths`` output paths (by their usual name, e.g. ``"a.tif"``)."""
+    paths = paths or {}
+    o = lambda name: paths.get(name, os.path.join(out, name))  # noqa: E731
     return {
         "vca": lambda: vca.run(p["scene.tif"], params.get("n_endmembers", 3), o("em.csv"),
                                seed=params.get("seed", 0), sample_size=params.get("sample_size", 1_000_000)),
@@ -219,15 +317,31 @@ def job_calls(p, out, params):
 READS = {"vca": ["scene.tif"], "fcls": ["scene.tif", "em.csv"], "bundles": ["scene.tif", "em.csv", "fcls.tif"],
          "train": ["bundles.csv", "em.csv"], "unmix": ["scene.tif", "model.pt", "fcls.tif"],
          "inspect": ["model.pt", "bundles.csv"], "metrics": ["fcls.tif", "truth.tif"]}
+#: the outputs each job writes, by their usual names in ``out``.
+WRITES = {"vca": ["em.csv"], "fcls": ["a.tif", "r.tif"], "bundles": ["b.csv"], "train": ["m.pt"],
+          "unmix": ["a.tif", "r.tif"], "inspect": ["g.csv", "g.png"], "metrics": ["m.json"]}
 PARAMS = {"vca": ["n_endmembers", "seed", "sample_size"], "fcls": ["memory_mb"],
           "bundles": ["n_pixels", "max_angle_deg"], "train": ["epochs", "beta", "seed", "latent_dim"],
           "unmix": ["lambda_a", "lambda_z", "tol", "max_iter", "memory_mb"], "inspect": ["span", "steps"],
           "metrics": ["memory_mb"]}
 
 
-def digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def snapshot(folder):
+    """``{name: (kind, sha256 or link target)}`` of every entry in ``folder``, links not followed (a FIFO is not
+    opened)."""
+    entries = {}
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        mode = os.lstat(path).st_mode
+        if stat.S_ISREG(mode):
+            with open(path, "rb") as f:
+                entries[name] = ("file", hashlib.sha256(f.read()).hexdigest())
+        elif stat.S_ISLNK(mode):
+            kind = "link to a file" if os.path.isfile(path) else "link" if os.path.exists(path) else "dangling"
+            entries[name] = (kind, os.readlink(path))
+        else:
+            entries[name] = (stat.S_IFMT(mode), None)
+    return entries
 
 
 def run_case(rng, valid, work, case_seconds):
@@ -239,11 +353,16 @@ def run_case(rng, valid, work, case_seconds):
         os.makedirs(folder)
     p = {name: shutil.copy(path, os.path.join(case_in, name)) for name, path in valid.items()}
     job = str(rng.choice(sorted(READS)))
-    params = {}
-    if rng.random() < 0.3:
+    params, paths = {}, {}
+    draw = rng.random()
+    if draw < 0.25:
         key = str(rng.choice(PARAMS[job]))
         params[key] = HOSTILE_NUMBERS[int(rng.integers(len(HOSTILE_NUMBERS)))]
         description = "%s=%r" % (key, params[key])
+    elif draw < 0.5:
+        setup = SETUPS[int(rng.integers(len(SETUPS)))]
+        description, paths = setup(rng, p, case_in, out, job)
+        description = "%s: %s" % (setup.__name__, description)
     else:
         name = str(rng.choice(READS[job]))
         mutation = MUTATIONS[name.rsplit(".", 1)[1]][int(rng.integers(len(MUTATIONS[name.rsplit(".", 1)[1]])))]
@@ -252,11 +371,11 @@ def run_case(rng, valid, work, case_seconds):
         except Exception as exc:        # a mutation that cannot apply (e.g. GDAL cannot reopen): a skipped case
             return job, "%s(%s) not applicable" % (mutation.__name__, name), "skipped", 0, str(exc)
         description = "%s(%s)" % (mutation.__name__, name)
-    before = {name: digest(path) for name, path in p.items()}
+    before = {folder: snapshot(folder) for folder in (case_in, out)}
     outcome, detail = "ok", ""
     signal.setitimer(signal.ITIMER_REAL, case_seconds)
     try:
-        job_calls(p, out, params)[job]()
+        job_calls(p, out, params, paths)[job]()
     except (DeepGUError, Canceled) as error:
         outcome, detail = ("refused", str(error)) if "\n" not in str(error) else ("unexpected", repr(str(error)))
     except CaseTimeout:
@@ -265,10 +384,16 @@ def run_case(rng, valid, work, case_seconds):
         outcome, detail = "unexpected", "%s: %s\n%s" % (type(exc).__name__, exc, traceback.format_exc(limit=-3))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    if any(digest(path) != before[name] for name, path in p.items()):
-        outcome, detail = "unexpected", "an input file changed"
-    left = os.listdir(out)
-    leftovers = len([f for f in left if f.startswith(".deepgu-")]) + (len(left) if outcome != "ok" else 0)
+    after = {folder: snapshot(folder) for folder in (case_in, out)}
+    changed = [name for name, entry in before[case_in].items() if after[case_in].get(name) != entry]
+    replaced = [name for name, entry in before[out].items()         # a link to a file or nowhere: replaced, fine
+                if entry[0] not in ("dangling", "link to a file") and after[out].get(name) != entry]
+    if changed:
+        outcome, detail = "unexpected", "input files changed: %s" % ", ".join(changed)
+    elif replaced:
+        outcome, detail = "unexpected", "a file that was not a regular file changed: %s" % ", ".join(replaced)
+    new = [name for folder in (case_in, out) for name in after[folder] if name not in before[folder]]
+    leftovers = len([name for name in new if name.startswith(".deepgu-")]) + (len(new) if outcome != "ok" else 0)
     return job, description, outcome, leftovers, detail
 
 
@@ -284,6 +409,7 @@ def main():
     signal.signal(signal.SIGALRM, _alarm)
     rng = np.random.default_rng(args.seed)
     counts = {"ok": 0, "refused": 0, "unexpected": 0, "skipped": 0}
+    families = {}       # cases by mutation, setup or "parameter"
     leftovers = 0
     with tempfile.TemporaryDirectory(prefix="deepgu-fuzz-") as work:
         valid_dir = os.path.join(work, "valid")
@@ -293,10 +419,13 @@ def main():
         while time.time() - start < args.seconds:
             job, description, outcome, left, detail = run_case(rng, valid, work, args.case_seconds)
             counts[outcome] += 1
+            family = description.split(":")[0].split("(")[0] if "=" not in description else "parameter"
+            families[family] = families.get(family, 0) + 1
             leftovers += left
             if outcome == "unexpected" or left:
                 print("UNEXPECTED %s %s: %s (leftover files: %d)" % (job, description, detail, left), flush=True)
     cases = counts["ok"] + counts["refused"] + counts["unexpected"]
+    print("cases by kind: " + ", ".join("%s %d" % item for item in sorted(families.items())))
     print("fuzz_inputs seed %d, %.0f s: %d cases (%d handled, %d expected refusals), %d unexpected errors, "
           "%d leftover temporary files (%d mutations not applicable)"
           % (args.seed, args.seconds, cases, counts["ok"], counts["refused"], counts["unexpected"], leftovers,

@@ -78,3 +78,7 @@ ALGORITHMS = _frozen(install_dependencies=INSTALL_DEPENDENCIES, **ALGORITHMS)
 #: MIN_PIXELS: a material with fewer valid pixels inside its regions is refused (its mean would be noise).
 REGIONS = _frozen(MIN_PIXELS=5, MEMORY_MB=MEMORY_MB)
 ALGORITHMS = _frozen(**ALGORITHMS, regions=REGIONS)
+# --- Temporary files (issue 24) -------------------------------------------------------------------------------
+#: a ``.deepgu-*`` temporary file whose owner cannot be checked (written from another machine, boot or PID
+#: namespace, or where there is no /proc) is swept by a later run into its folder once unchanged this long.
+STALE_TEMPORARY_HOURS = 24

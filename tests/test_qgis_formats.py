@@ -11,7 +11,7 @@ from helpers import run_fails, run_json
 
 
 def test_envi_scene_library_and_abundances(qgis_process, tmp_path):
-    out = {name: str(tmp_path / name) for name in ("scene.hdr", "truth.tif", "lib.sli", "fcls.hdr", "fcls.tif")}
+    out = {name: str(tmp_path / name) for name in ("scene.hdr", "truth.tif", "lib.sli", "fcls.hdr", "fcls2.tif")}
     results = run_json(qgis_process, "deepgu:synthetic", ROWS=12, COLS=10, SEED=2, OUTPUT=out["scene.hdr"],
                        OUTPUT_ABUNDANCES=out["truth.tif"], OUTPUT_LIBRARY=out["lib.sli"])
     scene = str(tmp_path / "scene.dat")
@@ -31,9 +31,9 @@ def test_envi_scene_library_and_abundances(qgis_process, tmp_path):
     with open(out["fcls.hdr"]) as f:
         assert "band names = {\n%s}" % ",\n".join(library.materials) in f.read()
     run_json(qgis_process, "deepgu:fcls", INPUT=out["scene.hdr"].replace(".hdr", ".dat"), ENDMEMBERS=out["lib.sli"],
-             OUTPUT=out["fcls.tif"])
+             OUTPUT=out["fcls2.tif"])     # not fcls.tif: fcls.qml is fcls.dat's style (docs/reliability.md)
     envi, valid, info = read_all(results["OUTPUT"])
-    tiff, _, _ = read_all(out["fcls.tif"])
+    tiff, _, _ = read_all(out["fcls2.tif"])
     assert valid.all() and info.band_names == library.materials
     np.testing.assert_array_equal(envi, tiff)          # same numbers whatever the format
 
