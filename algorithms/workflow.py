@@ -179,7 +179,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
                                                          materials[0]))
         outputs = {}
         for name, (child_id, child_output) in self.output_links().items():
-            path = _destination(parameters.get(name), context)
+            path = _destination(parameters.get(name))
             if not path:
                 continue
             definition = children[child_id].algorithm().parameterDefinition(child_output)
@@ -195,10 +195,10 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
         return outputs
 
 
-def _destination(value, context):
+def _destination(value):
     """The file path the caller gave for an output (None for a temporary output or none)."""
     if isinstance(value, QgsProcessingOutputLayerDefinition):
-        value = value.sink.valueAsString(context.expressionContext())[0]
+        value = value.sink.staticValue()
     if not isinstance(value, str) or not value or value == QgsProcessing.TEMPORARY_OUTPUT:
         return None
     if value.startswith(("memory:", "ogr:", "postgis:")):
