@@ -38,6 +38,6 @@ class InstallDependenciesAlgorithm(DeepGUAlgorithm):
     def run_job(self, parameters, context, feedback):
         values = self.values(parameters, context)
         target = values[self.TARGET] or dependencies.dependencies_folder(QgsApplication.qgisSettingsDirPath())
-        installed = dependencies.install(target, find_links=values[self.FIND_LINKS],
-                                         index_url=values[self.INDEX_URL] or None, feedback=feedback)
+        installed = dependencies.install(target, feedback, find_links=values[self.FIND_LINKS],
+                                         index_url=values[self.INDEX_URL] or None)
         return {self.OUTPUT: target, self.INSTALLED: ",".join(installed)}

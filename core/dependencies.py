@@ -238,16 +238,16 @@ def run_pip(argv, feedback, start=0.0, share=100.0):
         raise DeepGUError("pip failed (exit status %d): %s" % (process.returncode, last_error or "see the log"))
 
 
-def install(target, find_links=None, index_url=None, feedback=None, names=None, python=None):
-    """Install the missing packages (or ``names``) into ``target`` with QGIS's Python; returns the import names
-    installed (empty when nothing is missing). ``target`` is created; it is put on ``sys.path`` at once."""
-    names = missing() if names is None else list(names)
+def install(target, feedback, find_links=None, index_url=None):
+    """Install the missing packages into ``target`` with QGIS's Python; returns the import names installed (empty
+    when nothing is missing). ``target`` is created; it is put on ``sys.path`` at once."""
+    names = missing()
     if not names:
         feedback.info("every dependency is importable already: %s" % ", ".join(PACKAGES))
         return []
     if find_links and not os.path.isdir(find_links):
         raise DeepGUError("FIND_LINKS must be a folder of wheel files (got '%s')" % find_links)
-    python = python or qgis_python()
+    python = qgis_python()
     try:
         os.makedirs(target, exist_ok=True)
     except OSError as error:

@@ -173,24 +173,3 @@ def test_integer_raster_with_scale_factor_unmixes_like_its_float_version(qgis_pr
     run_json(qgis_process, "deepgu:fcls", INPUT=ints, ENDMEMBERS=scene["library.csv"], OUTPUT=a_int)
     run_json(qgis_process, "deepgu:fcls", INPUT=scene["scene.tif"], ENDMEMBERS=scene["library.csv"], OUTPUT=a_float)
     np.testing.assert_allclose(read_all(a_int)[0], read_all(a_float)[0], atol=2e-3)
-
-
-def test_without_torch_the_provider_loads_and_torch_steps_explain(tmp_path):
-    """QGIS's own Python has no torch: numpy steps still work, torch steps say how to install it."""
-    require_qgis()
-    env = qgis_env(tmp_path / "cfg")
-    env["PYTHONPATH"] = ""
-    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install_plugin.sh")], env=env, check=True,
-                   capture_output=True)
-    probe = subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True)
-    if probe.returncode == 0:
-        pytest.skip("the system Python has torch")
-    listing = subprocess.run(["qgis_process.bin", "list"], env=env, capture_output=True, text=True).stdout
-    assert "deepgu:vca" in listing and "deepgu:unmix" in listing
-    for f in ("b.csv", "e.csv"):
-        (tmp_path / f).write_text("band,a\n1,0.5\n")
-    done = subprocess.run(["qgis_process.bin", "run", "deepgu:trainvae", "--", "BUNDLES=" + str(tmp_path / "b.csv"),
-                           "ENDMEMBERS=" + str(tmp_path / "e.csv"), "OUTPUT=" + str(tmp_path / "m.pt")],
-                          env=env, capture_output=True, text=True)
-    assert done.returncode != 0 and "cannot import torch" in done.stdout + done.stderr
-    assert "deepgu:install_dependencies" in done.stdout + done.stderr
