@@ -179,7 +179,7 @@ def figure(env, bench_scene, seed, folder, path):
             ax.imshow(maps[label][p], vmin=0, vmax=1, cmap="viridis")
             ax.set_axis_off()
             if r == 0:
-                ax.set_title(bench_scene.materials[p], fontsize=8, color=colours[p % len(colours)])
+                ax.set_title("%s (outlined in %s)" % (bench_scene.materials[p], colours[p % len(colours)]), fontsize=8)
     fig.suptitle("%s seed %d: regions drawn where the true abundance >= %.1f x its maximum, eroded"
                  % (bench_scene.name, seed, THRESHOLD), fontsize=8)
     fig.tight_layout()
