@@ -13,7 +13,8 @@ After each case the output folder must hold only the outputs of a successful
 run: any ``.deepgu-*`` temporary file, or any output of a refused run, counts
 as a leftover. Mutations: bytes flipped, zeroed, truncated or appended in a
 GeoTIFF or model file; values scaled by 10^k, set to NaN/inf/0/constant, and
-nodata, scale or band metadata changed in a GeoTIFF; CSV cells, names (with
+nodata, scale or band metadata changed in a GeoTIFF, its georeferencing moved, resized, reprojected or
+stripped (a companion raster from another place); CSV cells, names (with
 formula characters, duplicates, BOM, empty), values (huge, text) and shape
 damaged; parameters set to NaN, inf, negative, zero or beyond int32.
 
@@ -137,6 +138,25 @@ def raster_metadata(rng, path):
     ds = None
 
 
+def raster_georeference(rng, path):
+    """Move, resize, reproject or strip the raster's georeferencing in place (a companion from another place)."""
+    ds = gdal.Open(path, gdal.GA_Update)
+    x0, a, b, y0, d, e = ds.GetGeoTransform()
+    kind = rng.choice(["shift", "subpixel", "pixel-size", "crs", "strip"])
+    if kind == "shift":
+        ds.SetGeoTransform((x0 + a * int(rng.integers(1, 20)), a, b, y0, d, e))
+    elif kind == "subpixel":
+        ds.SetGeoTransform((x0, a, b, y0 + e * float(rng.choice([1e-9, 1e-4, 0.01, 0.5])), d, e))
+    elif kind == "pixel-size":
+        ds.SetGeoTransform((x0, a * float(rng.choice([1 + 1e-9, 1.001, 2.0])), b, y0, d, e))
+    elif kind == "crs":
+        ds.SetProjection(str(rng.choice(["EPSG:4326", "EPSG:32634", "EPSG:3857"])))
+    else:
+        ds.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+        ds.SetProjection("")
+    ds = None
+
+
 def csv_damage(rng, path):
     """Damage a CSV's text: names, values, shape or encoding."""
     lines = open(path, encoding="utf-8").read().splitlines()
@@ -181,7 +201,8 @@ def csv_damage(rng, path):
 
 
 MUTATIONS = {
-    "tif": [flip_bytes, zero_range, truncate, append_junk, raster_values, raster_values, raster_metadata],
+    "tif": [flip_bytes, zero_range, truncate, append_junk, raster_values, raster_values, raster_metadata,
+            raster_georeference],
     "csv": [flip_bytes, truncate, append_junk, csv_damage, csv_damage, csv_damage],
     "pt": [flip_bytes, zero_range, truncate, append_junk],
 }
