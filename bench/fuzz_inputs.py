@@ -14,7 +14,8 @@ any new ``.deepgu-*`` temporary file, or any new file after a refused run,
 counts as a leftover. Mutations: bytes flipped, zeroed, truncated or appended in a
 GeoTIFF or model file; values scaled by 10^k, set to NaN/inf/0/constant, and
 nodata, scale, band metadata or georeferencing (rotated, flipped, zero or
-NaN pixel size, no or a strange CRS) changed in a GeoTIFF; CSV cells, names
+NaN pixel size, no or a strange CRS; moved, resized, reprojected or stripped:
+a companion raster from another place) changed in a GeoTIFF; CSV cells, names
 (with formula characters, duplicates, BOM, empty), values (huge, text) and
 shape damaged; parameters set to NaN, inf, negative, zero or beyond int32.
 Around the files (issue 24): inputs given sidecars of their own (a style, junk
@@ -190,17 +191,28 @@ def csv_damage(rng, path):
 
 
 def georeferencing(rng, path):
-    """Rotate, flip, shrink to zero, poison or drop the raster's geotransform, or drop or garble its CRS."""
+    """Change the raster's georeferencing in place: poisoned (rotated, flipped, zero or NaN pixel size, huge, no or
+    a strange CRS) or plausible but elsewhere (moved by pixels or a fraction of one, resized, reprojected, stripped:
+    a companion raster from another place)."""
     ds = gdal.Open(path, gdal.GA_Update)
-    x, size, _, y, _, _ = ds.GetGeoTransform()
-    kind = rng.choice(["rotated", "flipped", "zero-size", "nan", "huge", "no-crs", "bad-crs"])
+    x, size, b, y, d, e = ds.GetGeoTransform()
+    kind = rng.choice(["rotated", "flipped", "zero-size", "nan", "huge", "no-crs", "bad-crs",
+                       "shift", "subpixel", "pixel-size", "crs", "strip"])
     transforms = {"rotated": (x, size, 0.5 * size, y, 0.25 * size, -size), "flipped": (x, -size, 0, y, 0, size),
                   "zero-size": (x, 0.0, 0.0, y, 0.0, 0.0), "nan": (np.nan, size, 0, y, 0, -size),
-                  "huge": (1e308, 1e300, 0, -1e308, 0, -1e300)}
+                  "huge": (1e308, 1e300, 0, -1e308, 0, -1e300),
+                  "shift": (x + size * int(rng.integers(1, 20)), size, b, y, d, e),
+                  "subpixel": (x, size, b, y + e * float(rng.choice([1e-9, 1e-4, 0.01, 0.5])), d, e),
+                  "pixel-size": (x, size * float(rng.choice([1 + 1e-9, 1.001, 2.0])), b, y, d, e),
+                  "strip": (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)}
     if kind in transforms:
         ds.SetGeoTransform(transforms[kind])
-    else:
-        ds.SetProjection("" if kind == "no-crs" else 'LOCAL_CS["nowhere",UNIT["furlong",201.168]]')
+    if kind in ("no-crs", "strip"):
+        ds.SetProjection("")
+    elif kind == "bad-crs":
+        ds.SetProjection('LOCAL_CS["nowhere",UNIT["furlong",201.168]]')
+    elif kind == "crs":
+        ds.SetProjection(str(rng.choice(["EPSG:4326", "EPSG:32634", "EPSG:3857"])))
     ds = None
 
 
