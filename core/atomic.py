@@ -145,7 +145,9 @@ _HOST = _host_tag()
 _PIDS_CHECKABLE = _process_start(os.getpid()) is not None
 
 
-def _temp_prefix():
+def owned_prefix():
+    """``.deepgu-<host>-<pid>-<start>-``: the start of every temporary name this process makes, so that
+    :func:`sweep_stale` can tell whether its owner still runs."""
     return "%s%s-%d-%d-" % (TEMP_PREFIX, _HOST, os.getpid(), _process_start(os.getpid()) or 0)
 
 
@@ -232,7 +234,7 @@ def check_target(path, name="OUTPUT", sidecars=()):
         raise DeepGUError("cannot write %s '%s': the output folder is not writable" % (name, path))
     name_max = _limit(folder, "PC_NAME_MAX", 255)
     path_max = _limit(folder, "PC_PATH_MAX", 4096)
-    temporary = os.path.join(folder, _temp_prefix() + "x" * 8 + _temp_suffix(path) + "." * _TEMP_APPENDIX)
+    temporary = os.path.join(folder, owned_prefix() + "x" * 8 + _temp_suffix(path) + "." * _TEMP_APPENDIX)
     for file in [path] + [os.path.abspath(sidecar) for sidecar in sidecars] + [temporary]:
         size = len(os.fsencode(os.path.basename(file)))
         if size > name_max:
@@ -291,7 +293,7 @@ class TempTarget:
         if sweep:
             sweep_stale(folder)
         try:
-            fd, self.tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=_temp_suffix(path), dir=folder)
+            fd, self.tmp = tempfile.mkstemp(prefix=owned_prefix(), suffix=_temp_suffix(path), dir=folder)
         except OSError as exc:
             raise self.error(exc) from None
         with _LOCK:

@@ -5,8 +5,10 @@ SIGTERM in a later step would leave the earlier steps' files. :class:`OutputRoll
 run may write (an output and its sidecars), before the first step:
 
 - a file that does not exist yet is removed again by :meth:`~OutputRollback.rollback`;
-- a file that exists gets a hard link beside it (``.deepgu-keep-<pid>-<n>``), which keeps the old content when a
-  step renames its new file over it; :meth:`~OutputRollback.rollback` renames the link back, and
+- a file that exists gets a hard link beside it (``.deepgu-<owner>-keep-<n>``, owned as
+  :func:`core.atomic.owned_prefix` says, so that a later step's sweep of stale temporaries never takes it),
+  which keeps the old content when a step renames its new file over it; :meth:`~OutputRollback.rollback`
+  renames the link back, and
   :meth:`~OutputRollback.release` (the run succeeded) deletes it. Where the file system refuses hard links,
   the old file cannot be kept: :meth:`~OutputRollback.rollback` then names it among the files it could not restore.
 
@@ -19,6 +21,8 @@ import itertools
 import os
 import signal
 import threading
+
+from .atomic import owned_prefix
 
 _COUNTER = itertools.count()
 
@@ -35,7 +39,7 @@ class OutputRollback:
                 continue
             if not os.path.isfile(path) or os.path.islink(path):
                 continue        # a folder, device or link: the steps refuse to write there
-            backup = os.path.join(os.path.dirname(path), ".deepgu-keep-%d-%d" % (os.getpid(), next(_COUNTER)))
+            backup = os.path.join(os.path.dirname(path), "%skeep-%d" % (owned_prefix(), next(_COUNTER)))
             try:
                 os.link(path, backup)
             except OSError:

@@ -356,3 +356,22 @@ def test_raster_writer_temporaries_carry_their_owner(tmp_path):
     owner = ".deepgu-%s-%d-%d-" % (atomic._HOST, os.getpid(), atomic._process_start(os.getpid()))
     assert names and all(name.startswith(owner) for name in names), names
     assert sorted(os.listdir(tmp_path)) == ["e.hdr", "e.img", "e.img.aux.xml"]      # GDAL's statistics too
+
+
+def test_a_workflow_backup_of_an_old_file_survives_a_later_steps_sweep(tmp_path):
+    """The workflow's hard-link backups share the old file's mtime: named without an owner, a later step's sweep
+    of stale temporaries (files unchanged for a day) took them, and a failure then could not restore the file."""
+    from core.atomic import sweep_stale
+    from core.rollback import OutputRollback
+
+    path = tmp_path / "fcls.tif"
+    path.write_bytes(b"the user's old file")
+    old = time.time() - 3 * 24 * 3600
+    os.utime(path, (old, old))
+    rollback = OutputRollback([str(path)])
+    sweep_stale(str(tmp_path))                     # the next step's first write into the folder
+    path.unlink()
+    path.write_bytes(b"a step's new file")
+    assert rollback.rollback() == []
+    assert path.read_bytes() == b"the user's old file"
+    assert [p.name for p in tmp_path.iterdir()] == ["fcls.tif"]
