@@ -114,6 +114,11 @@ def main():
             "%s %.4f (worst %.4f)" % (m, np.mean(v), np.max(v)) for m, v in totals.items())), flush=True)
 
 
+def match_columns(M, reference):
+    """For each column of ``reference`` (L, P), the index of the nearest column of M (L, P) (Euclidean)."""
+    return np.argmin(((M[:, :, None] - reference[:, None, :]) ** 2).sum(axis=0), axis=0)
+
+
 def workflow_references(names, seeds, save=None, against=None):
     """Per scene and seed: FCLS RMSE_A with the workflow's refined references and with the true ones."""
     saved = dict(np.load(against)) if against else {}
@@ -136,7 +141,9 @@ def workflow_references(names, seeds, save=None, against=None):
             own = owner_counts(A.reshape(A.shape[0], -1))
             ratio = owner_counts(local_purity(A).reshape(A.shape[0], -1)) / np.maximum(own, 1)
             ratios.extend(ratio[own > 0])
-            change = " max|dM| %.1e" % np.abs(M - saved[key]).max() if key in saved else ""
+            change = " max|dM| %.1e (columns matched %.1e)" % (
+                np.abs(M - saved[key]).max(), np.abs(M[:, match_columns(M, saved[key])] - saved[key]).max()) \
+                if key in saved else ""
             rows.append((rmse, true_rmse))
             print("%-17s seed %d  FCLS RMSE_A %.4f  true references %.4f (x%.2f)  neighbourhoods/pixels owned %s  "
                   "pixels averaged %s%s  (%.1f s)" % (name, seed, rmse, true_rmse, rmse / max(true_rmse, 1e-4),
