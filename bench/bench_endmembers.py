@@ -11,11 +11,12 @@ spectral angle (degrees) of each material and FCLS's RMSE_A (eq. 14) with them. 
 ``--fractions 0.1 0.2 0.333 0.5`` scores the refinement alone at each share of a material's purest pixels
 that it averages (core.defaults.ENDMEMBERS["FRACTION"], the workflow's: a third), from the same VCA start.
 
-``--workflow`` runs only what decides the workflow's FCLS: the ``refined`` references at the workflow's defaults
-on every scene and seed (Samson too: SEED changes its VCA starts), FCLS RMSE_A with them and with the true
-references, and per material the ratio of the neighbourhoods to the pixels it owns (core.endmembers.thin_materials)
-and the pixels averaged. ``--save M.npz`` keeps the references; ``--against M.npz`` prints the largest change from a
-saved run (0 means the workflow's results on that scene and seed cannot have changed).
+``--workflow`` runs only what decides the workflow's FCLS: the ``refined`` references at the workflow's defaults on
+every scene and seed (Samson too: SEED changes its VCA starts), FCLS RMSE_A with them and with the true references,
+per material the angle and brightness (norm ratio) to the true reference, the ratio of the neighbourhoods to the
+pixels it owns (core.endmembers.thin_materials, in M's column order) and the pixels averaged. ``--save M.npz`` keeps
+the references; ``--against M.npz`` prints the largest change from a saved run (0 means the workflow's results on
+that scene and seed cannot have changed).
 
 ``--facet-oracle`` asks whether a minimum-volume-type estimate, which needs no pure pixels, could do better
 than the refinement: each facet ``a_p = 0`` of the simplex is fitted (total least squares, in the
@@ -133,27 +134,29 @@ def workflow_references(names, seeds, save=None, against=None):
             seconds = time.perf_counter() - start
             key = "%s/%d" % (name, seed)
             kept[key] = M
-            _, rmse = score(M, scene)
+            angles, rmse = score(M, scene)
             X = Y.reshape(Y.shape[0], -1)
             truth = scene.abundances.reshape(scene.n_materials, -1)
             true_rmse = float(np.sqrt(np.mean((fcls(X, scene.reference) - truth) ** 2)))
-            A = fcls(X, M).reshape(scene.abundances.shape)
-            own = owner_counts(A.reshape(A.shape[0], -1))
-            ratio = owner_counts(local_purity(A).reshape(A.shape[0], -1)) / np.maximum(own, 1)
+            A = fcls(X, M)
+            brightness = np.linalg.norm(M[:, match_materials(A, truth)], axis=0) / np.linalg.norm(scene.reference,
+                                                                                                 axis=0)
+            own = owner_counts(A)
+            ratio = owner_counts(local_purity(A.reshape(scene.abundances.shape)).reshape(A.shape)) / np.maximum(own, 1)
             ratios.extend(ratio[own > 0])
             change = " max|dM| %.1e (columns matched %.1e)" % (
                 np.abs(M - saved[key]).max(), np.abs(M[:, match_columns(M, saved[key])] - saved[key]).max()) \
                 if key in saved else ""
             rows.append((rmse, true_rmse))
-            print("%-17s seed %d  FCLS RMSE_A %.4f  true references %.4f (x%.2f)  neighbourhoods/pixels owned %s  "
-                  "pixels averaged %s%s  (%.1f s)" % (name, seed, rmse, true_rmse, rmse / max(true_rmse, 1e-4),
-                                                      " ".join("%.2f" % r for r in ratio),
-                                                      "/".join(str(n) for n in used), change, seconds), flush=True)
+            print("%-17s seed %d  FCLS RMSE_A %.4f  true references %.4f (x%.2f)  deg / brightness to the true %s  "
+                  "neighbourhoods/pixels owned %s  pixels averaged %s%s  (%.1f s)" % (
+                      name, seed, rmse, true_rmse, rmse / max(true_rmse, 1e-4),
+                      " ".join("%s %.1f/%.2f" % v for v in zip(scene.materials, angles, brightness)),
+                      " ".join("%.2f" % r for r in ratio), "/".join(str(n) for n in used), change, seconds), flush=True)
         rows = np.array(rows)
         print("%-17s mean FCLS RMSE_A %.4f (worst %.4f, worst ratio to the true references %.2f); true references %.4f"
               % (name, rows[:, 0].mean(), rows[:, 0].max(), (rows[:, 0] / np.maximum(rows[:, 1], 1e-4)).max(),
-                 rows[:, 1].mean()),
-              flush=True)
+                 rows[:, 1].mean()), flush=True)
     print("neighbourhoods/pixels owned, over every material, scene and seed: %s" % " ".join(
         "%.2f" % r for r in sorted(ratios)[:6]) + " ... " + " ".join("%.2f" % r for r in sorted(ratios)[-3:]))
     if save:

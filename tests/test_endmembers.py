@@ -223,3 +223,20 @@ def test_lake_roads_references_find_the_rare_road_and_keep_water_whole():
     refined = refine_purest(image_strips(Y), starts[best])[0]
     assert rmse(refined) < 1.5 * rmse(s.reference)
     assert angles_deg(matched(refined, s.reference), s.reference).max() < 3
+
+
+def test_the_streamed_refinement_finds_a_thin_material_as_the_in_memory_one(tmp_path):
+    """The thin flags are whole-scene counts summed over strips: streaming the road scene in strips of a few rows
+    gives the in-memory result."""
+    image, M, _ = road_scene(noise=0.002)
+    path = str(tmp_path / "roads.tif")
+    write_raster(path, image.astype(np.float32), georeference(30, 30))
+    info = job.open_raster(path)
+    start = M.copy()
+    start[:, 2] = 0.5 * M[:, 2] + 0.5 * M[:, 0]
+    whole, used = refine_purest(image_strips(image.astype(np.float32).astype(np.float64)), start, window=5)
+    streamed, streamed_used = refine_purest(job.raster_strips(info, memory_mb=0.02), start, window=5)
+    assert job.block_rows(info, 0.02, halo=2) < 10
+    np.testing.assert_allclose(streamed, whole, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(streamed_used, used)
+    assert angles_deg(whole, M).max() < 0.2
