@@ -330,17 +330,18 @@ def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WIND
     row strips that cover the scene once, each with up to ``halo`` extra rows on either side;
     ``first`` is the strip's first *core* row inside ``data`` and ``n_core`` its number of core
     rows (:func:`image_strips`, or :func:`core.jobs.endmembers.raster_strips` for a file).
-    Purity needs ``window // 2`` rows of halo; FCLS is solved on the halo rows too. ``M`` (L, P)
-    starting endmembers; each iteration replaces ``m_p`` by the mean of the ``fraction`` of the
-    pixels p dominates that have the highest local purity (:class:`PurityHistogram`); a material found
-    thin (:func:`thin_materials`) in one iteration is owned and ranked by its own abundance from the next
-    one on (:func:`purity_levels`; a whole-scene count, so a streamed pass applies the previous pass's).
+    Purity needs ``window // 2`` rows of halo (at least one, :func:`pixel_owners`); FCLS is solved on
+    the halo rows too. ``M`` (L, P) starting endmembers; each iteration replaces ``m_p`` by the mean of
+    the ``fraction`` of the pixels p dominates that have the highest local purity
+    (:class:`PurityHistogram`); a material found thin (:func:`thin_materials`) in one iteration is owned
+    and ranked by its own abundance from the next one on (:func:`purity_levels`; a whole-scene count, so
+    a streamed pass applies the previous pass's).
     Returns ``(M (L, P), used (P,))``: the endmembers and how many pixels each averages.
     """
     M = np.asarray(M, dtype=np.float64)
     if not 0 < fraction <= 1:
         raise DeepGUError("the refinement fraction must be in (0, 1], got %r" % (fraction,))
-    halo = max(int(window) // 2, 1)                 # pixel_owners looks one pixel around
+    halo = max(int(window) // 2, 1)
     used = np.zeros(M.shape[1], dtype=np.int64)
     thin = np.zeros(M.shape[1], dtype=bool)
     for it in range(int(iterations)):
