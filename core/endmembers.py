@@ -136,7 +136,7 @@ def thin_materials(by_neighbourhood, by_pixel, neighbours):
     latter of how many of their 8 neighbours are p's too (:func:`pixel_owners`). Thin: fewer than
     ``THIN_RATIO`` times as many neighbourhoods as pixels, and at least ``LINE_NEIGHBOURS`` neighbours
     per pixel on average (each pixel of a line has two). A material in regions wider than the purity
-    window owns about as many of each (0.9-1.2 on the accuracy scenes); a road one or two pixels wide
+    window owns about as many of each (0.92-1.07 on the accuracy scenes); a road one or two pixels wide
     is the largest abundance of its pixels but never of a ``window x window`` mean, so it owns (almost)
     no neighbourhood, its pixels go to the neighbouring material, and the refinement can neither
     average its pure pixels nor see that it exists (``bench/accuracy_scenes.py``'s lake-roads, 0.1-0.3
