@@ -11,6 +11,13 @@ spectral angle (degrees) of each material and FCLS's RMSE_A (eq. 14) with them. 
 ``--fractions 0.1 0.2 0.333 0.5`` scores the refinement alone at each share of a material's purest pixels
 that it averages (core.defaults.ENDMEMBERS["FRACTION"], the workflow's: a third), from the same VCA start.
 
+``--workflow`` runs only what decides the workflow's FCLS: the ``refined`` references at the workflow's defaults on
+every scene and seed (Samson too: SEED changes its VCA starts), FCLS RMSE_A with them and with the true references,
+per material the angle and brightness (norm ratio) to the true reference, the ratio of the neighbourhoods to the
+pixels it owns (core.endmembers.thin_materials, in M's column order) and the pixels averaged. ``--save M.npz`` keeps
+the references; ``--against M.npz`` prints the largest change from a saved run (0 means the workflow's results on
+that scene and seed cannot have changed).
+
 ``--facet-oracle`` asks whether a minimum-volume-type estimate, which needs no pure pixels, could do better
 than the refinement: each facet ``a_p = 0`` of the simplex is fitted (total least squares, in the
 (P-1)-dimensional affine hull of the refined references; the data's own PCA subspace is bent by the
@@ -30,7 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.accuracy_scenes import available, scene as load_scene  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
-from core.endmembers import best_start, image_strips, nfindr, refine_purest, vca_best, vca_starts  # noqa: E402
+from core.bundles import local_purity  # noqa: E402
+from core.endmembers import (best_start, image_strips, nfindr, owner_counts, refine_purest, vca_best,  # noqa: E402
+                             vca_starts)
 from core.fcls import fcls  # noqa: E402
 from core.metrics import match_materials  # noqa: E402
 from core.vca import vca  # noqa: E402
@@ -70,10 +79,17 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--fractions", nargs="+", type=float, default=None,
                         help="scan the refinement's share of purest pixels instead of comparing the methods")
+    parser.add_argument("--workflow", action="store_true",
+                        help="only the workflow's refined references and FCLS with them, every scene and seed")
+    parser.add_argument("--save", metavar="NPZ", help="with --workflow: save the references")
+    parser.add_argument("--against", metavar="NPZ", help="with --workflow: compare with saved references")
     parser.add_argument("--facet-oracle", action="store_true",
                         help="compare the refinement with facets fitted to the true abundances' zero sets")
     args = parser.parse_args()
     print(machine_line())
+    if args.workflow:
+        workflow_references(args.scenes or available(), args.seeds, args.save, args.against)
+        return
     if args.facet_oracle:
         compare_facets(args.scenes or available(), args.seeds)
         return
@@ -97,6 +113,54 @@ def main():
                          time.perf_counter() - start), flush=True)
         print("%-17s mean FCLS RMSE_A over seeds %s: %s" % (name, seeds, "  ".join(
             "%s %.4f (worst %.4f)" % (m, np.mean(v), np.max(v)) for m, v in totals.items())), flush=True)
+
+
+def match_columns(M, reference):
+    """For each column of ``reference`` (L, P), the index of the nearest column of M (L, P) (Euclidean)."""
+    return np.argmin(((M[:, :, None] - reference[:, None, :]) ** 2).sum(axis=0), axis=0)
+
+
+def workflow_references(names, seeds, save=None, against=None):
+    """Per scene and seed: FCLS RMSE_A with the workflow's refined references and with the true ones."""
+    saved = dict(np.load(against)) if against else {}
+    kept, ratios = {}, []
+    for name in names:
+        rows = []
+        for seed in seeds:
+            scene = load_scene(name, seed)
+            Y = scene.image.astype(np.float64)
+            start = time.perf_counter()
+            M, used = refine_purest(image_strips(Y), refined_start(Y, scene.n_materials, seed))
+            seconds = time.perf_counter() - start
+            key = "%s/%d" % (name, seed)
+            kept[key] = M
+            angles, rmse = score(M, scene)
+            X = Y.reshape(Y.shape[0], -1)
+            truth = scene.abundances.reshape(scene.n_materials, -1)
+            true_rmse = float(np.sqrt(np.mean((fcls(X, scene.reference) - truth) ** 2)))
+            A = fcls(X, M)
+            brightness = np.linalg.norm(M[:, match_materials(A, truth)], axis=0) / np.linalg.norm(scene.reference,
+                                                                                                 axis=0)
+            own = owner_counts(A)
+            ratio = owner_counts(local_purity(A.reshape(scene.abundances.shape)).reshape(A.shape)) / np.maximum(own, 1)
+            ratios.extend(ratio[own > 0])
+            change = " max|dM| %.1e (columns matched %.1e)" % (
+                np.abs(M - saved[key]).max(), np.abs(M[:, match_columns(M, saved[key])] - saved[key]).max()) \
+                if key in saved else ""
+            rows.append((rmse, true_rmse))
+            print("%-17s seed %d  FCLS RMSE_A %.4f  true references %.4f (x%.2f)  deg / brightness to the true %s  "
+                  "neighbourhoods/pixels owned %s  pixels averaged %s%s  (%.1f s)" % (
+                      name, seed, rmse, true_rmse, rmse / max(true_rmse, 1e-4),
+                      " ".join("%s %.1f/%.2f" % v for v in zip(scene.materials, angles, brightness)),
+                      " ".join("%.2f" % r for r in ratio), "/".join(str(n) for n in used), change, seconds), flush=True)
+        rows = np.array(rows)
+        print("%-17s mean FCLS RMSE_A %.4f (worst %.4f, worst ratio to the true references %.2f); true references %.4f"
+              % (name, rows[:, 0].mean(), rows[:, 0].max(), (rows[:, 0] / np.maximum(rows[:, 1], 1e-4)).max(),
+                 rows[:, 1].mean()), flush=True)
+    print("neighbourhoods/pixels owned, over every material, scene and seed: %s" % " ".join(
+        "%.2f" % r for r in sorted(ratios)[:6]) + " ... " + " ".join("%.2f" % r for r in sorted(ratios)[-3:]))
+    if save:
+        np.savez(save, **kept)
 
 
 FACET_ABSENT = 0.01     # a pixel lies on facet p where its true abundance of p is below this

@@ -22,6 +22,9 @@ return endmembers ``M`` (L, P) as float64.
   (default a third) spatially purest of the pixels p dominates. Repeated ``iterations``
   times or until M stops changing. A fraction of each material's own pixels, not a fixed
   count, makes the rule independent of the scene's size and of how common the material is.
+  A *thin* material (:func:`thin_materials`: roads, rivers, field margins a pixel or two wide),
+  which dominates pixels but (almost) no neighbourhood, is owned and ranked by its pixels' own
+  abundance instead (:func:`purity_levels`).
   VCA and N-FINDR pick the most *extreme* pixels, which under variability and noise are the
   brightest or most atypical ones (on Samson 2-9 degrees from the reference); the mean of
   the purest pixels is the typical spectrum of the material, which is what FCLS and the
@@ -30,6 +33,7 @@ return endmembers ``M`` (L, P) as float64.
 
 import numpy as np
 from scipy import sparse
+from scipy.ndimage import uniform_filter
 
 from .bundles import local_purity
 from .defaults import ENDMEMBERS, PURITY_WINDOW
@@ -41,6 +45,8 @@ PURITY_BINS = 512
 SCREEN_ITERATIONS = 5       # refinement iterations when comparing VCA restarts (best_start)
 MIN_OWNED_RATIO = 0.1       # best_start: a start whose least-owned material owns less than this ratio of the
                             # best-balanced start's least-owned one is degenerate
+THIN_RATIO = 0.5            # a material that owns fewer than this ratio of neighbourhoods to pixels is thin ...
+LINE_NEIGHBOURS = 2         # ... if its pixels have on average at least this many of their 8 neighbours (a line)
 FIT_SAMPLE = 20000          # pixels on which vca_best scores its restarts
 _REFINE_TOL = 1e-5          # relative change of M that ends the refinement early
 
@@ -102,10 +108,76 @@ def _image_and_mask(image, mask=None):
     return image, np.all(np.isfinite(image), axis=0) if mask is None else np.asarray(mask, dtype=bool)
 
 
+def owner_counts(levels):
+    """(P,) how many of the pixels have their largest level (P, n) in material p."""
+    return np.bincount(np.argmax(levels, axis=0), minlength=levels.shape[0])
+
+
+def pixel_owners(A, valid):
+    """Each valid pixel's material of largest abundance and how many of its 8 neighbours share it.
+
+    ``A`` (P, rows, cols) abundances, ``valid`` (rows, cols). Returns ``(owner, same)``, both
+    (rows, cols) int64, -1 and 0 at invalid pixels; neighbours beyond the border count as different.
+    """
+    owner = np.where(valid, np.argmax(np.where(valid, A, 0.0), axis=0), -1)
+    same = np.zeros(valid.shape, dtype=np.int64)
+    for p in range(A.shape[0]):
+        mine = owner == p
+        around = np.rint(9.0 * uniform_filter(mine.astype(np.float64), 3, mode="constant")).astype(np.int64) - 1
+        same[mine] = around[mine]
+    return owner, same
+
+
+def thin_materials(by_neighbourhood, by_pixel, neighbours):
+    """(P,) bool: the materials that own pixels in lines but (almost) no neighbourhood.
+
+    ``by_neighbourhood`` (P,) counts the pixels whose largest local purity is in p, ``by_pixel`` (P,)
+    those whose largest own abundance is (:func:`owner_counts`), ``neighbours`` (P,) the sum over the
+    latter of how many of their 8 neighbours are p's too (:func:`pixel_owners`). Thin: fewer than
+    ``THIN_RATIO`` times as many neighbourhoods as pixels, and at least ``LINE_NEIGHBOURS`` neighbours
+    per pixel on average (each pixel of a line has two). A material in regions wider than the purity
+    window owns about as many of each (0.92-1.07 on the accuracy scenes); a road one or two pixels wide
+    is the largest abundance of its pixels but never of a ``window x window`` mean, so it owns (almost)
+    no neighbourhood, its pixels go to the neighbouring material, and the refinement can neither
+    average its pure pixels nor see that it exists (``bench/accuracy_scenes.py``'s lake-roads, 0.1-0.3
+    and 3.8-4.6 neighbours). A "ghost", a mixture spectrum that two materials' pixels share, owns
+    scattered pixels, one neighbour or fewer on average (DC1-other-nopure): not thin.
+    """
+    by_pixel = np.asarray(by_pixel)
+    in_lines = (np.asarray(neighbours) >= LINE_NEIGHBOURS * by_pixel) & (by_pixel > 0)
+    return (np.asarray(by_neighbourhood) < THIN_RATIO * by_pixel) & in_lines
+
+
+def purity_levels(abundances, local, thin):
+    """(P, n) the level each material is ranked by: its local purity, or its own abundance where it is thin.
+
+    ``abundances`` (P, n) FCLS abundances of the pixels, ``local`` (P, n) their local purity
+    (:func:`core.bundles.local_purity`), ``thin`` (P,) bool (:func:`thin_materials`). A pixel belongs
+    to the material of highest level, which ranks it by that level (:class:`PurityHistogram`).
+    """
+    return np.where(np.asarray(thin)[:, None], abundances, local)
+
+
+def _ownership_counts(A, valid, window, rows=slice(None)):
+    """The counts :func:`thin_materials` takes, over the ``rows`` of A (P, h, cols) and valid (h, cols).
+
+    Returns ``(abundances (P, n), local (P, n), by_neighbourhood, by_pixel, neighbours)`` of those
+    rows' valid pixels (the rows around them are the neighbourhoods' halo).
+    """
+    local = local_purity(A, valid, window)[:, rows]
+    owner, same = pixel_owners(A, valid)
+    core_valid = valid[rows]
+    owner, same = owner[rows][core_valid], same[rows][core_valid]
+    P = A.shape[0]
+    local = local[:, core_valid]
+    return (A[:, rows][:, core_valid], local, owner_counts(local), np.bincount(owner, minlength=P),
+            np.bincount(owner, weights=same, minlength=P))
+
+
 def _owned_shares(A, mask, window):
-    """(P,) share of the ``mask`` pixels whose locally purest material is p; A (P, rows, cols) abundances."""
-    owner = np.argmax(local_purity(A, mask, window)[:, mask], axis=0)
-    return np.bincount(owner, minlength=A.shape[0]) / max(owner.size, 1)
+    """(P,) share of the ``mask`` pixels owned by each material (:func:`purity_levels`); A (P, rows, cols)."""
+    abundances, local, *counts = _ownership_counts(A, mask, window)
+    return owner_counts(purity_levels(abundances, local, thin_materials(*counts))) / max(abundances.shape[1], 1)
 
 
 def _fcls_grid(image, mask, M):
@@ -120,7 +192,8 @@ def ownership(image, M, mask=None, window=PURITY_WINDOW):
     """(P,) share of the valid pixels of ``image`` (L, rows, cols) that each column of ``M`` (L, P) owns.
 
     A pixel is owned by the material of highest local purity (``window x window`` mean of the FCLS
-    abundances, :func:`core.bundles.local_purity`): the pixels the refinement could average for it.
+    abundances, :func:`core.bundles.local_purity`), or of highest abundance for a thin material
+    (:func:`purity_levels`): the pixels the refinement could average for it.
     """
     image, mask = _image_and_mask(image, mask)
     return _owned_shares(_fcls_grid(image, mask, M), mask, window)
@@ -258,9 +331,12 @@ def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WIND
     row strips that cover the scene once, each with up to ``halo`` extra rows on either side;
     ``first`` is the strip's first *core* row inside ``data`` and ``n_core`` its number of core
     rows (:func:`image_strips`, or :func:`core.jobs.endmembers.raster_strips` for a file).
-    Purity needs ``window // 2`` rows of halo; FCLS is solved on the halo rows too. ``M`` (L, P)
-    starting endmembers; each iteration replaces ``m_p`` by the mean of the ``fraction`` of the
-    pixels p dominates that have the highest local purity (:class:`PurityHistogram`).
+    Purity needs ``window // 2`` rows of halo (at least one, :func:`pixel_owners`); FCLS is solved on
+    the halo rows too. ``M`` (L, P) starting endmembers; each iteration replaces ``m_p`` by the mean of
+    the ``fraction`` of the pixels p dominates that have the highest local purity
+    (:class:`PurityHistogram`); a material found thin (:func:`thin_materials`) in one iteration is owned
+    and ranked by its own abundance from the next one on (:func:`purity_levels`; a whole-scene count, so
+    a streamed pass applies the previous pass's).
     ``n_fixed``: the first ``n_fixed`` columns of ``M`` are given references (partial supervision, e.g. from
     analyst regions): they take part in every FCLS but are returned exactly as given; only the others update.
     Returns ``(M (L, P), used (P,))``: the endmembers and how many pixels each averages.
@@ -268,25 +344,28 @@ def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WIND
     M = np.asarray(M, dtype=np.float64)
     if not 0 < fraction <= 1:
         raise DeepGUError("the refinement fraction must be in (0, 1], got %r" % (fraction,))
-    halo = int(window) // 2
+    halo = max(int(window) // 2, 1)
     used = np.zeros(M.shape[1], dtype=np.int64)
+    thin = np.zeros(M.shape[1], dtype=bool)
     for it in range(int(iterations)):
         histogram = PurityHistogram(M.shape[1], M.shape[0])
+        counts = np.zeros((3, M.shape[1]))
         for data, valid, first, n_core in strips(halo):
             if feedback is not None:
                 feedback.check_canceled()
             A = _fcls_grid(data, valid, M)
             core = slice(first, first + n_core)
-            core_valid = valid[core]
-            purity = local_purity(A, valid, window)[:, core][:, core_valid]
-            histogram.update(data[:, core][:, core_valid].astype(np.float64), purity)
+            abundances, local, *strip_counts = _ownership_counts(A, valid, window, core)
+            counts += strip_counts
+            histogram.update(data[:, core][:, valid[core]].astype(np.float64), purity_levels(abundances, local, thin))
         M_new, used = histogram.means(fraction, M)
         M_new[:, :n_fixed] = M[:, :n_fixed]
         change = np.linalg.norm(M_new - M) / np.linalg.norm(M)
         M = M_new
+        thin, was_thin = thin_materials(*counts), thin
         if feedback is not None:
             feedback.set_progress(100.0 * (it + 1) / int(iterations))
-        if change < _REFINE_TOL:
+        if change < _REFINE_TOL and np.array_equal(thin, was_thin):
             break
     return M, used
 

@@ -40,7 +40,7 @@ def test_synthetic_scenes(name):
 
 
 def test_scene_names():
-    assert NAMES[0] == "samson" and len(NAMES) == 6
+    assert NAMES[0] == "samson" and len(NAMES) == 7 and NAMES[-1] == "lake-roads"
     with pytest.raises(ValueError, match="unknown scene"):
         scene("DC3", 0)
 
@@ -77,3 +77,38 @@ def test_facet_oracle_vertices_are_the_intersections_of_planted_facets():
         points.append(V @ (weights / weights.sum(axis=1, keepdims=True)).T)
     group = np.repeat(np.arange(4), 50)                                  # the facet each point lies on
     np.testing.assert_allclose(facet_vertices(np.hstack(points), [group == p for p in range(4)]), V, atol=1e-9)
+
+
+def test_lake_roads_is_issue_22s_failure_class():
+    """A dark material whose brightness varies 1.3-1.6x and mixes along shores, two materials 10-15 degrees apart
+    of which one dominates 5-10 % of the pixels in lines a pixel or two wide, 4 materials, 100 x 100, about
+    33 dB; FCLS with the true spectra does well on it. Deterministic per seed."""
+    from core.bundles import local_purity
+    first, again = scene("lake-roads", 0), scene("lake-roads", 0)
+    np.testing.assert_array_equal(first.image, again.image)
+    assert not np.allclose(first.image, scene("lake-roads", 1).image)
+    for seed in range(5):
+        s = scene("lake-roads", seed)
+        L = s.reference.shape[0]
+        assert s.image.shape == (L, 100, 100) and s.abundances.shape == (4, 100, 100) and L == 198
+        assert s.materials == ["tree", "water", "dirt", "road"]
+        np.testing.assert_allclose(s.abundances.sum(axis=0), 1.0, atol=1e-5)
+        assert s.abundances.min() >= 0
+        angles = _angles_degrees(s.reference)
+        assert 10 < angles[2, 3] < 15 and angles[~np.eye(4, dtype=bool)].min() == angles[2, 3]
+        A = s.abundances.reshape(4, -1)
+        road_share = np.mean(A.argmax(axis=0) == 3)
+        assert 0.05 <= road_share <= 0.10
+        # thin (core.endmembers.thin_materials): the road is the largest 5 x 5 mean at under half as many pixels
+        assert np.mean(local_purity(s.abundances, window=5).reshape(4, -1).argmax(axis=0) == 3) < 0.5 * road_share
+        water = s.endmembers[:, 1].reshape(L, -1)[:, A[1] > 0]
+        brightness = np.linalg.norm(water, axis=0)
+        assert 1.3 <= brightness.max() / brightness.min() <= 1.6
+        assert np.linalg.norm(s.reference[:, 1]) < 0.2 * np.linalg.norm(s.reference[:, 3])      # dark
+        shore = (A[1] > 0.05) & (A[1] < 0.95)
+        assert shore.sum() > 0.1 * np.sum(A[1] >= 0.95)                                       # mixed shores
+        clean = np.einsum("lpn,pn->ln", s.endmembers.reshape(L, 4, -1).astype(np.float64), A)
+        noise = s.image.reshape(L, -1) - clean
+        assert 10 * np.log10(np.sum(clean ** 2) / np.sum(noise ** 2)) == pytest.approx(33.0, abs=0.2)
+        X = s.image.reshape(L, -1).astype(np.float64)
+        assert np.sqrt(np.mean((fcls(X, s.reference) - A) ** 2)) < 0.025
