@@ -40,7 +40,6 @@ NAME is the parameter (e.g. ``OUTPUT``).
 
 import atexit
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -203,9 +202,11 @@ def _kind(mode):
 
 
 def _limit(folder, name, fallback):
+    """The file system's limit ``name`` (``PC_NAME_MAX``, ``PC_PATH_MAX``) for ``folder``; ``fallback`` where the
+    system cannot tell (no ``os.pathconf`` on Windows)."""
     try:
         return os.pathconf(folder, name)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return fallback
 
 
@@ -353,9 +354,7 @@ def _backup(target):
     backup = target.tmp + ".old"
     try:
         os.link(target.path, backup, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise
+    except (OSError, NotImplementedError):      # NotImplementedError: Windows links only what a link points to
         os.replace(target.path, backup)
     return backup
 

@@ -375,3 +375,56 @@ def test_a_workflow_backup_of_an_old_file_survives_a_later_steps_sweep(tmp_path)
     assert rollback.rollback() == []
     assert path.read_bytes() == b"the user's old file"
     assert [p.name for p in tmp_path.iterdir()] == ["fcls.tif"]
+
+
+@pytest.mark.parametrize("link_error", [OSError(1, "Operation not permitted"), NotImplementedError()])
+def test_commit_without_hard_links_backs_up_by_renaming(tmp_path, monkeypatch, link_error):
+    """A file system without hard links (FAT, some network shares) or Windows' os.link: backups are renamed, a
+    failed rename still puts every target back, and a good commit leaves no backup."""
+    a, b = str(tmp_path / "a.csv"), str(tmp_path / "b.csv")
+    for path in (a, b):
+        with open(path, "w") as f:
+            f.write("old")
+
+    def no_link(*args, **kwargs):
+        raise link_error
+
+    monkeypatch.setattr(os, "link", no_link)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if dst == b and not src.endswith(".old"):
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(DeepGUError, match=r"cannot write OUTPUT_RMSE '.*b\.csv': Input/output error"):
+        with atomic.together():
+            for path, name in ((a, "OUTPUT"), (b, "OUTPUT_RMSE")):
+                with atomic.atomic_output(path, what=name) as f:
+                    f.write("new")
+    assert sorted(os.listdir(tmp_path)) == ["a.csv", "b.csv"] and open(a).read() == open(b).read() == "old"
+    monkeypatch.setattr(os, "replace", real_replace)
+    with atomic.together():
+        for path in (a, b):
+            with atomic.atomic_output(path) as f:
+                f.write("new")
+    assert sorted(os.listdir(tmp_path)) == ["a.csv", "b.csv"] and open(a).read() == open(b).read() == "new"
+
+
+def test_commit_never_moves_an_existing_target_away(tmp_path, monkeypatch):
+    """With hard links the old file stays at its path until the new one replaces it in one rename: a SIGKILL
+    at any moment of the commit leaves every target whole."""
+    target = str(tmp_path / "a.tif")
+    write_raster(target, np.zeros((1, 4, 4), np.float32), georeference(4, 4))
+    moves = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        moves.append((os.path.basename(src), os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    write_raster(target, np.ones((1, 4, 4), np.float32), georeference(4, 4))
+    assert moves and all(dst == "a.tif" and src.startswith(".deepgu-") for src, dst in moves), moves
+    assert sorted(os.listdir(tmp_path)) == ["a.tif"] and read_all(target)[0].min() == 1
