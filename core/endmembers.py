@@ -221,8 +221,9 @@ def best_start(image, starts, mask=None, window=PURITY_WINDOW, iterations=SCREEN
     """
     image, mask = _image_and_mask(image, mask)
     errors, least_owned = [], []
+    strips = image_strips(image, mask)
     for M in starts:
-        M = refine_purest(image_strips(image, mask), M, window=window, iterations=iterations, n_fixed=n_fixed)[0]
+        M = refine_purest(strips, M, window=window, iterations=iterations, n_fixed=n_fixed)[0]
         A = _fcls_grid(image, mask, M)
         errors.append(fit_error(image[:, mask], M, A[:, mask]))
         least_owned.append(_owned_shares(A, mask, window).min())
@@ -277,7 +278,8 @@ def image_strips(image, mask=None):
     ``mask`` (rows, cols) valid pixels, default where every band is finite.
     """
     image, mask = _image_and_mask(image, mask)
-    return lambda halo: iter([(np.where(mask, image, 0.0), mask, 0, image.shape[1])])
+    data = np.where(mask, image, 0.0)           # once, not on every pass of the refinement
+    return lambda halo: iter([(data, mask, 0, image.shape[1])])
 
 
 class PurityHistogram:

@@ -32,7 +32,9 @@ Every random step (initial weights, shuffling, eps) draws from a
 ``torch.Generator`` seeded from ``(seed, material)``, so training is
 reproducible on CPU. Training runs on one CPU thread: the networks are so small
 that thread start-up costs more than it saves (ten times more on a busy
-machine), and one thread also keeps the arithmetic order fixed.
+machine), and one thread also keeps the arithmetic order fixed. All materials are trained
+together, as one network of stacked weights (:class:`StackedVAEs`, ``bench/bench_train_vae.py``):
+each material still gets the model it gets trained alone from its generator, up to round-off.
 """
 
 import contextlib
