@@ -117,6 +117,9 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
                 if feedback.isCanceled():
                     raise QgsProcessingException("Canceled")
         except BaseException as error:
+            # the steps' layers first: GDAL writes a layer's statistics (.aux.xml) beside its file when it closes
+            # it, which would otherwise happen after the rollback, when qgis_process exits
+            context.temporaryLayerStore().removeAllMapLayers()
             lost = rollback.rollback()
             message = "the workflow stopped in its step %s: %s" % (steps.get("step") or "?",
                                                                    str(error).strip() or "canceled")
