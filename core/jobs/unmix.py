@@ -223,8 +223,9 @@ def run(input_path, model_path, output, settings=None, init_abundances=None, out
     with bounded_block_cache(settings.memory_mb):
         n_tiles, n_pixels = _unmix_file(input_path, model_path, output, settings, init_abundances, output_endmembers,
                                         output_latent, output_rmse, window, halo, feedback)
-    seconds = time.perf_counter() - start
-    feedback.info("DeepGU: %d pixels unmixed in %.1f s, %.3f ms/pixel" % (n_pixels, seconds, 1e3 * seconds / n_pixels))
+        seconds = time.perf_counter() - start
+        feedback.info("DeepGU: %d pixels unmixed in %.1f s, %.3f ms/pixel"
+                      % (n_pixels, seconds, 1e3 * seconds / n_pixels))
     return n_tiles
 
 
