@@ -13,6 +13,7 @@ from .algorithms.samplevae import SampleVAEAlgorithm
 from .algorithms.synthetic import SyntheticAlgorithm
 from .algorithms.trainvae import TrainVAEAlgorithm
 from .algorithms.unmix import UnmixAlgorithm
+from .algorithms.variability import ELMMAlgorithm, GLMMAlgorithm, PLMMAlgorithm
 from .algorithms.vca import VCAAlgorithm
 from .algorithms.workflow import WorkflowAlgorithm
 from .core.formats import RASTER_EXTENSIONS
@@ -44,6 +45,8 @@ class DeepGUProvider(QgsProcessingProvider):
         for algorithm in (SyntheticAlgorithm(), VCAAlgorithm(), EndmembersAlgorithm(), FCLSAlgorithm(),
                           BundlesAlgorithm(), TrainVAEAlgorithm(), SampleVAEAlgorithm(), UnmixAlgorithm(),
                           MetricsAlgorithm()):
+            self.addAlgorithm(algorithm)
+        for algorithm in (ELMMAlgorithm(), GLMMAlgorithm(), PLMMAlgorithm()):
             self.addAlgorithm(algorithm)
         workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
         if workflow.loaded:

@@ -70,3 +70,12 @@ WORKFLOW_BUNDLES = _frozen(METHOD="spatial", N_PIXELS=200, MIN_PIXELS=3)
 #: the defaults of each ``deepgu:`` algorithm, by its name.
 ALGORITHMS = _frozen(synthetic=SYNTHETIC, vca=VCA, endmembers=ENDMEMBERS, fcls=FCLS, bundles=BUNDLES,
                      trainvae=TRAINVAE, samplevae=SAMPLEVAE, unmix=UNMIX, metrics=METRICS, workflow=WORKFLOW)
+
+# ---------------------------------------------------------------------------------------------------------------
+# The paper's parametric variability models (deepgu:elmm, deepgu:glmm, deepgu:plmm; core/variability_models.py).
+#: weights None: 'auto', set from the data (core/variability_models.py, resolve_weights).
+ELMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=50, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
+GLMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=50, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
+#: PLMM: at most 20 sweeps, as its authors.
+PLMM = _frozen(ALPHA=None, BETA=None, GAMMA=None, MAX_ITER=20, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
+ALGORITHMS = _frozen(**ALGORITHMS, elmm=ELMM, glmm=GLMM, plmm=PLMM)
