@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import defaults
 from .astep import PixelGrid, _pcg, fcls_batched, guarded_astep, project_simplex
 from .errors import DeepGUError
 from .feedback import ensure
@@ -111,11 +112,17 @@ class VariabilityResult:
     weights: dict = field(default_factory=dict)
 
 
+def method_defaults(method):
+    """The defaults table of ``method`` (:data:`core.defaults.ELMM`, ``GLMM``, ``PLMM``)."""
+    if method not in WEIGHTS:
+        raise DeepGUError("unknown variability method %r; choose one of %s" % (method, ", ".join(METHODS)))
+    return getattr(defaults, method.upper())
+
+
 def check_weights(method, weights):
     """``{name: None or a number}`` for ``method``'s weights, validated (messages name the parameter, upper case);
     None / "auto" / missing: auto."""
-    if method not in WEIGHTS:
-        raise DeepGUError("unknown variability method %r; choose one of %s" % (method, ", ".join(METHODS)))
+    method_defaults(method)
     weights = dict(weights or {})
     unknown = set(weights) - set(WEIGHTS[method])
     if unknown:
@@ -326,7 +333,7 @@ def _rel_change(new, old):
 # --------------------------------------------------------------------------- the solver
 
 
-def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_iter=20, tol=1e-3, levels=None,
+def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_iter=None, tol=None, levels=None,
                       endmembers=True, feedback=None, dtype=torch.float64, admm_max_iter=100,
                       final_admm_max_iter=1000):
     """ELMM, GLMM or PLMM (``method``, module docstring) on an image.
@@ -339,7 +346,8 @@ def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_i
     A_init : (P, rows, cols) initial abundances (projected onto the simplex); default FCLS with M0.
     levels : :class:`.regularisation.Levels` the auto weights use (default: measured on this image with the initial
         abundances; pass the same levels to every tile of a scene).
-    max_iter, tol : the outer loop's limits; admm_max_iter, final_admm_max_iter : ADMM's, in the loop and at the end.
+    max_iter, tol : the outer loop's limits (None: the method's MAX_ITER and TOLERANCE defaults).
+    admm_max_iter, final_admm_max_iter : ADMM's iteration caps, in the loop and at the end.
     endmembers : return the per-pixel endmembers (L x P values per pixel).
 
     Returns
@@ -348,6 +356,9 @@ def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_i
     """
     feedback = ensure(feedback)
     weights = check_weights(method, weights)
+    table = method_defaults(method)
+    max_iter = table["MAX_ITER"] if max_iter is None else max_iter
+    tol = table["TOLERANCE"] if tol is None else tol
     Y, M0 = np.asarray(Y), np.asarray(M0, dtype=np.float64)
     if Y.ndim != 3:
         raise DeepGUError("the image must be (bands, rows, cols), got shape %s" % (Y.shape,))

@@ -14,6 +14,8 @@ from core.raster_io import georeference, read_all, write_raster
 from core.synthetic import abundance_maps, gaussian_fields, load_library
 from core.variability_models import _PerturbedModel, _ScaledModel, unmix_variability
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SIDE, BAND_STEP, SNR_DB = 24, 10, 40.0
 
 
@@ -67,6 +69,19 @@ def test_cost_never_rises_and_the_outputs_are_consistent(method):
     fit = np.einsum("lprc,prc->lrc", result.endmembers, result.abundances)
     np.testing.assert_allclose(result.rmse, np.sqrt(np.mean((Y - fit) ** 2, axis=0)), rtol=1e-6)
     assert result.variability.shape[0] == (Y.shape[0] * 3 if method == "glmm" else 3)
+
+
+@pytest.mark.parametrize("method", ["elmm", "plmm"])
+def test_auto_weights_follow_the_data_units(method):
+    """The scene in other units (x 250) gives the same abundances, its weights scaled by the units' square (or
+    unchanged where dimensionless)."""
+    Y, _, M0 = own_scene(method, side=12)
+    first = unmix_variability(method, Y, M0, max_iter=3, tol=1e-9)
+    second = unmix_variability(method, 250.0 * Y, 250.0 * M0, max_iter=3, tol=1e-9)
+    np.testing.assert_allclose(second.abundances, first.abundances, atol=1e-6)
+    for name, value in first.weights.items():
+        scale = 1.0 if name in ("lambda_s", "beta", "gamma") else 250.0 ** 2
+        assert second.weights[name] == pytest.approx(scale * value, rel=1e-6), name
 
 
 def test_plmm_recovers_its_own_scene():

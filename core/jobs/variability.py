@@ -16,8 +16,8 @@ from ..library import check_bands, read_spectra
 from ..paths import check_paths
 from ..raster_io import OutputSet, bounded_block_cache, endmember_band_names, open_raster
 from ..validation import MAX_ITERATIONS, MAX_MEMORY_MB, as_parameter, finite, integer
-from ..variability_models import (WEIGHTS, check_weights, describe_weights, needs_levels, resolve_weights,
-                                  unmix_variability)
+from ..variability_models import (WEIGHTS, check_weights, describe_weights, method_defaults, needs_levels,
+                                  resolve_weights, unmix_variability)
 from . import tiled
 
 
@@ -25,16 +25,22 @@ from . import tiled
 class VariabilitySettings:
     """A variability method's run: ``method`` (elmm, glmm or plmm), ``weights`` ({name: number or None = auto},
     :data:`core.variability_models.WEIGHTS`), ``max_iter``, ``tol``, ``memory_mb`` (per tile) and ``cluster``
-    (:func:`core.cluster.parse_cluster`); checked on creation with messages naming the Processing parameter."""
+    (:func:`core.cluster.parse_cluster`); None: the method's default (:data:`core.defaults.ELMM`, ...). Checked on
+    creation with messages naming the Processing parameter."""
 
     method: str
     weights: dict = None
-    max_iter: int = 20
-    tol: float = 1e-3
-    memory_mb: float = 1024
-    cluster: str = ""
+    max_iter: int = None
+    tol: float = None
+    memory_mb: float = None
+    cluster: str = None
 
     def __post_init__(self):
+        table = method_defaults(self.method)
+        for name, key in (("max_iter", "MAX_ITER"), ("tol", "TOLERANCE"), ("memory_mb", "MEMORY_MB"),
+                          ("cluster", "CLUSTER")):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, table[key])
         checked = dict(weights=check_weights(self.method, self.weights),
                        max_iter=integer("MAX_ITER", self.max_iter, 1, MAX_ITERATIONS),
                        tol=finite("TOLERANCE", self.tol, 0, 1, low_open=True),
