@@ -88,7 +88,7 @@ KAPPA_BETA = 1.0
 KAPPA_GAMMA = 1.0
 ADMM_TOL = 1e-3
 #: relative residual at which the psi step's conjugate gradients stop (each iterate lowers the cost).
-PSI_CG_TOL = 1e-6
+PSI_CG_TOL = 1e-3
 
 
 @dataclass

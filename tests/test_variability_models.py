@@ -12,6 +12,7 @@ from core.jobs import variability as job
 from core.library import write_spectra
 from core.raster_io import georeference, read_all, write_raster
 from core.synthetic import abundance_maps, gaussian_fields, load_library
+from core import variability_models
 from core.variability_models import _PerturbedModel, _ScaledModel, unmix_variability
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -132,9 +133,11 @@ def test_closed_form_steps_zero_their_gradients():
         assert float(gradient.abs().max()) < 1e-10, variable
 
 
-def test_psi_step_minimises_the_reduced_cost():
+def test_psi_step_minimises_the_reduced_cost(monkeypatch):
     """After ELMM's psi step the reduced cost (S at its optimum) is stationary in psi: its gradient, by autograd
-    through the S step's closed form, is below 1e-4 of the gradient before the step (conjugate gradients to 1e-6)."""
+    through the S step's closed form, is below 1e-4 of the gradient before the step (conjugate gradients run to
+    1e-6 here; the solver stops them at 1e-3, every iterate lowering the cost)."""
+    monkeypatch.setattr(variability_models, "PSI_CG_TOL", 1e-6)
     Y, A, M0 = own_scene("elmm", side=10)
     weights = {"lambda_s": 0.8, "lambda_a": 0.0, "lambda_psi": 0.05}
     model, At = _solver_model("elmm", Y, M0, A, weights)
