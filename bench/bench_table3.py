@@ -52,7 +52,7 @@ PAPER = {"DC1": {"FCLS": (0.1161, None, 0.71), "PLMM": (0.1059, 0.0440, 122.09),
          "DC2": {"FCLS": (0.0591, None, 0.38), "PLMM": (0.0547, 0.0378, 41.31), "ELMM": (0.0507, 0.0382, 20.25),
                  "GLMM": (0.0523, 0.0367, 17.03), "DeepGU": (0.0442, 0.0323, 36.40)}}
 VARIABILITY_METHODS = ("plmm", "elmm", "glmm")
-STEPS = ("vca", "fcls", "bundles", "train", "deepgu")
+STEPS = ("endmembers", "fcls", "bundles", "train", "deepgu")
 LAMBDA_Z = 0.1
 N_PIXELS = 100                                  # oracle bundles
 BUNDLE_PIXELS = {"nearest": 100, "spatial": 200}

@@ -41,9 +41,8 @@ The original's positivity constraints on M and M + dM_n are left out (each step 
 monotone); beta is per pixel (the cost's beta is ``beta x N``), so a tile's M is pulled to M0 as a whole
 image's is. M is shared within a solve: on a tiled raster each tile estimates its own.
 
-Stopping (all three): the relative changes of A and of the variability (psi, resp. dM's factors and M) both
-below ``tol``, or the cost decreasing by less than ``tol`` of itself in an iteration, or ``max_iter``
-iterations; then the last A-step is resumed to its tolerance, as DeepGU does (:mod:`.unmix`).
+Stopping (all three, the authors' test): the relative changes of A and of the variability (psi, resp. dM's
+factors and M) both below ``tol``, or ``max_iter`` iterations; then the last A-step is resumed to its tolerance, as DeepGU does (:mod:`.unmix`).
 
 Weights (``None`` / "auto": set from the data; a number overrides): the solver works on Y / unit (the data's
 RMS) and every weight below is invariant to the data's units and band count (:func:`resolve_weights`):
@@ -51,8 +50,10 @@ RMS) and every weight below is invariant to the data's units and band count (:fu
 - lambda_A: DeepGU's rule (:mod:`.regularisation`: the FCLS abundance maps' noise x the data's curvature on
   the simplex, both measured with M0);
 - lambda_S, gamma: dimensionless (a ratio of two sums over bands): :data:`KAPPA_S`, :data:`KAPPA_GAMMA`;
-- lambda_psi = lambda_S x mean c_q x ELL^2: the psi step is then a screened-Poisson smoother of length
-  about ELL pixels (:data:`ELL`) for a factor of average c_q, whatever the units and bands;
+- lambda_psi = :data:`KAPPA_PSI` x rho^2 (ELMM) or x rho^2 / L (GLMM: per band), rho^2 the median misfit energy
+  per pixel of FCLS with M0 (:mod:`.regularisation`): it scales as the data term's sensitivity to a factor does
+  (units^2; the band count for ELMM's per-material factors), so a given smoothness costs the same fraction of
+  the typical misfit whatever the units and bands;
 - alpha = :data:`KAPPA_ALPHA` x the data's curvature on the simplex (:func:`.regularisation.tv_curvature`):
   a quadratic smoother of about sqrt(KAPPA_ALPHA) pixels in the weakest directions;
 - beta: :data:`KAPPA_BETA` per pixel.
