@@ -42,7 +42,8 @@ monotone); beta is per pixel (the cost's beta is ``beta x N``), so a tile's M is
 image's is. M is shared within a solve: on a tiled raster each tile estimates its own.
 
 Stopping (all three, the authors' test): the relative changes of A and of the variability (psi, resp. dM's
-factors and M) both below ``tol``, or ``max_iter`` iterations; then the last A-step is resumed to its tolerance, as DeepGU does (:mod:`.unmix`).
+factors and M) both below ``tol``, or ``max_iter`` iterations; then the last A-step is resumed to its
+tolerance, as DeepGU does (:mod:`.unmix`).
 
 Weights (``None`` / "auto": set from the data; a number overrides): the solver works on Y / unit (the data's
 RMS) and every weight below is invariant to the data's units and band count (:func:`resolve_weights`):
