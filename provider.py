@@ -15,6 +15,7 @@ from .algorithms.samplevae import SampleVAEAlgorithm
 from .algorithms.synthetic import SyntheticAlgorithm
 from .algorithms.trainvae import TrainVAEAlgorithm
 from .algorithms.unmix import UnmixAlgorithm
+from .algorithms.variability import ELMMAlgorithm, GLMMAlgorithm, PLMMAlgorithm
 from .algorithms.vca import VCAAlgorithm
 from .algorithms.workflow import WorkflowAlgorithm
 from .core.formats import RASTER_EXTENSIONS
@@ -49,6 +50,8 @@ class DeepGUProvider(QgsProcessingProvider):
             self.addAlgorithm(algorithm)
         self.addAlgorithm(InstallDependenciesAlgorithm())   # deepgu:install_dependencies
         self.addAlgorithm(RegionsAlgorithm())       # deepgu:regions, the analyst's references
+        for algorithm in (ELMMAlgorithm(), GLMMAlgorithm(), PLMMAlgorithm()):
+            self.addAlgorithm(algorithm)
         workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
         if workflow.loaded:
             self.addAlgorithm(workflow)

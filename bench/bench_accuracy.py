@@ -1,7 +1,7 @@
 """Accuracy benchmark of record (issue 9): the shipped workflow at its defaults, as a user runs it.
 
 Run:  .venv/bin/python bench/bench_accuracy.py [--scenes samson DC1-usgs ...] [--seeds 0 1 2 3 4]
-                                               [--set NAME=VALUE ...] [--json results.json]
+                                               [--set NAME=VALUE ...] [--json results.json] [--methods elmm glmm plmm]
 
 For each scene of bench/accuracy_scenes.py and each seed: the scene is written as a georeferenced
 GeoTIFF with its band wavelengths, then
@@ -19,6 +19,9 @@ means over seeds, their ratio, the seed where DeepGU is worst (its RMSE_A and wh
 above FCLS there) and the mean seconds per run; the summary is also a Markdown table for README.
 Runs are serial (the machine has 2 cores). ``--json`` is rewritten after every run, so an interrupted
 run keeps what it finished; ``--report`` prints the table of a saved file.
+``--methods`` also runs ``deepgu:elmm`` / ``glmm`` / ``plmm`` after each workflow run, at their defaults, from the
+workflow's reference endmembers and FCLS abundances (the paper's protocol), and prints a second table of every
+method's RMSE_A and ratio to FCLS; the table above is unchanged.
 """
 
 import argparse
@@ -43,6 +46,8 @@ from core.raster_io import georeference, read_all, write_raster  # noqa: E402
 WORKFLOW = "deepgu:workflow"
 # method -> the workflow output that holds its abundances
 OUTPUTS = {"fcls": "fcls:FCLS_ABUNDANCES", "deepgu": "unmix:DEEPGU_ABUNDANCES"}
+#: the parametric variability models --methods can add (deepgu:elmm, ...)
+EXTRA_METHODS = ("elmm", "glmm", "plmm")
 
 
 def write_scene(bench_scene, path):
@@ -69,10 +74,11 @@ def workflow_outputs(env, folder):
     return outputs
 
 
-def run_once(env, bench_scene, seed, folder, outputs, extra):
+def run_once(env, bench_scene, seed, folder, outputs, extra, methods=()):
     """One workflow run on ``bench_scene``: ``{"seed", "seconds", method: RMSE_A, method + "_materials": [...]}``.
 
-    Passes INPUT, MATERIALS, SEED, ``outputs`` (:func:`workflow_outputs`) and ``extra``.
+    Passes INPUT, MATERIALS, SEED, ``outputs`` (:func:`workflow_outputs`) and ``extra``; then runs each of
+    ``methods`` (:data:`EXTRA_METHODS`) from the workflow's references and FCLS abundances (``method + "_seconds"``).
     """
     scene_path = os.path.join(folder, "scene.tif")
     write_scene(bench_scene, scene_path)
@@ -81,7 +87,16 @@ def run_once(env, bench_scene, seed, folder, outputs, extra):
     result = {"seed": seed, "seconds": time.perf_counter() - start}
     for method, output in OUTPUTS.items():
         result[method], result[method + "_materials"] = score(outputs[output], bench_scene.abundances)
-    for path in [scene_path] + list(outputs.values()):
+    references = next(path for name, path in outputs.items() if name.startswith("endmembers:"))
+    extra_paths = []
+    for method in methods:
+        extra_paths.append(os.path.join(folder, method + ".tif"))
+        start = time.perf_counter()
+        run(env, "deepgu:" + method, INPUT=scene_path, ENDMEMBERS=references,
+            INIT_ABUNDANCES=outputs[OUTPUTS["fcls"]], OUTPUT=extra_paths[-1])
+        result[method + "_seconds"] = time.perf_counter() - start
+        result[method], result[method + "_materials"] = score(extra_paths[-1], bench_scene.abundances)
+    for path in [scene_path] + list(outputs.values()) + extra_paths:
         if os.path.exists(path):
             os.unlink(path)
     return result
@@ -118,6 +133,24 @@ def table(summaries, seeds, settings):
     return "\n".join(lines)
 
 
+def methods_table(runs, methods):
+    """Markdown: per scene, the mean RMSE_A over seeds of FCLS, DeepGU and ``methods``, with ratios to FCLS."""
+    names = ["fcls", "deepgu"] + list(methods)
+    lines = ["| scene | " + " | ".join(n.upper() if n != "deepgu" else "DeepGU" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for scene_name, scene_runs in runs.items():
+        done = [r for r in scene_runs if all(n in r for n in names)]
+        if not done:
+            continue
+        means = {n: np.mean([r[n] for r in done]) for n in names}
+        lines.append("| %s | %.4f | " % (scene_name, means["fcls"]) + " | ".join(
+            "%.4f (%.2f)" % (means[n], means[n] / means["fcls"]) for n in names[1:]) + " |")
+    lines.append("")
+    lines.append("RMSE_A mean over seeds (ratio to FCLS); %s at their defaults from the workflow's references and "
+                 "FCLS abundances." % ", ".join("deepgu:" + m for m in methods))
+    return "\n".join(lines)
+
+
 def parse_settings(pairs):
     settings = {}
     for pair in pairs:
@@ -136,6 +169,8 @@ def main():
                         help="extra workflow parameters (experiments; the benchmark of record uses none)")
     parser.add_argument("--json", metavar="OUT", help="save every run (as it finishes) and the summaries as JSON")
     parser.add_argument("--report", metavar="JSON", help="print the table of a saved --json file; run nothing")
+    parser.add_argument("--methods", nargs="*", default=[], choices=EXTRA_METHODS,
+                        help="also run these variability models after each workflow run (second table)")
     args = parser.parse_args()
     if args.report:
         with open(args.report) as f:
@@ -162,10 +197,12 @@ def main():
             for seed in args.seeds:
                 bench_scene = scene(name, seed)
                 try:
-                    r = run_once(env, bench_scene, seed, tmp, outputs, extra)
-                    print("%-17s seed %d: RMSE_A FCLS %.4f DeepGU %.4f (per material %s: %s) %.1f s" % (
+                    r = run_once(env, bench_scene, seed, tmp, outputs, extra, args.methods)
+                    print("%-17s seed %d: RMSE_A FCLS %.4f DeepGU %.4f (per material %s: %s) %.1f s%s" % (
                         name, seed, r["fcls"], r["deepgu"], "/".join(bench_scene.materials),
-                        " ".join("%.3f" % v for v in r["deepgu_materials"]), r["seconds"]), flush=True)
+                        " ".join("%.3f" % v for v in r["deepgu_materials"]), r["seconds"],
+                        "".join("; %s %.4f %.1f s" % (m.upper(), r[m], r[m + "_seconds"]) for m in args.methods)),
+                          flush=True)
                 except QgisProcessError as error:
                     print("%-17s seed %d: FAILED %s" % (name, seed, str(error).splitlines()[-1]), flush=True)
                     r = {"seed": seed, "error": str(error)}
@@ -176,6 +213,9 @@ def main():
     print("# load average at the end: %.1f" % os.getloadavg()[0])
     print()
     print(table(record["summary"], args.seeds, extra))
+    if args.methods:
+        print()
+        print(methods_table(record["runs"], args.methods))
 
 
 def save(path, record):

@@ -15,7 +15,9 @@ where the neighbour is missing):
 - ``tv="anisotropic"`` (default; the authors' "1,1" norm): sum |D_h A| + |D_v A|;
 - ``tv="group"`` (paper eq. 8): sum over differences of the 2-norm over the P
   materials, ||D_h A||_{2,1} + ||D_v A||_{2,1};
-- ``tv="isotropic"``: sum over pixels and materials of sqrt((D_h A)^2 + (D_v A)^2).
+- ``tv="isotropic"``: sum over pixels and materials of sqrt((D_h A)^2 + (D_v A)^2);
+- ``tv="quadratic"`` (not a TV: PLMM's smoothness, :mod:`.variability_models`): 1/2 (||D_h A||^2 + ||D_v A||^2),
+  whose proximal step is ``U <- V / (1 + lambda_A / rho)``.
 
 ``lambda_A = 0`` is per-pixel FCLS, solved exactly by :func:`fcls_gram` (the support
 enumeration of :mod:`core.fcls`).
@@ -229,7 +231,8 @@ class PixelGrid:
         return self.diff_adjoint(*self.diff(A))
 
     def solve_shifted(self, rhs, x0, shift=2.0):
-        """X (N, P) with ``(shift I + D^T D) X = rhs`` (N, P), shift > 0.
+        """X (N, P) with ``(shift I + D^T D) X = rhs`` (N, P), shift > 0: a number, or a tensor (P,) of one shift
+        per column (then ``shift I`` is ``diag`` of it for each column; the solver of the last such tensor is kept).
 
         When the valid pixels fill their bounding box, D^T D is that box's grid Laplacian and
         :class:`.laplacian.ShiftedLaplacianSolver` solves exactly (``x0`` is not needed). Otherwise
@@ -239,10 +242,16 @@ class PixelGrid:
         """
         if sum(self.box_shape) > _DCT_MAX_SIDES:
             return _pcg(lambda X: shift * X + self.laplacian(X), lambda R: R, rhs, x0)
-        key = (float(shift), rhs.dtype)
-        if key not in self._box_solvers:
-            self._box_solvers[key] = ShiftedLaplacianSolver(*self.box_shape, shift, rhs.dtype, rhs.device)
-        box_solve = self._box_solvers[key]
+        if torch.is_tensor(shift):
+            if self._box_solvers.get("per column", (None,))[0] is not shift:       # the last such shift is kept
+                self._box_solvers["per column"] = shift, ShiftedLaplacianSolver(*self.box_shape, shift, rhs.dtype,
+                                                                                rhs.device)
+            box_solve = self._box_solvers["per column"][1]
+        else:
+            key = (float(shift), rhs.dtype)
+            if key not in self._box_solvers:
+                self._box_solvers[key] = ShiftedLaplacianSolver(*self.box_shape, shift, rhs.dtype, rhs.device)
+            box_solve = self._box_solvers[key]
 
         def precondition(R):
             return self._from_box(box_solve(self._to_box(R).permute(2, 0, 1)).permute(1, 2, 0))
@@ -256,9 +265,13 @@ class PixelGrid:
         return _tv_from_diff(*self.diff(A), kind)
 
 
+#: the spatial terms the A-step solves: the TV kinds a user picks, and PLMM's quadratic smoothness.
+SMOOTHNESS = TV_KINDS + ("quadratic",)
+
+
 def _check_tv(kind):
-    if kind not in TV_KINDS:
-        raise DeepGUError("unknown TV kind %r; choose one of %s" % (kind, ", ".join(TV_KINDS)))
+    if kind not in SMOOTHNESS:
+        raise DeepGUError("unknown TV kind %r; choose one of %s" % (kind, ", ".join(SMOOTHNESS)))
 
 
 def _tv_from_diff(dh, dv, kind):
@@ -267,13 +280,17 @@ def _tv_from_diff(dh, dv, kind):
         return dh.abs().sum() + dv.abs().sum()
     if kind == "group":
         return dh.norm(dim=1).sum() + dv.norm(dim=1).sum()
+    if kind == "quadratic":
+        return 0.5 * ((dh * dh).sum() + (dv * dv).sum())
     return torch.sqrt(dh * dh + dv * dv).sum()
 
 
 def _shrink(V, t, kind):
-    """Proximal operator of t * TV-norm of the chosen kind on the differences V = (V_h, V_v) (2, N, P)."""
+    """Proximal operator of t * TV-norm of the chosen kind (or the quadratic) on the differences (2, N, P)."""
     if kind == "anisotropic":
         return V - V.clamp(-t, t)                               # soft thresholding
+    if kind == "quadratic":
+        return V / (1.0 + t)
     if kind == "group":
         magnitude = V.norm(dim=2, keepdim=True)
     else:
@@ -354,7 +371,7 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_ite
     grid : PixelGrid of the valid-pixel mask.
     lambda_a : TV weight >= 0; 0 gives exact per-pixel FCLS (:func:`fcls_gram`).
     A_init : (N, P) warm start (default: FCLS).
-    tv : "anisotropic", "group" or "isotropic".
+    tv : "anisotropic", "group", "isotropic" or "quadratic" (:data:`SMOOTHNESS`).
     tol : ADMM abs = rel residual tolerance; max_iter : ADMM iteration cap.
     rho : initial ADMM penalty (default: mean diagonal of M_n^T M_n).
     state : AdmmState of a previous A-step on the same grid to resume from (then
@@ -380,6 +397,23 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_ite
     return _admm(G, b, grid, lambda_a, tv, tol, max_iter, state)
 
 
+def guarded_astep(G, b, yy, grid, lambda_a, A, tv, tol, max_iter, state=None):
+    """:func:`astep` from A, or resuming the ADMM ``state`` of the previous A-step, kept only when it helps.
+
+    G, b : (N, P, P), (N, P) as :func:`astep` takes them; yy (N,) the pixels' y^T y.
+    Returns (A_new, info, objective) with A_new = A when the step does not lower the A-objective
+    (:func:`abundance_objective`: ``objective`` is then A's), so the solvers that alternate it with other
+    descent steps (DeepGU, :mod:`.variability_models`) never raise their cost. ``info["accepted"]`` says which;
+    ``info["state"]`` is kept either way: an A-step stopped by its iteration cap before its result beat A resumes
+    next time where it stopped, instead of starting again from A.
+    """
+    A_new, info = astep(G, b, grid, lambda_a, A_init=A, tv=tv, tol=tol, max_iter=max_iter, state=state)
+    before = abundance_objective(G, b, yy, A, grid, lambda_a, tv)
+    after = abundance_objective(G, b, yy, A_new, grid, lambda_a, tv)
+    info["accepted"] = after[0] <= before[0]
+    return (A_new, info, after) if info["accepted"] else (A, info, before)
+
+
 def _kkt_start(G, b, A, grid, lambda_a, tv, rho):
     """ADMM state at ``A`` with the duals its optimality conditions ask for.
 
@@ -396,9 +430,11 @@ def _kkt_start(G, b, A, grid, lambda_a, tv, rho):
 
 
 def _subgradient(V, kind):
-    """An element of the subdifferential of the TV norm of the chosen kind at the differences V (2, N, P)."""
+    """An element of the subdifferential of the TV norm (or the quadratic's gradient) at the differences V (2, N, P)."""
     if kind == "anisotropic":
         return torch.sign(V)
+    if kind == "quadratic":
+        return V                                                # the gradient
     magnitude = V.norm(dim=2, keepdim=True) if kind == "group" else V.pow(2).sum(0, keepdim=True).sqrt()
     return V / magnitude.clamp(min=1e-300) * (magnitude > 0)
 

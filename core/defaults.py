@@ -82,3 +82,11 @@ ALGORITHMS = _frozen(**ALGORITHMS, regions=REGIONS)
 #: a ``.deepgu-*`` temporary file whose owner cannot be checked (written from another machine, boot or PID
 #: namespace, or where there is no /proc) is swept by a later run into its folder once unchanged this long.
 STALE_TEMPORARY_HOURS = 24
+# ---------------------------------------------------------------------------------------------------------------
+# The paper's parametric variability models (deepgu:elmm, deepgu:glmm, deepgu:plmm; core/variability_models.py).
+#: weights None: 'auto', set from the data (core/variability_models.py, resolve_weights).
+ELMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=50, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
+GLMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=50, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
+#: PLMM: at most 20 sweeps, as its authors.
+PLMM = _frozen(ALPHA=None, BETA=None, GAMMA=None, MAX_ITER=20, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
+ALGORITHMS = _frozen(**ALGORITHMS, elmm=ELMM, glmm=GLMM, plmm=PLMM)

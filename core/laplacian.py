@@ -28,13 +28,18 @@ def dct_matrix(n, dtype=torch.float64, device="cpu"):
 
 
 class ShiftedLaplacianSolver:
-    """``R -> (s I + L)^{-1} R`` on a ``rows x cols`` grid (module docstring); R (..., rows, cols)."""
+    """``R -> (s I + L)^{-1} R`` on a ``rows x cols`` grid (module docstring); R (..., rows, cols).
+
+    ``shift``: a number, or a tensor (Q,) of one shift per leading slice of R (Q, rows, cols).
+    """
 
     def __init__(self, rows, cols, shift, dtype=torch.float64, device="cpu"):
         def eigenvalues(n):
             return 2.0 - 2.0 * torch.cos(math.pi * torch.arange(n, dtype=dtype, device=device) / n)
 
         self.q_rows, self.q_cols = dct_matrix(rows, dtype, device), dct_matrix(cols, dtype, device)
+        if torch.is_tensor(shift):
+            shift = shift.to(dtype=dtype, device=device)[:, None, None]
         self.denominator = shift + eigenvalues(rows)[:, None] + eigenvalues(cols)[None, :]
 
     def __call__(self, R):

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .astep import PixelGrid, abundance_objective, astep, fcls_batched, project_simplex
+from .astep import PixelGrid, fcls_batched, guarded_astep, project_simplex
 from .errors import DeepGUError
 from .feedback import ensure
 from .latent import TRUST_RADIUS, WhitenedModel, trust_distances
@@ -118,18 +118,8 @@ def _check_inputs(Y, model, A_init):
 
 
 def _guarded_astep(stats, yy, grid, lambda_a, A, tv, tol, max_iter, state=None):
-    """A-step from A, or resuming the ADMM ``state`` of the previous A-step.
-
-    Returns (A_new, info, objective) with A_new = A when the step does not lower the objective.
-    ``info["state"]`` is kept either way: an A-step stopped by its iteration cap before its
-    result beat A resumes next time where it stopped, instead of starting again from A.
-    """
-    A_new, info = astep(stats.gram, stats.mty, grid, lambda_a, A_init=A, tv=tv, tol=tol, max_iter=max_iter,
-                        state=state)
-    before = abundance_objective(stats.gram, stats.mty, yy, A, grid, lambda_a, tv)
-    after = abundance_objective(stats.gram, stats.mty, yy, A_new, grid, lambda_a, tv)
-    info["accepted"] = after[0] <= before[0]
-    return (A_new, info, after) if info["accepted"] else (A, info, before)
+    """:func:`.astep.guarded_astep` with the Z-step's statistics ``stats`` (M_n^T M_n and M_n^T y_n)."""
+    return guarded_astep(stats.gram, stats.mty, yy, grid, lambda_a, A, tv, tol, max_iter, state)
 
 
 def _rel_change(new, old):
