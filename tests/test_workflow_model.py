@@ -37,7 +37,7 @@ def _output_definitions(root):
 
 
 def _as_first_model_version(root):
-    """The model as QGIS's first model format names it: QGIS 3.44 (``internal_version`` Version2) names a new
+    """The model as QGIS's first model format names it: QGIS 3.40+ (``internal_version`` Version2) names a new
     model's outputs after their labels (``deepgu_abundances``), earlier ones ``child:output``
     (``unmix:DEEPGU_ABUNDANCES``); a model keeps the names it was saved with, whichever QGIS runs it."""
     for element in list(root):
@@ -63,7 +63,7 @@ def _build_workflow_model(tmp_path, output, *args):
 def test_builder_rebuilds_the_committed_model(tmp_path):
     """The same model, whichever QGIS wrote the committed file: both files as this QGIS reads and writes them,
     output names in the first model format. The committed file keeps those names (users' scripts pass
-    ``unmix:DEEPGU_ABUNDANCES=...``): rebuilt by QGIS 3.44 it would rename them."""
+    ``unmix:DEEPGU_ABUNDANCES=...``): rebuilt by QGIS 3.40+ it would rename them."""
     require_qgis()
     committed = ET.parse(MODEL).getroot()
     outputs = {"%s:%s" % (_map(output, "child_id").get("value"), output.get("name"))
