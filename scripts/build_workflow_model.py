@@ -8,6 +8,9 @@ the tables: PARAMETERS (the model's inputs and the child parameters each feeds),
 children, their links and outputs), STATIC (fixed child settings) and OUTPUT_LABELS.
 Defaults of PARAMETERS reach the children however the model is run: deepgu:workflow
 (algorithms/workflow.py) fills the ones a caller leaves out.
+Rebuild the committed file with QGIS 3.22, which wrote it: QGIS 3.40 and later name a new model's outputs
+after their labels (``deepgu_abundances``, not ``unmix:DEEPGU_ABUNDANCES``), which tests/test_workflow_model.py
+refuses.
 """
 
 import argparse

@@ -37,7 +37,7 @@ def reference_vca(R, p, seed):
     Ud = fixed_signs(np.linalg.svd(R_o @ R_o.T / N)[0][:, :p])
     x_p = Ud.T @ R_o
     P_y = np.sum(R ** 2) / N
-    P_x = np.sum(x_p ** 2) / N + float(r_m.T @ r_m)
+    P_x = np.sum(x_p ** 2) / N + (r_m.T @ r_m).item()       # (1, 1): numpy 2.4 refuses float() of it
     snr = 10 * np.log10((P_x - p / L * P_y) / (P_y - P_x))
     if snr < 15 + 10 * np.log10(p):
         x = x_p[:p - 1]

@@ -20,17 +20,57 @@ def _canonical(element):
             tuple(_canonical(child) for child in element))
 
 
+def _map(root, name):
+    """The child ``<Option name=NAME>`` of ``root``."""
+    return next(e for e in root if e.get("name") == name)
+
+
+def _output_definitions(root):
+    """``{definition element: (child id, model output)}`` of the model's output parameters, from the metadata
+    that QGIS 3.40+ writes into them (empty for a file of QGIS 3.22, which writes none)."""
+    outputs = {}
+    for definition in _map(root, "parameterDefinitions"):
+        metadata = {e.get("name"): e.get("value") for e in definition.iter("Option")}
+        if "_modelChildId" in metadata and "_modelChildOutputName" in metadata:
+            outputs[definition] = (metadata["_modelChildId"], metadata["_modelChildOutputName"])
+    return outputs
+
+
+def _as_first_model_version(root):
+    """The model as QGIS's first model format names it: QGIS 3.40+ (``internal_version`` Version2) names a new
+    model's outputs after their labels (``deepgu_abundances``), earlier ones ``child:output``
+    (``unmix:DEEPGU_ABUNDANCES``); a model keeps the names it was saved with, whichever QGIS runs it."""
+    for element in list(root):
+        if element.get("name") == "internal_version":
+            root.remove(element)
+    for definition, (child, output) in _output_definitions(root).items():
+        name = "%s:%s" % (child, output)
+        definition.set("name", name)
+        _map(definition, "name").set("value", name)
+    definitions = _map(root, "parameterDefinitions")
+    definitions[:] = sorted(definitions, key=lambda definition: definition.get("name"))     # as QGIS orders them
+    return root
+
+
 def _build_workflow_model(tmp_path, output, *args):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "config"))
     done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "build_workflow_model.py"),
                            "--output", output] + list(args), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return _canonical(ET.parse(output).getroot())
+    return _canonical(_as_first_model_version(ET.parse(output).getroot()))
 
 
 def test_builder_rebuilds_the_committed_model(tmp_path):
-    """The same model, whichever QGIS wrote the committed file: both files as this QGIS reads and writes them."""
+    """The same model, whichever QGIS wrote the committed file: both files as this QGIS reads and writes them,
+    output names in the first model format. The committed file keeps those names (users' scripts pass
+    ``unmix:DEEPGU_ABUNDANCES=...``): rebuilt by QGIS 3.40+ it would rename them."""
     require_qgis()
+    committed = ET.parse(MODEL).getroot()
+    outputs = {"%s:%s" % (_map(output, "child_id").get("value"), output.get("name"))
+               for child in _map(committed, "children") for output in _map(child, "outputs")}
+    destinations = {definition.get("name") for definition in _map(committed, "parameterDefinitions")
+                    if _map(definition, "parameter_type").get("value").endswith("Destination")}
+    assert len(outputs) == 7 and destinations == outputs
     rebuilt = str(tmp_path / "workflow.model3")
     _build_workflow_model(tmp_path, rebuilt)
     assert _build_workflow_model(tmp_path, str(tmp_path / "rebuilt.model3"), "--resave", rebuilt) == \
