@@ -17,11 +17,12 @@ turn, and for each fold f (held-out bands H, training bands T):
 - held-out error without the codes ``e0 = sum_n ||r_n[H]||^2`` and with them
   ``e1 = sum_n ||r_n[H] - B_n[H] u_n||^2``.
 
-Printed: the gain ``1 - e1 / e0`` summed over folds (0: the codes predict nothing the references do not;
-noise fitted on T predicts nothing on H, so a scene without variability gives about 0 or less), next to
-the workflow's FCLS RMSE_A (eq. 14, materials matched). A rule "hold the codes when the gain is small"
-needs the gain to be small where DeepGU should stay put (Samson, whose reference abundances are FCLS
-with fixed spectra) and large where the codes win (DC1).
+Printed: the FCLS misfit energy against the noise estimated from the data (HySime, as in
+bench/bench_lambda_z.py: rho^2 / noise), the gain ``1 - e1 / e0`` summed over folds (0: the codes
+predict nothing the references do not; noise fitted on T predicts nothing on H, so a scene without
+variability gives about 0 or less), next to the workflow's FCLS RMSE_A (eq. 14, materials matched).
+A rule "hold the codes when the gain is small" needs the gain to be small where DeepGU should stay
+put (Samson, whose reference abundances are FCLS with fixed spectra) and large where the codes win (DC1).
 """
 
 import argparse
@@ -35,7 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.accuracy_scenes import NAMES, available, scene as load_scene  # noqa: E402
-from bench.bench_lambda_z import rmse_a  # noqa: E402
+from bench.bench_lambda_z import noise_energy, rmse_a  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
 from core.fcls import fcls  # noqa: E402
 from core.latent import WhitenedModel  # noqa: E402
@@ -96,9 +97,9 @@ def main():
             D = code_directions(pipeline.model)
             gains = ["x%g %.3f" % (factor, held_out_gain(Y[:, mask], pipeline.reference, D, factor * levels.rho2,
                                                            args.folds)) for factor in FACTORS]
-            print("%-16s seed %d: FCLS %.4f | gain %s" % (name, seed, rmse_a(pipeline.fcls_abundances,
-                                                                              bench_scene.abundances),
-                                                          "  ".join(gains)), flush=True)
+            print("%-16s seed %d: FCLS %.4f | misfit/noise %.1f | gain %s"
+                  % (name, seed, rmse_a(pipeline.fcls_abundances, bench_scene.abundances),
+                     levels.rho2 / noise_energy(Y[:, mask]), "  ".join(gains)), flush=True)
 
 
 if __name__ == "__main__":
