@@ -66,3 +66,27 @@ def scene_and_model(folder, side, seed, epochs, library=None):
     save_model(train_endmember_model(bundles, scene.reference, scene.names, wavelengths=scene.wavelengths,
                                      epochs=epochs), model)
     return scene, image, model
+
+
+def processing_script(body):
+    """A Python program for a subprocess: ``body`` after qgis.core's application and Processing are started and the
+    plugin is loaded as QGIS loads it (package ``deepgu``, ``classFactory(None)``, ``initProcessing``); ``sys``,
+    ``QgsApplication``, ``processing`` and ``deepgu`` are imported."""
+    import os
+
+    from conftest import ROOT
+
+    return """
+import sys
+from qgis.core import QgsApplication
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.insert(0, '/usr/share/qgis/python/plugins')
+from processing.core.Processing import Processing
+Processing.initialize()
+import importlib.util
+spec = importlib.util.spec_from_file_location('deepgu', %r, submodule_search_locations=[%r])
+deepgu = importlib.util.module_from_spec(spec); sys.modules['deepgu'] = deepgu; spec.loader.exec_module(deepgu)
+plugin = deepgu.classFactory(None); plugin.initProcessing()
+import processing
+""" % (os.path.join(ROOT, "__init__.py"), ROOT) + body

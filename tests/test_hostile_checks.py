@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import test_hostile
-from helpers import Recorder
+from helpers import Recorder, processing_script
 from test_hostile import Inputs, core_refused, refused
 from core import cluster
 from core.errors import DeepGUError
@@ -513,22 +513,11 @@ def test_cancel_between_workflow_steps_leaves_nothing(files, out, tmp_path):
     endmember and FCLS outputs already written are removed."""
     import subprocess
     import sys
-    from conftest import ROOT, qgis_env, require_qgis
+    from conftest import qgis_env, require_qgis
     require_qgis()
     outputs = _workflow_outputs(out)
-    script = """
-import sys
-from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
-app = QgsApplication([], False)
-app.initQgis()
-sys.path.insert(0, '/usr/share/qgis/python/plugins')
-from processing.core.Processing import Processing
-Processing.initialize()
-import importlib.util
-spec = importlib.util.spec_from_file_location('deepgu', %r, submodule_search_locations=[%r])
-deepgu = importlib.util.module_from_spec(spec); sys.modules['deepgu'] = deepgu; spec.loader.exec_module(deepgu)
-plugin = deepgu.classFactory(None); plugin.initProcessing()
-import processing
+    script = processing_script("""
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 class CancelAfterFcls(QgsProcessingFeedback):
     def pushInfo(self, info):
@@ -541,7 +530,7 @@ try:
     print('FINISHED')
 except QgsProcessingException as error:
     print('REFUSED', error)
-""" % (os.path.join(ROOT, "__init__.py"), ROOT, files["scene.tif"], outputs)
+""" % (files["scene.tif"], outputs))
     done = subprocess.run([sys.executable, "-c", script], env=qgis_env(tmp_path / "cfg"), capture_output=True,
                           text=True, timeout=600)
     assert "INFO FCLS:" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]

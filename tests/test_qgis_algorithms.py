@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, qgis_env, require_qgis
+from conftest import qgis_env, require_qgis
 from core.library import read_spectra
 from core.raster_io import NODATA, open_raster, read_all
-from helpers import run_fails, run_json
+from helpers import processing_script, run_fails, run_json
 
 
 @pytest.fixture(scope="module")
@@ -124,23 +124,11 @@ def test_bad_input_fails_cleanly(qgis_process, scene, tmp_path, case):
 def test_provider_loads_in_a_qgis_application(tmp_path):
     """Start qgis.core's application, load the plugin like QGIS does and run an algorithm."""
     require_qgis()
-    script = """
-import sys
-from qgis.core import QgsApplication
-app = QgsApplication([], False)
-app.initQgis()
-sys.path.insert(0, '/usr/share/qgis/python/plugins')
-from processing.core.Processing import Processing
-Processing.initialize()
-import importlib.util
-spec = importlib.util.spec_from_file_location('deepgu', %r, submodule_search_locations=[%r])
-deepgu = importlib.util.module_from_spec(spec); sys.modules['deepgu'] = deepgu; spec.loader.exec_module(deepgu)
-plugin = deepgu.classFactory(None); plugin.initProcessing()
+    script = processing_script("""
 ids = sorted(a.id() for a in QgsApplication.processingRegistry().providerById('deepgu').algorithms())
-import processing
 out = processing.run('deepgu:synthetic', {'KIND': 1, 'ROWS': 8, 'COLS': 9, 'OUTPUT': %r})
 print('IDS', ','.join(ids)); print('OUT', out['OUTPUT'])
-""" % (os.path.join(ROOT, "__init__.py"), ROOT, str(tmp_path / "s.tif"))
+""" % str(tmp_path / "s.tif"))
     done = subprocess.run([sys.executable, "-c", script], env=qgis_env(tmp_path / "cfg"), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
