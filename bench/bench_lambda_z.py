@@ -68,6 +68,22 @@ def noise_energy(pixels):
     return float(np.median((residual ** 2).sum(axis=1)))
 
 
+def scene_pipelines(names, seeds):
+    """Yield ``(name, seed, bench_scene, Y (L, rows, cols) float64, mask (rows, cols), pipeline)`` for every scene of
+    ``names`` (default: all available here) and seed: the workflow's steps in process (one DeepGU iteration: the
+    benches use its references, FCLS and VAEs). A scene whose data is missing is reported and skipped."""
+    for name in names or available():
+        if name not in available():
+            print("%-16s skipped: its data (../shared/data/samson/) is not here" % name, flush=True)
+            continue
+        for seed in seeds:
+            bench_scene = load_scene(name, seed)
+            Y = bench_scene.image.astype(np.float64)
+            mask = np.all(np.isfinite(Y), axis=0)
+            yield name, seed, bench_scene, Y, mask, run_pipeline(Y, bench_scene.n_materials, seed=seed,
+                                                                 settings=UnmixSettings(max_iter=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="+", choices=NAMES, help="default: all available here")
@@ -78,35 +94,27 @@ def main():
     print(machine_line(), flush=True)
     print("RMSE_A of DeepGU with lambda_%s = factor x auto; FCLS = the workflow's FCLS" % args.weight.upper(),
           flush=True)
-    for name in args.scenes or available():
-        if name not in available():
-            print("%-16s skipped: its data (../shared/data/samson/) is not here" % name, flush=True)
-            continue
-        for seed in args.seeds:
-            bench_scene = load_scene(name, seed)
-            Y = bench_scene.image.astype(np.float64)
-            mask = np.all(np.isfinite(Y), axis=0)
-            pipeline = run_pipeline(Y, bench_scene.n_materials, seed=seed, settings=UnmixSettings(max_iter=1))
-            A0 = pipeline.fcls_abundances
-            levels = measure_levels(Y, pipeline.reference, A0, mask)
-            noise = noise_energy(Y[:, mask])
-            auto = resolve(None, None, levels)[args.weight == "a"]
-            scores = []
-            for factor in FACTORS[args.weight]:
-                settings = UnmixSettings(**{"lambda_" + args.weight: auto * factor})
-                result = deepgu_unmix(Y, pipeline.model, settings, mask=mask, A_init=np.nan_to_num(A0))
-                scores.append("x%g %.4f" % (factor, rmse_a(result.abundances, bench_scene.abundances)))
-            if args.weight == "a":
-                A = np.nan_to_num(A0)
-                h = sum_zero_curvatures(pipeline.reference)
-                noise_levels = "sigma_a %.3g, weakest direction x%.2f, unclamped x%.2f; h_geo/h_min %.1f; " % (
-                    levels.sigma_a, weak_direction_noise(A, pipeline.reference) / levels.sigma_a,
-                    unclamped_noise(A) / levels.sigma_a, np.exp(np.mean(np.log(h))) / h[0])
-            else:
-                noise_levels = ""
-            print("%-16s seed %d: rho^2 %.3g, noise %.3g, ratio %.1f; %sauto %.3g; FCLS %.4f | %s"
-                  % (name, seed, levels.rho2, noise, levels.rho2 / noise, noise_levels, auto,
-                     rmse_a(A0, bench_scene.abundances), "  ".join(scores)), flush=True)
+    for name, seed, bench_scene, Y, mask, pipeline in scene_pipelines(args.scenes, args.seeds):
+        A0 = pipeline.fcls_abundances
+        levels = measure_levels(Y, pipeline.reference, A0, mask)
+        noise = noise_energy(Y[:, mask])
+        auto = resolve(None, None, levels)[args.weight == "a"]
+        scores = []
+        for factor in FACTORS[args.weight]:
+            settings = UnmixSettings(**{"lambda_" + args.weight: auto * factor})
+            result = deepgu_unmix(Y, pipeline.model, settings, mask=mask, A_init=np.nan_to_num(A0))
+            scores.append("x%g %.4f" % (factor, rmse_a(result.abundances, bench_scene.abundances)))
+        if args.weight == "a":
+            A = np.nan_to_num(A0)
+            h = sum_zero_curvatures(pipeline.reference)
+            noise_levels = "sigma_a %.3g, weakest direction x%.2f, unclamped x%.2f; h_geo/h_min %.1f; " % (
+                levels.sigma_a, weak_direction_noise(A, pipeline.reference) / levels.sigma_a,
+                unclamped_noise(A) / levels.sigma_a, np.exp(np.mean(np.log(h))) / h[0])
+        else:
+            noise_levels = ""
+        print("%-16s seed %d: rho^2 %.3g, noise %.3g, ratio %.1f; %sauto %.3g; FCLS %.4f | %s"
+              % (name, seed, levels.rho2, noise, levels.rho2 / noise, noise_levels, auto,
+                 rmse_a(A0, bench_scene.abundances), "  ".join(scores)), flush=True)
 
 
 if __name__ == "__main__":

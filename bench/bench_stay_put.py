@@ -35,14 +35,12 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.accuracy_scenes import NAMES, available, scene as load_scene  # noqa: E402
-from bench.bench_lambda_z import noise_energy, rmse_a  # noqa: E402
+from bench.accuracy_scenes import NAMES  # noqa: E402
+from bench.bench_lambda_z import noise_energy, rmse_a, scene_pipelines  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
 from core.fcls import fcls  # noqa: E402
 from core.latent import WhitenedModel  # noqa: E402
-from core.pipeline import run_pipeline  # noqa: E402
 from core.regularisation import measure_levels  # noqa: E402
-from core.unmix_settings import UnmixSettings  # noqa: E402
 
 #: fractions of the ``auto`` lambda_Z at which the codes are fitted
 FACTORS = (1.0, 0.01)
@@ -84,22 +82,14 @@ def main():
     torch.set_num_threads(1)
     print(machine_line(), flush=True)
     print("held-out-band gain of the codes (1 - e1/e0) at lambda = factor x auto lambda_Z", flush=True)
-    for name in args.scenes or available():
-        if name not in available():
-            print("%-16s skipped: its data (../shared/data/samson/) is not here" % name, flush=True)
-            continue
-        for seed in args.seeds:
-            bench_scene = load_scene(name, seed)
-            Y = bench_scene.image.astype(np.float64)
-            mask = np.all(np.isfinite(Y), axis=0)
-            pipeline = run_pipeline(Y, bench_scene.n_materials, seed=seed, settings=UnmixSettings(max_iter=1))
-            levels = measure_levels(Y, pipeline.reference, pipeline.fcls_abundances, mask)
-            D = code_directions(pipeline.model)
-            gains = ["x%g %.3f" % (factor, held_out_gain(Y[:, mask], pipeline.reference, D, factor * levels.rho2,
-                                                           args.folds)) for factor in FACTORS]
-            print("%-16s seed %d: FCLS %.4f | misfit/noise %.1f | gain %s"
-                  % (name, seed, rmse_a(pipeline.fcls_abundances, bench_scene.abundances),
-                     levels.rho2 / noise_energy(Y[:, mask]), "  ".join(gains)), flush=True)
+    for name, seed, bench_scene, Y, mask, pipeline in scene_pipelines(args.scenes, args.seeds):
+        levels = measure_levels(Y, pipeline.reference, pipeline.fcls_abundances, mask)
+        D = code_directions(pipeline.model)
+        gains = ["x%g %.3f" % (factor, held_out_gain(Y[:, mask], pipeline.reference, D, factor * levels.rho2,
+                                                       args.folds)) for factor in FACTORS]
+        print("%-16s seed %d: FCLS %.4f | misfit/noise %.1f | gain %s"
+              % (name, seed, rmse_a(pipeline.fcls_abundances, bench_scene.abundances),
+                 levels.rho2 / noise_energy(Y[:, mask]), "  ".join(gains)), flush=True)
 
 
 if __name__ == "__main__":
