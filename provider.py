@@ -18,7 +18,7 @@ from .algorithms.unmix import UnmixAlgorithm
 from .algorithms.variability import ELMMAlgorithm, GLMMAlgorithm, PLMMAlgorithm
 from .algorithms.vca import VCAAlgorithm
 from .algorithms.workflow import WorkflowAlgorithm
-from .core.formats import RASTER_EXTENSIONS
+from .core.files.formats import RASTER_EXTENSIONS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

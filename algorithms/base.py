@@ -20,23 +20,23 @@ from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessi
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
-from ..core import formats
-from ..core.atomic import atomic_output
-from ..core.paths import check_paths
+from ..core.files import formats
+from ..core.files.atomic import atomic_output
+from ..core.checks.paths import check_paths
 from ..core.defaults import format_default
 from ..core.dependencies import missing, missing_message
 from ..core.errors import Canceled, DeepGUError
 from ..core.feedback import Feedback
-from ..core.raster_io import open_raster
+from ..core.files.raster_io import open_raster
 from ..core.validation import MAX_MEMORY_MB
-from ..core.window import extent_window as window_of_extent
+from ..core.files.window import extent_window as window_of_extent
 from . import compat
 
 #: smallest MEMORY_MB the dialogs offer.
 MEMORY_MB_MIN = 16
 
 
-#: dialog filters of spectral library files (:data:`core.formats.LIBRARY_EXTENSIONS`)
+#: dialog filters of spectral library files (:data:`core.files.formats.LIBRARY_EXTENSIONS`)
 LIBRARY_INPUT_FILTER = "Spectral libraries: CSV or ENVI (*.csv *.sli *.hdr *.CSV *.SLI *.HDR)"
 LIBRARY_OUTPUT_FILTER = "CSV files (*.csv);;ENVI spectral libraries (*.sli)"
 
@@ -138,7 +138,7 @@ def number_range_problem(definition, value, name=None):
 
 
 def extent_window(algorithm, parameters, context, input_path, name="EXTENT"):
-    """The :class:`core.window.PixelWindow` of the raster ``input_path`` covering the extent parameter ``name`` of
+    """The :class:`core.files.window.PixelWindow` of the raster ``input_path`` covering the extent parameter ``name`` of
     ``algorithm`` (transformed to the raster's CRS), or None when it is not set."""
     if parameters.get(name) in (None, ""):
         return None
@@ -324,7 +324,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
         return self.parameterAsDouble(parameters, name, context)
 
     def check_raster_outputs(self, parameters):
-        """Refuse, naming the parameter, a raster output whose extension has no writer (:mod:`core.formats`)."""
+        """Refuse, naming the parameter, a raster output whose extension has no writer (:mod:`core.files.formats`)."""
         for definition in self.destinationParameterDefinitions():
             value = parameters.get(definition.name())
             if isinstance(value, QgsProcessingOutputLayerDefinition):
@@ -335,7 +335,7 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
 
     def check_sinks(self, parameters, context):
         """Refuse, before any work, a feature sink written to a file that is an input or another output, or is
-        not a regular file or a new path (:func:`core.paths.check_paths`): QGIS writes sinks itself, in place
+        not a regular file or a new path (:func:`core.checks.paths.check_paths`): QGIS writes sinks itself, in place
         (``OUTPUT_POINTS=em.csv`` overwrote the ENDMEMBERS library)."""
         sinks = {}
         for definition in self.destinationParameterDefinitions():
@@ -398,7 +398,7 @@ def write_pixel_points(algorithm, parameters, name, context, info, materials, ro
     """
     from qgis.core import QgsCoordinateReferenceSystem, QgsFeature, QgsFields, QgsGeometry, QgsPointXY
 
-    from ..core.raster_io import pixel_centres
+    from ..core.files.raster_io import pixel_centres
 
     fields = QgsFields()
     fields.append(compat.field("material", compat.STRING))
@@ -445,7 +445,7 @@ def memory_parameter(default):
 
 
 def cluster_parameter(default):
-    """The CLUSTER expert parameter: where the tiles are solved (see core/cluster.py)."""
+    """The CLUSTER expert parameter: where the tiles are solved (see core/running/cluster.py)."""
     return advanced(QgsProcessingParameterString("CLUSTER", "Dask cluster (empty: this process)", defaultValue=default,
                                                  optional=True))
 
@@ -460,7 +460,7 @@ def write_abundance_style(path, feedback=None):
 
     Abundances are shown stretched from 0 to 1 per band: the first three materials as red, green
     and blue when there are three or more, otherwise the first one in grey. The style is a sidecar the
-    raster owns (:mod:`core.paths` refused an output sharing its stem before any work); it is written
+    raster owns (:mod:`core.checks.paths` refused an output sharing its stem before any work); it is written
     atomically (a symbolic link there is replaced, not written through), after the raster is in place, so
     a failure is a warning on ``feedback``, never a failed run.
     """
@@ -525,11 +525,11 @@ def material_field_parameter(optional):
 
 
 def region_features(algorithm, parameters, context, crs_wkt):
-    """The features of REGIONS as :class:`core.regions.Region` s in the CRS ``crs_wkt`` (INPUT's), their material
-    from MATERIAL_FIELD; None when REGIONS is not given. The core never sees QGIS: geometries go as WKB."""
+    """The features of REGIONS as :class:`core.extraction.regions.Region` s in the CRS ``crs_wkt`` (INPUT's), their
+    material from MATERIAL_FIELD; None when REGIONS is not given. The core never sees QGIS: geometries go as WKB."""
     from qgis.core import QgsCoordinateTransform, QgsCsException
 
-    from ..core.regions import Region
+    from ..core.extraction.regions import Region
 
     if parameters.get("REGIONS") in (None, ""):
         return None

@@ -5,7 +5,7 @@ from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParame
 from ..core import defaults
 from ..core.defaults import ENDMEMBER_METHODS
 from ..core.validation import INT32_MAX, MAX_MATERIALS
-from ..core.raster_io import open_raster
+from ..core.files.raster_io import open_raster
 from .base import (MATERIAL_FIELD_HELP, MEMORY_HELP, REGIONS_HELP, DeepGUAlgorithm, advanced, enum,
                    material_field_parameter, memory_parameter, number, region_features, regions_parameter)
 

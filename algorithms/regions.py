@@ -4,7 +4,7 @@ from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParame
 
 from ..core import defaults
 from ..core.jobs import regions as job
-from ..core.raster_io import open_raster
+from ..core.files.raster_io import open_raster
 from ..core.validation import INT32_MAX
 from .base import (LIBRARY_OUTPUT_FILTER, MEMORY_HELP, DeepGUAlgorithm, library_destination,
                    material_field_parameter, memory_parameter, number, region_features, regions_parameter)

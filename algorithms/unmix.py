@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingParameterFile, QgsProcessingParameterRasterD
 
 from ..core import defaults
 from ..core.defaults import DEVICES, TV_KINDS
-from ..core.unmix_settings import UnmixSettings
+from ..core.solvers.unmix_settings import UnmixSettings
 from ..core.validation import MAX_ITERATIONS, MAX_LAMBDA
 from .base import (CLUSTER_HELP, EXTENT_HELP, DeepGUAlgorithm, advanced, cluster_parameter, enum, extent_parameter,
                    memory_parameter, number, write_abundance_style)
@@ -27,8 +27,8 @@ class UnmixAlgorithm(DeepGUAlgorithm):
             "step runs to convergence. Needs PyTorch. Nodata pixels stay nodata.")
 
     def table(self):
-        lambda_help = ("empty: set from the data (core/regularisation.py), so it follows the data's units and band "
-                       "count; the log states the value used. A number overrides it")
+        lambda_help = ("empty: set from the data (core/solvers/regularisation.py), so it follows the data's units "
+                       "and band count; the log states the value used. A number overrides it")
         return [
             (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"),
              "the image (same bands/wavelengths as the model)."),

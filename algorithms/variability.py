@@ -7,8 +7,8 @@ from ..core.validation import MAX_ITERATIONS, MAX_LAMBDA
 from .base import (CLUSTER_HELP, EXTENT_HELP, DeepGUAlgorithm, cluster_parameter, extent_parameter, library_parameter,
                    memory_parameter, number, write_abundance_style)
 
-AUTO_HELP = ("empty: set from the data (core/variability_models.py), so it follows the data's units and band count; "
-             "the log states the value used. A number overrides it")
+AUTO_HELP = ("empty: set from the data (core/solvers/variability_models.py), so it follows the data's units and "
+             "band count; the log states the value used. A number overrides it")
 
 
 class VariabilityAlgorithm(DeepGUAlgorithm):

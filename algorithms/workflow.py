@@ -12,11 +12,11 @@ Before the first step every parameter and output is checked under the workflow's
 the model (so a parameter or output added to the model is checked too): each number against the range of every
 child parameter it feeds ("MATERIALS must be between 2 and 12"), each extent against the raster of the children
 it applies to (it must intersect INPUT and cover at least as many pixels as there are materials), each output
-path for its extension, folder and aliasing with the inputs and the other outputs (:func:`core.paths.check_paths`).
-A step's error names the workflow's parameters instead of the step's (ENDMEMBERS of the endmembers step is
-MATERIALS; OUTPUT of the unmix step is ``unmix:DEEPGU_ABUNDANCES``). A failure, a cancel or a SIGTERM in any step
-leaves none of the workflow's outputs: the files the run created are removed and the files it replaced get their
-old content back (:class:`core.rollback.OutputRollback`).
+path for its extension, folder and aliasing with the inputs and the other outputs
+(:func:`core.checks.paths.check_paths`). A step's error names the workflow's parameters instead of the step's
+(ENDMEMBERS of the endmembers step is MATERIALS; OUTPUT of the unmix step is ``unmix:DEEPGU_ABUNDANCES``). A failure, a
+cancel or a SIGTERM in any step leaves none of the workflow's outputs: the files the run created are removed and the
+files it replaced get their old content back (:class:`core.files.rollback.OutputRollback`).
 """
 
 import os
@@ -97,7 +97,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # the plugin's modules are imported here and below: tests import this module without the plugin package
         from ..core.errors import DeepGUError
-        from ..core.rollback import OutputRollback
+        from ..core.files.rollback import OutputRollback
         from ..core.dependencies import missing, missing_message
         from .base import done_in, workflow_steps
 
@@ -149,9 +149,9 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
     def check(self, parameters, context):
         """Check every parameter and output before the first step (module docstring); returns ``{output parameter:
         path}`` of the outputs written to files the caller named. Raises :class:`core.errors.DeepGUError`."""
-        from ..core import formats
+        from ..core.files import formats
         from ..core.errors import DeepGUError
-        from ..core.paths import check_paths
+        from ..core.checks.paths import check_paths
         from .base import LIBRARY_OUTPUT_FILTER, extent_window, number_range_problem
 
         children = self.childAlgorithms()
@@ -212,7 +212,7 @@ def _destination(value):
 def _output_files(paths):
     """Every file an output path may stand for: the file (an ENVI raster's data file and header), GDAL's
     ``.aux.xml`` and the style ``<stem>.qml`` written beside a raster."""
-    from ..core import formats
+    from ..core.files import formats
 
     files = []
     for path in paths:

@@ -1,14 +1,14 @@
 """The scenes of the accuracy benchmark of record (issue 9), in memory, each with its truth.
 
-| name               | source                                                   | size    | P | max abundance |
-|--------------------|----------------------------------------------------------|---------|---|---------------|
-| `samson`           | real Samson scene and its public reference (shared data) | 95 x 95 | 3 | (real)        |
-| `DC1-usgs`         | core.synthetic DC1, the shipped USGS library             | 70 x 70 | 3 | 1             |
-| `DC2-usgs`         | core.synthetic DC2, the shipped USGS library             | 50 x 50 | 3 | 1             |
-| `DC1-other`        | core.synthetic DC1, bench/data/samson_band_library.csv   | 70 x 70 | 4 | 1             |
-| `DC2-other`        | core.synthetic DC2, bench/data/samson_band_library.csv   | 50 x 50 | 4 | 1             |
-| `DC1-other-nopure` | as `DC1-other`, no pixel above 0.8                       | 70 x 70 | 4 | 0.8           |
-| `lake-roads`       | :func:`lake_roads`, the shipped USGS library             | 100 x 100 | 4 | 1           |
+| name               | source                                                   | size      | P | max abundance |
+|--------------------|----------------------------------------------------------|-----------|---|---------------|
+| `samson`           | real Samson scene and its public reference (shared data) | 95 x 95   | 3 | (real)        |
+| `DC1-usgs`         | synthetic DC1, shipped USGS library                      | 70 x 70   | 3 | 1             |
+| `DC2-usgs`         | synthetic DC2, shipped USGS library                      | 50 x 50   | 3 | 1             |
+| `DC1-other`        | synthetic DC1, bench/data/samson_band_library.csv        | 70 x 70   | 4 | 1             |
+| `DC2-other`        | synthetic DC2, bench/data/samson_band_library.csv        | 50 x 50   | 4 | 1             |
+| `DC1-other-nopure` | as `DC1-other`, no pixel above 0.8                       | 70 x 70   | 4 | 0.8           |
+| `lake-roads`       | :func:`lake_roads`, shipped USGS library                 | 100 x 100 | 4 | 1             |
 
 The other library (``bench/data/PROVENANCE.md``) has 156 bands at 401-889 nm and two spectrally
 close materials, rock and soil (6.2 degrees apart). Synthetic scenes are at 30 dB SNR; seed s
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.synthetic import make_scene
+from core.evaluation.synthetic import make_scene
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
@@ -141,11 +141,11 @@ def lake_roads(seed=0):
     spectrum is the library's scaled by a smooth brightness factor whose ratio over the wet pixels is drawn in
     WATER_BRIGHTNESS, around 1. Land (``1 - water``): roads (straight lines, coverage of a pixel by a strip of
     half-width in ROAD_HALF_WIDTH, added until road dominates ROAD_SHARE[0] of the pixels), the rest tree and
-    dirt by a two-field softmax as in :func:`core.synthetic.abundance_maps`. Tree, dirt and road vary as
+    dirt by a two-field softmax as in :func:`core.evaluation.synthetic.abundance_maps`. Tree, dirt and road vary as
     DC2 (smooth in space and wavelength) with amplitude LAND_VARIABILITY. White noise at LAKE_SNR_DB.
     """
     from scipy.ndimage import distance_transform_edt
-    from core.synthetic import gaussian_fields, load_library, smooth_spectral_basis
+    from core.evaluation.synthetic import gaussian_fields, load_library, smooth_spectral_basis
 
     wavelengths, library, names = load_library()
     rng = np.random.default_rng(1000 + int(seed))

@@ -12,7 +12,7 @@ GeoTIFF with its band wavelengths, then
 runs in a private QGIS configuration with the plugin enabled, every other parameter at its default
 (``--set`` adds workflow parameters, for experiments only: the table of record uses none). The FCLS
 and DeepGU abundance outputs are scored against the true abundances by RMSE_A (the paper's eq. 14,
-``sqrt(mean_{p,n} (a_pn - a*_pn)^2)``, after matching materials by core.metrics.match_materials),
+``sqrt(mean_{p,n} (a_pn - a*_pn)^2)``, after matching materials by core.evaluation.metrics.match_materials),
 with the RMSE of each matched material alongside. Seconds are the wall time of one workflow run
 (qgis_process start-up included). Prints one line per run, then per scene: the FCLS and DeepGU
 means over seeds, their ratio, the seed where DeepGU is worst (its RMSE_A and whether DeepGU is
@@ -39,9 +39,9 @@ sys.path.insert(0, ROOT)
 from bench.accuracy_scenes import NAMES, available, scene  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
 from bench.qgis_runner import QgisProcessError, mandatory_outputs, qgis_environment, run  # noqa: E402
-from core.atomic import atomic_output  # noqa: E402
-from core.metrics import match_materials  # noqa: E402
-from core.raster_io import georeference, read_all, write_raster  # noqa: E402
+from core.files.atomic import atomic_output  # noqa: E402
+from core.evaluation.metrics import match_materials  # noqa: E402
+from core.files.raster_io import georeference, read_all, write_raster  # noqa: E402
 
 WORKFLOW = "deepgu:workflow"
 # method -> the workflow output that holds its abundances

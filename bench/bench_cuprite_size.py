@@ -3,10 +3,10 @@
 Run:  .venv/bin/python bench/bench_cuprite_size.py [--rows 250 --cols 190 --bands 188 --lambda-a 0.01]
                                                  [--device cpu cuda]
 
-The scene is core.synthetic.make_scene(kind="DC2", n_materials=4) on an evenly spaced
+The scene is core.evaluation.synthetic.make_scene(kind="DC2", n_materials=4) on an evenly spaced
 188-band subset of the shipped 198-band library. The model is prepared by the pipeline's
 own steps (VCA M0 -> FCLS -> 100 nearest pixels per material -> VAEs); then
-core.unmix.deepgu_unmix alone is timed (defaults, lambda_Z = 0.1) on --threads torch threads,
+core.solvers.unmix.deepgu_unmix alone is timed (defaults, lambda_Z = 0.1) on --threads torch threads,
 once per --device (several: the same problem on each, and the largest abundance difference
 between the first device and each other one). Prints its wall seconds and ms per pixel, outer
 iterations, the process's peak RSS before and after it (resource.getrusage; the scene's true
@@ -27,14 +27,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.measure import machine_line
-from core.bundles import select_bundles
-from core.fcls import fcls
-from core.metrics import evaluate
-from core.synthetic import load_library, make_scene
-from core.unmix import deepgu_unmix
-from core.unmix_settings import UnmixSettings
-from core.vae import train_endmember_model
-from core.vca import vca
+from core.extraction.bundles import select_bundles
+from core.solvers.fcls import fcls
+from core.evaluation.metrics import evaluate
+from core.evaluation.synthetic import load_library, make_scene
+from core.solvers.unmix import deepgu_unmix
+from core.solvers.unmix_settings import UnmixSettings
+from core.models.vae import train_endmember_model
+from core.extraction.vca import vca
 
 
 def peak_mib():

@@ -23,7 +23,7 @@ from bench.measure import machine_line, measure
 
 def pipeline(folder, seed, lambda_a):
     from core.jobs import bundles, fcls, metrics, train, unmix, vca
-    from core.unmix_settings import UnmixSettings
+    from core.solvers.unmix_settings import UnmixSettings
     f = {name: os.path.join(folder, name) for name in ("scene.tif", "em.csv", "fcls.tif", "b.csv", "m.pt", "a.tif",
                                                         "truth.tif")}
     seconds = {}

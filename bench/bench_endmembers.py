@@ -1,7 +1,7 @@
 """Reference endmember methods on the accuracy benchmark's scenes: SAM to the reference and FCLS RMSE_A.
 
 For each scene of ``bench/accuracy_scenes.py`` and seed, every method of ``deepgu:endmembers``
-(core.endmembers: one VCA run, VCA best of 12 restarts, N-FINDR, and the refinement the workflow
+(core.extraction.endmembers: one VCA run, VCA best of 12 restarts, N-FINDR, and the refinement the workflow
 uses) extracts P endmembers; they are matched to the reference spectra, and the script prints the
 spectral angle (degrees) of each material and FCLS's RMSE_A (eq. 14) with them. Samson needs
 ``../shared/data/samson/`` (skipped otherwise).
@@ -14,9 +14,9 @@ that it averages (core.defaults.ENDMEMBERS["FRACTION"], the workflow's: a third)
 ``--workflow`` runs only what decides the workflow's FCLS: the ``refined`` references at the workflow's defaults on
 every scene and seed (Samson too: SEED changes its VCA starts), FCLS RMSE_A with them and with the true references,
 per material the angle and brightness (norm ratio) to the true reference, the ratio of the neighbourhoods to the
-pixels it owns (core.endmembers.thin_materials, in M's column order) and the pixels averaged. ``--save M.npz`` keeps
-the references; ``--against M.npz`` prints the largest change from a saved run (0 means the workflow's results on
-that scene and seed cannot have changed).
+pixels it owns (core.extraction.endmembers.thin_materials, in M's column order) and the pixels averaged. ``--save
+M.npz`` keeps the references; ``--against M.npz`` prints the largest change from a saved run (0 means the workflow's
+results on that scene and seed cannot have changed).
 
 ``--facet-oracle`` asks whether a minimum-volume-type estimate, which needs no pure pixels, could do better
 than the refinement: each facet ``a_p = 0`` of the simplex is fitted (total least squares, in the
@@ -37,16 +37,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.accuracy_scenes import available, scene as load_scene  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
-from core.bundles import local_purity  # noqa: E402
-from core.endmembers import (best_start, image_strips, nfindr, owner_counts, refine_purest, vca_best,  # noqa: E402
+from core.extraction.bundles import local_purity  # noqa: E402
+from core.extraction.endmembers import (best_start, image_strips, nfindr, owner_counts, refine_purest, vca_best,  # noqa: E402
                              vca_starts)
-from core.fcls import fcls  # noqa: E402
-from core.metrics import match_materials  # noqa: E402
-from core.vca import vca  # noqa: E402
+from core.solvers.fcls import fcls  # noqa: E402
+from core.evaluation.metrics import match_materials  # noqa: E402
+from core.extraction.vca import vca  # noqa: E402
 
 
 def refined_start(Y, P, seed):
-    """The VCA start the workflow refines (core.endmembers.best_start among the seeded restarts)."""
+    """The VCA start the workflow refines (core.extraction.endmembers.best_start among the seeded restarts)."""
     starts = vca_starts(Y.reshape(Y.shape[0], -1), P, seed=seed)
     return starts[best_start(Y, starts)[0]]
 

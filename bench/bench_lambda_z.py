@@ -4,7 +4,7 @@ Run:  .venv/bin/python bench/bench_lambda_z.py [--scenes samson DC1-usgs ...] [-
 
 For each scene of bench/accuracy_scenes.py and seed, the in-process pipeline at the workflow's defaults
 (core.pipeline.run_pipeline: refined endmembers, FCLS, spatial bundles, VAEs) gives the model; then
-DeepGU runs with lambda_Z = factor x the ``auto`` value (core.regularisation: the median FCLS misfit
+DeepGU runs with lambda_Z = factor x the ``auto`` value (core.solvers.regularisation: the median FCLS misfit
 energy rho^2) for factors 0.1 ... 100, every other setting at its default, and each result is scored by
 RMSE_A (eq. 14, materials matched). Printed with it: rho^2 and the noise energy per pixel estimated
 from the data alone (HySime's regression of every band on all the others, median over pixels), and
@@ -13,7 +13,7 @@ the best factor follows it. ``--weight a`` scans lambda_A instead (factors 0 ...
 ``KAPPA_A sigma_a curvature``), lambda_Z at ``auto``, and prints two other estimates of the abundance
 noise relative to sigma_a: along the weakest-determined direction (:func:`weak_direction_noise`) and
 without clamped abundances (:func:`unclamped_noise`), and the spread h_geo/h_min of the data curvatures
-(core.regularisation.sum_zero_curvatures: the geometric mean over the smallest).
+(core.solvers.regularisation.sum_zero_curvatures: the geometric mean over the smallest).
 """
 
 import argparse
@@ -28,12 +28,12 @@ sys.path.insert(0, ROOT)
 
 from bench.accuracy_scenes import NAMES, available, scene as load_scene  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
-from core.metrics import match_materials  # noqa: E402
+from core.evaluation.metrics import match_materials  # noqa: E402
 from core.pipeline import run_pipeline  # noqa: E402
-from core.regularisation import (abundance_noise, curvature_directions, measure_levels, resolve,  # noqa: E402
+from core.solvers.regularisation import (abundance_noise, curvature_directions, measure_levels, resolve,  # noqa: E402
                                  sum_zero_curvatures)
-from core.unmix import deepgu_unmix  # noqa: E402
-from core.unmix_settings import UnmixSettings  # noqa: E402
+from core.solvers.unmix import deepgu_unmix  # noqa: E402
+from core.solvers.unmix_settings import UnmixSettings  # noqa: E402
 
 #: factors of the ``auto`` value scanned, per weight
 FACTORS = {"z": (0.1, 0.3, 1.0, 3.0, 10.0, 100.0), "a": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)}
@@ -47,7 +47,7 @@ def rmse_a(estimate, truth):
 
 
 def weak_direction_noise(A, M):
-    """sigma_a (core.regularisation.abundance_noise) of the map ``w^T A``, A (P, rows, cols), with w the unit
+    """sigma_a (core.solvers.regularisation.abundance_noise) of the map ``w^T A``, A (P, rows, cols), with w the unit
     sum-zero direction of the smallest curvature of M^T M (M (L, P)): the noise where the data pin A least."""
     w = curvature_directions(M)[1][:, 0]
     return abundance_noise(np.tensordot(w, A, 1)[None])

@@ -35,8 +35,8 @@ def write_scene(path, rows, cols, bands, n_materials=4, seed=0, strip=100):
     from osgeo import gdal
     from scipy.ndimage import zoom
 
-    from core.raster_io import georeference
-    from core.synthetic import load_library
+    from core.files.raster_io import georeference
+    from core.evaluation.synthetic import load_library
 
     rng = np.random.default_rng(seed)
     wavelengths, library, _ = load_library()

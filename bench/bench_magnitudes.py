@@ -1,7 +1,7 @@
-"""The units check's margins on the accuracy benchmark's scenes (core/magnitude.py).
+"""The units check's margins on the accuracy benchmark's scenes (core/checks/magnitude.py).
 
 For each scene of ``bench/accuracy_scenes.py`` and seed: the median pixel norm ``s`` of its central 64 x 64
-pixels (as :func:`core.magnitude.scene_norm` reads it), the norms of its reference library's spectra (median
+pixels (as :func:`core.checks.magnitude.scene_norm` reads it), the norms of its reference library's spectra (median
 ``n``, range), ``s / n`` and how far that is from either limit of the check (``FACTOR / (s / n)`` and
 ``(s / n) * FACTOR``), and the largest negative share of a reference spectrum. Samson needs
 ``../shared/data/samson/`` (skipped otherwise).
@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.accuracy_scenes import scenes  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
-from core.magnitude import FACTOR, WINDOW  # noqa: E402
+from core.checks.magnitude import FACTOR, WINDOW  # noqa: E402
 
 
 def main():

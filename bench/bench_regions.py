@@ -15,12 +15,12 @@ field. A material without such pixels is not drawn (the workflow then extracts i
         MATERIAL_FIELD=material (+ the outputs)
 
 at every other default, scored by RMSE_A (eq. 14, materials matched) as bench/bench_accuracy.py does, next to
-FCLS with the scene's true reference spectra (core.fcls on the whole scene) and the workflow's own FCLS (from the
-region references). Goals (issue 22): DeepGU within 1.15x of FCLS with the true references on every synthetic
+FCLS with the scene's true reference spectra (core.solvers.fcls on the whole scene) and the workflow's own FCLS (from
+the region references). Goals (issue 22): DeepGU within 1.15x of FCLS with the true references on every synthetic
 scene, and on Samson within 1.1x of its (the workflow's) FCLS on every seed. ``--figure`` runs the first scene
 and seed and draws the regions on the scene with the true, FCLS and DeepGU maps (docs/regions.md).
 ``--references`` runs no QGIS: FCLS RMSE_A with the references taken from the same regions as the trimmed mean
-(core.regions.trimmed_mean, what deepgu:regions uses), as the plain mean, and with the true references.
+(core.extraction.regions.trimmed_mean, what deepgu:regions uses), as the plain mean, and with the true references.
 """
 
 import argparse
@@ -38,10 +38,10 @@ from bench.accuracy_scenes import NAMES, available, scene  # noqa: E402
 from bench.bench_accuracy import OUTPUTS, WORKFLOW, run_once, workflow_outputs, write_scene  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
 from bench.qgis_runner import QgisProcessError, qgis_environment, run  # noqa: E402
-from core.atomic import atomic_output  # noqa: E402
-from core.fcls import fcls  # noqa: E402
-from core.metrics import match_materials  # noqa: E402
-from core.raster_io import georeference, read_all  # noqa: E402
+from core.files.atomic import atomic_output  # noqa: E402
+from core.solvers.fcls import fcls  # noqa: E402
+from core.evaluation.metrics import match_materials  # noqa: E402
+from core.files.raster_io import georeference, read_all  # noqa: E402
 
 THRESHOLD = 0.9     # share of the material's largest true abundance a region pixel has at least
 AREAS = 3           # regions per material at most (the largest eroded pieces)
@@ -118,7 +118,7 @@ def true_reference_fcls(bench_scene):
 
 def compare_references(names, seeds):
     """Print FCLS RMSE_A with region references by trimmed mean, by plain mean, and with the true references."""
-    from core.regions import trimmed_mean
+    from core.extraction.regions import trimmed_mean
     print("| scene | seed | FCLS, trimmed-mean references | FCLS, mean references | FCLS, true references |")
     print("|---|---|---|---|---|")
     for name in names:

@@ -5,7 +5,7 @@ Run:  .venv/bin/python bench/bench_scale.py [--rows 2000 --cols 2000 --bands 100
 The scene and the model come from bench/bench_large_scene.py's writer and steps (int16 scene, VCA,
 FCLS, 200 spatial bundles per material, VAEs; not timed here). Then core.jobs.unmix.run solves the
 same tiles twice, each run in a fresh process: in process (CLUSTER empty) and on --workers
-single-threaded worker processes (CLUSTER local:N's cluster, core.cluster.start_local_cluster,
+single-threaded worker processes (CLUSTER local:N's cluster, core.running.cluster.start_local_cluster,
 started inside the timed run). Prints wall seconds, ms per pixel, the speed-up, the peak RSS of
 each process (driver and every worker) and the largest abundance difference between the runs.
 Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run
@@ -38,9 +38,9 @@ def unmix_on_local_cluster(path, model, init, out, workers):
     """Same as CLUSTER=local:N, with the workers' peak RSS (MiB) read before the cluster closes."""
     import distributed
 
-    from core.cluster import start_local_cluster
+    from core.running.cluster import start_local_cluster
     from core.jobs import unmix
-    from core.unmix_settings import UnmixSettings
+    from core.solvers.unmix_settings import UnmixSettings
 
     with start_local_cluster(workers) as cluster, distributed.Client(cluster) as client:
         n_tiles = unmix.run(path, model, out, UnmixSettings(cluster=cluster.scheduler_address), init_abundances=init)
@@ -88,7 +88,7 @@ def main():
                  " ".join("%.0f" % r for r in worker_rss)), flush=True)
         if args.cluster_only:
             return
-        from core.raster_io import read_all
+        from core.files.raster_io import read_all
 
         print("max |abundance difference| between the runs: %.2e"
               % float(np.max(np.abs(read_all(f["here.tif"])[0] - read_all(f["cluster.tif"])[0]))))

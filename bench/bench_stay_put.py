@@ -10,10 +10,10 @@ turn, and for each fold f (held-out bands H, training bands T):
 
 - a_n = FCLS(y_n[T], M0[T]) (abundances from the training bands only), r_n = y_n - M0 a_n;
 - the codes, linearised at the reference (``u = 0``, where the anchored decoders give M0 exactly,
-  core.latent): ``r_n ~ B_n u_n`` with ``B_n = [a_1n D_1 ... a_Pn D_P]`` (L, P K) and ``D_p`` (L, K) the
+  core.solvers.latent): ``r_n ~ B_n u_n`` with ``B_n = [a_1n D_1 ... a_Pn D_P]`` (L, P K) and ``D_p`` (L, K) the
   derivatives of material p's decoder along its whitened code axes;
   ``u_n = argmin ||r_n[T] - B_n[T] u||^2 + lambda ||u||^2`` (the Z-step's cost, linearised), with lambda
-  the ``auto`` lambda_Z (core.regularisation: the median FCLS misfit energy rho^2) and 1/100 of it;
+  the ``auto`` lambda_Z (core.solvers.regularisation: the median FCLS misfit energy rho^2) and 1/100 of it;
 - held-out error without the codes ``e0 = sum_n ||r_n[H]||^2`` and with them
   ``e1 = sum_n ||r_n[H] - B_n[H] u_n||^2``.
 
@@ -38,9 +38,9 @@ sys.path.insert(0, ROOT)
 from bench.accuracy_scenes import NAMES  # noqa: E402
 from bench.bench_lambda_z import noise_energy, rmse_a, scene_pipelines  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
-from core.fcls import fcls  # noqa: E402
-from core.latent import WhitenedModel  # noqa: E402
-from core.regularisation import measure_levels  # noqa: E402
+from core.solvers.fcls import fcls  # noqa: E402
+from core.solvers.latent import WhitenedModel  # noqa: E402
+from core.solvers.regularisation import measure_levels  # noqa: E402
 
 #: fractions of the ``auto`` lambda_Z at which the codes are fitted
 FACTORS = (1.0, 0.01)

@@ -8,11 +8,11 @@ For each scene kind (DC1 70 x 70, DC2 50 x 50, 30 dB, the shipped 198-band libra
 FCLS -> bundles -> VAEs -> DeepGU, lambda_Z = 0.1) for every lambda_A of the paper's
 grid and each bundle method (--bundles: "nearest", the paper's 100 pixels of smallest
 spectral angle to M0, and "spatial", the product's default: the 200 pixels of highest
-FCLS abundance averaged over a 5 x 5 window) and scores it with core.metrics.evaluate against the true
+FCLS abundance averaged over a 5 x 5 window) and scores it with core.evaluation.metrics.evaluate against the true
 abundances and per-pixel endmembers:
 RMSE_A, SAM_M (radians), RMSE_M and RMSE_Y (observed image vs sum_p m_pn a_pn).
 The FCLS row is the pipeline's FCLS step, scored with the VCA endmembers M0 used as
-constant per-pixel endmembers. The PLMM, ELMM and GLMM rows (--methods; core.variability_models at their auto
+constant per-pixel endmembers. The PLMM, ELMM and GLMM rows (--methods; core.solvers.variability_models at their auto
 weights and the toolbox defaults' iteration caps) start from the same M0 and FCLS abundances, as the paper's
 protocol has it; their time is FCLS plus the method. Times are wall seconds per step, mean over seeds.
 
@@ -37,13 +37,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.measure import machine_line
-from core.metrics import evaluate, match_materials
+from core.evaluation.metrics import evaluate, match_materials
 from core.pipeline import run_pipeline
-from core.synthetic import make_scene
-from core.unmix import deepgu_unmix
-from core.unmix_settings import UnmixSettings
-from core.vae import train_endmember_model
-from core.variability_models import unmix_variability
+from core.evaluation.synthetic import make_scene
+from core.solvers.unmix import deepgu_unmix
+from core.solvers.unmix_settings import UnmixSettings
+from core.models.vae import train_endmember_model
+from core.solvers.variability_models import unmix_variability
 
 SIDES = {"DC1": 70, "DC2": 50}
 # Table III: (RMSE_A, SAM_M, seconds); the paper has no SAM_M for FCLS.

@@ -2,10 +2,10 @@
 
 Run:  .venv/bin/python bench/bench_train_vae.py [--epochs 200] [--repeats 3] [--baseline f2e433f]
 
-Bundles: a 70 x 70 DC1 scene with 4 materials and 198 bands (core.synthetic, seed 0, 30 dB), the 200 pixels of
-highest true abundance per material (the workflow's bundle size). Each repeat times the reference workload
+Bundles: a 70 x 70 DC1 scene with 4 materials and 198 bands (core.evaluation.synthetic, seed 0, 30 dB), the 200 pixels
+of highest true abundance per material (the workflow's bundle size). Each repeat times the reference workload
 (bench.measure.reference_seconds: 20 products of 1024 x 1024 float32 matrices, one thread), then, each in a fresh
-process after a one-epoch warm-up, core.vae.train_vaes of the baseline commit (``git archive BASELINE core``: its
+process after a one-epoch warm-up, core.models.vae.train_vaes of the baseline commit (``git archive BASELINE core``: its
 per-material loop) and of this tree, both from seed 0. Prints each wall and CPU time, the best of the repeats and
 their ratios (old / new; each / reference), and how far the new models are from the old: the largest relative
 difference of the loss curves and of the decoded spectra on a grid of latent codes. On a shared machine
@@ -33,7 +33,7 @@ PERTURBATION = 1e-7
 
 def make_bundles(path):
     """The bench's bundles, saved to ``path`` (.npz, one array per material)."""
-    from core.synthetic import make_scene
+    from core.evaluation.synthetic import make_scene
 
     scene = make_scene("DC1", 70, 70, 30.0, seed=0, n_materials=4)
     A = scene.abundances.reshape(4, -1)
@@ -42,13 +42,13 @@ def make_bundles(path):
 
 
 def child(tree, bundles_path, out_path, epochs, perturbation):
-    """In a fresh process: train twice with ``tree``'s core.vae (the first call pays one-time costs such as imports
-    made on first use) and save the curves, decoded spectra and seconds. ``perturbation``: relative Gaussian noise
-    put on the bundles first (the round-off yardstick)."""
+    """In a fresh process: train twice with ``tree``'s core.models.vae (the first call pays one-time costs such as
+    imports made on first use) and save the curves, decoded spectra and seconds. ``perturbation``: relative Gaussian
+    noise put on the bundles first (the round-off yardstick)."""
     sys.path.insert(0, tree)
     import torch
 
-    from core.vae import train_vaes
+    from core.models.vae import train_vaes
 
     data = np.load(bundles_path)
     rng = np.random.default_rng(1)

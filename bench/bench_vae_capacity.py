@@ -1,13 +1,13 @@
-"""Why core/vae.py trains with beta = 0.01 and 200 epochs: how well a VAE fits held-out spectra.
+"""Why core/models/vae.py trains with beta = 0.01 and 200 epochs: how well a VAE fits held-out spectra.
 
 Run:  .venv/bin/python bench/bench_vae_capacity.py [--configs 1:50 1:200 0.01:50 0.01:200]
 
 On a DC1 scene (70 x 70, 30 dB, seed 0) the VAEs of materials 0 and 1 are trained
-(core.vae.train_vaes, 100-pixel bundles of random pixels whose true abundance is
+(core.models.vae.train_vaes, 100-pixel bundles of random pixels whose true abundance is
 > 0.99) for each (beta, epochs). Held out: 100 other pixels per material (200 in all)
 with true abundance > 0.97 (the scene has too few > 0.99 pixels for both sets). Each
 held-out pixel y_n is fitted with its material alone, A one-hot:
-min_z ||y_n - G_p(z)||^2 + lambda_Z ||z - z0||^2 with lambda_Z = 1e-6, by core.zstep.zstep
+min_z ||y_n - G_p(z)||^2 + lambda_Z ||z - z0||^2 with lambda_Z = 1e-6, by core.solvers.zstep.zstep
 (3 calls, warm-started at the encoder mean of y_n). Prints, per material, the held-out
 RMSE sqrt(mean_l (y - G_p(z))^2) at the encoder mean and after the fit, next to
 - bundle mean: the RMSE of the mean spectrum of the bundle (what a collapsed VAE gives),
@@ -28,9 +28,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.measure import machine_line
-from core.synthetic import make_scene
-from core.vae import EndmemberModel, train_vaes
-from core.zstep import decode, zstep
+from core.evaluation.synthetic import make_scene
+from core.models.vae import EndmemberModel, train_vaes
+from core.solvers.zstep import decode, zstep
 
 MATERIALS = (0, 1)
 

@@ -20,14 +20,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.measure import machine_line
-from core.bundles import local_purity, select_bundles
-from core.fcls import fcls
-from core.metrics import evaluate
-from core.synthetic import make_scene
-from core.unmix import deepgu_unmix
-from core.unmix_settings import UnmixSettings
-from core.vae import train_endmember_model
-from core.vca import vca
+from core.extraction.bundles import local_purity, select_bundles
+from core.solvers.fcls import fcls
+from core.evaluation.metrics import evaluate
+from core.evaluation.synthetic import make_scene
+from core.solvers.unmix import deepgu_unmix
+from core.solvers.unmix_settings import UnmixSettings
+from core.models.vae import train_endmember_model
+from core.extraction.vca import vca
 
 BUNDLES = {"nearest": 100, "spatial": 200}
 

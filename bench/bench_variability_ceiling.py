@@ -5,7 +5,7 @@ Run:  .venv/bin/python bench/bench_variability_ceiling.py [--scenes DC2-usgs DC2
 For each scene of bench/accuracy_scenes.py (synthetic ones: their true per-pixel endmembers are known)
 and seed, RMSE_A (eq. 14, materials matched) of:
 
-- ``fcls``: FCLS with the workflow's reference endmembers (core.endmembers: VCA restarts + refinement);
+- ``fcls``: FCLS with the workflow's reference endmembers (core.extraction.endmembers: VCA restarts + refinement);
 - ``fcls_true_refs``: FCLS with the library spectra the scene was built from;
 - ``fcls_true_pixel_endmembers``: per-pixel FCLS with each pixel's *true* endmembers m_pn (the best any
   variability model could do on this noise);
@@ -33,13 +33,13 @@ sys.path.insert(0, ROOT)
 
 from bench.accuracy_scenes import SYNTHETIC, scene as load_scene  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
-from core.astep import fcls_batched  # noqa: E402
-from core.fcls import fcls  # noqa: E402
-from core.metrics import match_materials  # noqa: E402
+from core.solvers.astep import fcls_batched  # noqa: E402
+from core.solvers.fcls import fcls  # noqa: E402
+from core.evaluation.metrics import match_materials  # noqa: E402
 from core.pipeline import run_pipeline  # noqa: E402
-from core.unmix import deepgu_unmix  # noqa: E402
-from core.unmix_settings import UnmixSettings  # noqa: E402
-from core.vae import train_endmember_model  # noqa: E402
+from core.solvers.unmix import deepgu_unmix  # noqa: E402
+from core.solvers.unmix_settings import UnmixSettings  # noqa: E402
+from core.models.vae import train_endmember_model  # noqa: E402
 
 ORACLE_BUNDLE = 200
 

@@ -23,7 +23,7 @@ def write_scene(path, rows, cols, bands, n_materials, seed=0):
     """A linear mixture of smooth random spectra with Dirichlet abundances, 30 dB noise, 5 pure pixels."""
     from osgeo import gdal
 
-    from core.raster_io import georeference
+    from core.files.raster_io import georeference
 
     rng = np.random.default_rng(seed)
     t = np.linspace(0, 1, bands)

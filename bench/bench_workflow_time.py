@@ -60,7 +60,7 @@ def stages(tree, size, materials):
     import torch
 
     import core.pipeline as pipeline
-    from core.synthetic import make_scene
+    from core.evaluation.synthetic import make_scene
 
     cpu = {"imports": time.process_time() - start}
     torch.set_num_threads(1)

@@ -52,8 +52,8 @@ from osgeo import gdal  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
 from core.errors import Canceled, DeepGUError  # noqa: E402
 from core.jobs import bundles, fcls, inspect, metrics, synthetic, train, unmix, vca  # noqa: E402
-from core.unmix_settings import UnmixSettings  # noqa: E402
-from core.raster_io import read_all, write_raster  # noqa: E402
+from core.solvers.unmix_settings import UnmixSettings  # noqa: E402
+from core.files.raster_io import read_all, write_raster  # noqa: E402
 
 HOSTILE_NUMBERS = [float("nan"), float("inf"), -float("inf"), -1, 0, 2 ** 31, 5_000_000_000, 1e308, -1e308, 0.5]
 

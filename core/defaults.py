@@ -26,17 +26,17 @@ def format_default(value):
 
 
 # Choice lists (enum options, by name, in enum index order).
-#: scene kinds of core.synthetic (paper Section VII-A).
+#: scene kinds of core.evaluation.synthetic (paper Section VII-A).
 SCENE_KINDS = ("DC1", "DC2")
-#: reference endmember methods of core.endmembers.
+#: reference endmember methods of core.extraction.endmembers.
 ENDMEMBER_METHODS = ("refined", "vca-best", "nfindr", "vca")
-#: bundle methods of core.bundles.
+#: bundle methods of core.extraction.bundles.
 BUNDLE_METHODS = ("nearest", "angle", "auto", "spatial")
-#: VAE reconstruction losses of core.vae.
+#: VAE reconstruction losses of core.models.vae.
 LOSSES = ("bce", "mse")
-#: total-variation kinds of the A-step (core.astep).
+#: total-variation kinds of the A-step (core.solvers.astep).
 TV_KINDS = ("anisotropic", "isotropic", "group")
-#: where DeepGU runs (core.unmix.resolve_device).
+#: where DeepGU runs (core.solvers.unmix.resolve_device).
 DEVICES = ("auto", "cpu", "cuda")
 
 #: side (pixels, odd) of the neighbourhood over which abundance purity is averaged (bundles 'spatial', endmembers
@@ -54,10 +54,10 @@ ENDMEMBERS = _frozen(ENDMEMBERS=3, METHOD="refined", SEED=0, RESTARTS=12, FRACTI
 FCLS = _frozen(MEMORY_MB=MEMORY_MB, CLUSTER="")
 BUNDLES = _frozen(METHOD="nearest", N_PIXELS=100, ANGLE=5.0, WINDOW=PURITY_WINDOW, MIN_PIXELS=10, SEED=0,
                   MEMORY_MB=MEMORY_MB)
-#: VAE training: epochs and KL weight (see core/vae.py for why they differ from the paper's 50 and 1).
+#: VAE training: epochs and KL weight (see core/models/vae.py for why they differ from the paper's 50 and 1).
 TRAINVAE = _frozen(LATENT_DIM=2, EPOCHS=200, BETA=0.01, LOSS="bce", SEED=0)
 SAMPLEVAE = _frozen(SPAN=2.0, STEPS=5)
-#: LAMBDA_Z, LAMBDA_A None: 'auto', set from the data (core/regularisation.py).
+#: LAMBDA_Z, LAMBDA_A None: 'auto', set from the data (core/solvers/regularisation.py).
 UNMIX = _frozen(LAMBDA_Z=None, LAMBDA_A=None, MAX_ITER=10, TOLERANCE=1e-3, TV="anisotropic", DEVICE="auto",
                 MEMORY_MB=1024, CLUSTER="")
 METRICS = _frozen(MEMORY_MB=MEMORY_MB)
@@ -83,8 +83,8 @@ ALGORITHMS = _frozen(**ALGORITHMS, regions=REGIONS)
 #: namespace, or where there is no /proc) is swept by a later run into its folder once unchanged this long.
 STALE_TEMPORARY_HOURS = 24
 # ---------------------------------------------------------------------------------------------------------------
-# The paper's parametric variability models (deepgu:elmm, deepgu:glmm, deepgu:plmm; core/variability_models.py).
-#: weights None: 'auto', set from the data (core/variability_models.py, resolve_weights).
+# The paper's parametric variability models (deepgu:elmm, deepgu:glmm, deepgu:plmm; core/solvers/variability_models.py).
+#: weights None: 'auto', set from the data (core/solvers/variability_models.py, resolve_weights).
 ELMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=50, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
 GLMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=50, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
 #: PLMM: at most 20 sweeps, as its authors.

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundles import local_purity, select_bundles
+from .extraction.bundles import local_purity, select_bundles
 from .defaults import ENDMEMBERS, PURITY_WINDOW, TRAINVAE, WORKFLOW_BUNDLES
-from .endmembers import best_start, image_strips, refine_purest, vca_starts
-from .fcls import fcls
+from .extraction.endmembers import best_start, image_strips, refine_purest, vca_starts
+from .solvers.fcls import fcls
 from .feedback import SubFeedback, ensure
-from .unmix import deepgu_unmix
-from .vae import MIN_BUNDLE_PIXELS, train_endmember_model
-from .vca import vca
+from .solvers.unmix import deepgu_unmix
+from .models.vae import MIN_BUNDLE_PIXELS, train_endmember_model
+from .extraction.vca import vca
 
 
 @dataclass
@@ -40,9 +40,9 @@ def run_pipeline(Y, n_materials, mask=None, seed=0, endmember_method=ENDMEMBERS[
     ``settings``: the DeepGU step's :class:`.unmix_settings.UnmixSettings` (default: the defaults).
 
     ``endmember_method``: ``"refined"`` (the workflow's: VCA restarts screened by
-    :func:`core.endmembers.best_start`, then :func:`core.endmembers.refine_purest`) or ``"vca"``
+    :func:`core.extraction.endmembers.best_start`, then :func:`core.extraction.endmembers.refine_purest`) or ``"vca"``
     (the paper's, one run).
-    ``bundle_method`` and ``n_pixels`` are those of :func:`core.bundles.select_bundles`;
+    ``bundle_method`` and ``n_pixels`` are those of :func:`core.extraction.bundles.select_bundles`;
     ``"spatial"`` (the default) measures purity on the FCLS abundances over ``window x window``
     neighbourhoods; the paper's choice is ``"nearest"`` with 100 pixels.
     """

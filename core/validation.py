@@ -36,7 +36,7 @@ MAX_BETA = 1000.0
 MAX_LAMBDA = 1e6
 MAX_ITERATIONS = 10_000
 MAX_LATENT = 16
-#: cap on a bundle of core.bundles' "angle" method (its nearest pixels are kept), bounding memory.
+#: cap on a bundle of core.extraction.bundles' "angle" method (its nearest pixels are kept), bounding memory.
 MAX_ANGLE_PIXELS = 5000
 #: rows and columns of a synthetic scene (it is generated in memory).
 MAX_SYNTHETIC_SIDE = 5000

@@ -55,8 +55,8 @@ PARAMETERS = [
     Parameter("SEED", "Random seed", INTEGER, 0, "Random seed of every random step.",
               {"endmembers": "SEED", "bundles": "SEED", "trainvae": "SEED"}),
     Parameter("LAMBDA_A", "Spatial smoothing (lambda_A; empty = auto)", DOUBLE, 0.0,
-              "Spatial smoothing of the abundances; empty = auto, set from the data (core/regularisation.py); a "
-              "number overrides it (the paper's grid on reflectance: 0.005-0.05).",
+              "Spatial smoothing of the abundances; empty = auto, set from the data (core/solvers/regularisation.py); "
+              "a number overrides it (the paper's grid on reflectance: 0.005-0.05).",
               {"unmix": "LAMBDA_A"}),
     Parameter("EXTENT", "Extent to unmix (empty: the whole image)", EXTENT, None,
               "Optional: the DeepGU step unmixes only the pixels covering this map extent (snapped outward to whole "

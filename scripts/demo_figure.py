@@ -4,7 +4,7 @@
 reads truth.tif, library.csv, fcls.tif, deepgu.tif, model.pt, bundles.csv and metrics_*.json from
 OUT_FOLDER (written by scripts/demo.sh) and writes OUT_FOLDER/figure.png. Every column is a true
 material; the estimated materials (FCLS and DeepGU abundances, the model's VAEs) are put under the
-true material they are matched to (least abundance RMSE, :func:`core.metrics.match_materials`).
+true material they are matched to (least abundance RMSE, :func:`core.evaluation.metrics.match_materials`).
 """
 
 import json
@@ -16,11 +16,11 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from core.inspect_model import sample_latent_grid
-from core.library import read_spectra
-from core.metrics import match_materials
-from core.model_file import load_model
-from core.raster_io import read_all
+from core.models.inspect_model import sample_latent_grid
+from core.files.library import read_spectra
+from core.evaluation.metrics import match_materials
+from core.models.model_file import load_model
+from core.files.raster_io import read_all
 
 
 def main(folder):

@@ -44,16 +44,16 @@ def scene_and_model(folder, side, seed, epochs, library=None):
     """A ``side`` x ``side`` DC2 scene written to ``folder/scene.tif`` and a VAE model trained on the 30 pixels
     most abundant in each of its 3 materials, saved to ``folder/model.pt``.
 
-    ``library``: as :func:`core.synthetic.make_scene` takes it. Torch runs on one thread from here on (the models
-    are tiny). Returns ``(scene, image path, model path)``.
+    ``library``: as :func:`core.evaluation.synthetic.make_scene` takes it. Torch runs on one thread from here on (the
+    models are tiny). Returns ``(scene, image path, model path)``.
     """
     import numpy as np
     import torch
 
-    from core.model_file import save_model
-    from core.raster_io import georeference, write_raster
-    from core.synthetic import make_scene
-    from core.vae import train_endmember_model
+    from core.models.model_file import save_model
+    from core.files.raster_io import georeference, write_raster
+    from core.evaluation.synthetic import make_scene
+    from core.models.vae import train_endmember_model
 
     torch.set_num_threads(1)
     scene = make_scene("DC2", side, side, seed=seed, library=library)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from bench.accuracy_scenes import NAMES, OTHER_LIBRARY, SYNTHETIC, samson, samson_available, scene
-from core.fcls import fcls
-from core.synthetic import load_library
+from core.solvers.fcls import fcls
+from core.evaluation.synthetic import load_library
 
 
 def _angles_degrees(M):
@@ -83,7 +83,7 @@ def test_lake_roads_is_issue_22s_failure_class():
     """A dark material whose brightness varies 1.3-1.6x and mixes along shores, two materials 10-15 degrees apart
     of which one dominates 5-10 % of the pixels in lines a pixel or two wide, 4 materials, 100 x 100, about
     33 dB; FCLS with the true spectra does well on it. Deterministic per seed."""
-    from core.bundles import local_purity
+    from core.extraction.bundles import local_purity
     first, again = scene("lake-roads", 0), scene("lake-roads", 0)
     np.testing.assert_array_equal(first.image, again.image)
     assert not np.allclose(first.image, scene("lake-roads", 1).image)
@@ -99,7 +99,8 @@ def test_lake_roads_is_issue_22s_failure_class():
         A = s.abundances.reshape(4, -1)
         road_share = np.mean(A.argmax(axis=0) == 3)
         assert 0.05 <= road_share <= 0.10
-        # thin (core.endmembers.thin_materials): the road is the largest 5 x 5 mean at under half as many pixels
+        # thin (core.extraction.endmembers.thin_materials): the road is the largest 5 x 5 mean at under half as
+        # many pixels
         assert np.mean(local_purity(s.abundances, window=5).reshape(4, -1).argmax(axis=0) == 3) < 0.5 * road_share
         water = s.endmembers[:, 1].reshape(L, -1)[:, A[1] > 0]
         brightness = np.linalg.norm(water, axis=0)

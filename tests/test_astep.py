@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.optimize import minimize, nnls
 
-from core.astep import (PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, normal_equations,
+from core.solvers.astep import (PixelGrid, TV_KINDS, abundance_objective, astep, fcls_batched, normal_equations,
                         project_simplex)
 from core.errors import DeepGUError
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from core.bundles import MAX_ANGLE_PIXELS, BundleSelector, local_purity, select_bundles, spectral_angles
+from core.extraction.bundles import MAX_ANGLE_PIXELS, BundleSelector, local_purity, select_bundles, spectral_angles
 from core.errors import DeepGUError
-from core.fcls import fcls
+from core.solvers.fcls import fcls
 from core.jobs import bundles as bundles_job
-from core.library import read_spectra, write_spectra
-from core.raster_io import georeference, write_raster
-from core.synthetic import make_scene
+from core.files.library import read_spectra, write_spectra
+from core.files.raster_io import georeference, write_raster
+from core.evaluation.synthetic import make_scene
 
 L, P, N_MIXED, N_PURE = 40, 3, 3000, 120
 

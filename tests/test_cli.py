@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 from core.jobs import vca as vca_job
-from core.raster_io import open_raster, read_all
+from core.files.raster_io import open_raster, read_all
 from helpers import run_json, scene_and_model
 
 

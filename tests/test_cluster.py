@@ -7,15 +7,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.cluster import parse_cluster, start_local_cluster
+from core.running.cluster import parse_cluster, start_local_cluster
 from core.errors import Canceled, DeepGUError
 from core.feedback import Feedback
 from core.jobs import fcls as fcls_job
 from core.jobs import unmix as job
 from core.jobs import vca as vca_job
-from core.raster_io import read_all
-from core.synthetic import load_library
-from core.unmix_settings import UnmixSettings
+from core.files.raster_io import read_all
+from core.evaluation.synthetic import load_library
+from core.solvers.unmix_settings import UnmixSettings
 from helpers import scene_and_model
 
 distributed = pytest.importorskip("distributed")
@@ -125,7 +125,7 @@ def _square(x):
 def test_tasks_are_built_only_as_the_cluster_takes_them():
     """The driver builds at most 2 x threads tasks ahead of the results (a flight line's thousands of tiles
     each carry their INIT_ABUNDANCES window, which must not all sit in the driver at once)."""
-    from core.cluster import map_tasks
+    from core.running.cluster import map_tasks
 
     built = []
 
@@ -166,10 +166,10 @@ def test_waiting_for_tasks_leaves_no_work_behind(monkeypatch):
     """Polling the cancel flag while tasks run must not leave work on the client's event loop: a Dask wait()
     with a timeout per poll left a watcher per running task on every poll, and the driver's memory grew with
     the run (README, bench/bench_scale.py)."""
-    import core.cluster
-    from core.cluster import map_tasks
+    import core.running.cluster
+    from core.running.cluster import map_tasks
 
-    monkeypatch.setattr(core.cluster, "_POLL", 0.01)
+    monkeypatch.setattr(core.running.cluster, "_POLL", 0.01)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         watcher = _LoopWatcher(client.loop.asyncio_loop)

@@ -227,7 +227,7 @@ def test_install_dependencies_then_trainvae_in_a_fresh_profile(tmp_path):
     assert model.stat().st_size > 0
     # and it is a model file: torch from the profile folder reads it
     probe = subprocess.run(["/usr/bin/python3", "-c", "import sys; sys.path.append(%r); sys.path.insert(0, %r); "
-                            "from core.model_file import load_model; m = load_model(%r); print(len(m.names))"
+                            "from core.models.model_file import load_model; m = load_model(%r); print(len(m.names))"
                             % (str(profile_deps), ROOT, str(model))], capture_output=True, text=True)
     assert probe.returncode == 0 and probe.stdout.split()[-1] == "2", probe.stderr[-2000:]
 

@@ -5,17 +5,17 @@ import itertools
 import numpy as np
 import pytest
 
-from core.bundles import local_purity
-from core.endmembers import (PurityHistogram, _pca_scores, best_start, fit_error, image_strips, nfindr, owner_counts,
-                             ownership, pixel_owners, purity_levels, refine_purest, simplex_volume, thin_materials,
-                             vca_best, vca_starts)
+from core.extraction.bundles import local_purity
+from core.extraction.endmembers import (PurityHistogram, _pca_scores, best_start, fit_error, image_strips, nfindr,
+                                        owner_counts, ownership, pixel_owners, purity_levels, refine_purest,
+                                        simplex_volume, thin_materials, vca_best, vca_starts)
 from core.errors import DeepGUError
-from core.fcls import fcls
+from core.solvers.fcls import fcls
 from core.jobs import endmembers as job
-from core.metrics import match_materials
-from core.raster_io import georeference, write_raster
-from core.synthetic import make_scene
-from core.vca import vca
+from core.evaluation.metrics import match_materials
+from core.files.raster_io import georeference, write_raster
+from core.evaluation.synthetic import make_scene
+from core.extraction.vca import vca
 
 
 def angles_deg(M, M_true):

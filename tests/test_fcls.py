@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-import core.fcls as fcls_module
+import core.solvers.fcls as fcls_module
 from core.errors import Canceled, DeepGUError
-from core.fcls import fcls, reconstruction_rmse
+from core.solvers.fcls import fcls, reconstruction_rmse
 from core.validation import MAX_MATERIALS
 from helpers import Recorder
 

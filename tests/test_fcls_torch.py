@@ -1,13 +1,14 @@
-"""One FCLS: the numpy solver (core.fcls) and the torch A-step's (core.astep) agree, and both match SLSQP."""
+"""One FCLS: the numpy solver (core.solvers.fcls) and the torch A-step's (core.solvers.astep) agree, and both match
+SLSQP."""
 
 import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
 
-from core.astep import fcls_batched
+from core.solvers.astep import fcls_batched
 from core.errors import DeepGUError
-from core.fcls import fcls
+from core.solvers.fcls import fcls
 from core.validation import MAX_MATERIALS
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,8 +7,8 @@ import pytest
 from osgeo import gdal
 
 from core.errors import DeepGUError
-from core.library import read_spectra, write_spectra
-from core.raster_io import NODATA, RasterWriter, georeference, read_all, write_raster
+from core.files.library import read_spectra, write_spectra
+from core.files.raster_io import NODATA, RasterWriter, georeference, read_all, write_raster
 
 WAVELENGTHS = np.array([400.5, 500.0, 612.25, 700.0])
 
@@ -151,7 +151,7 @@ def test_envi_rewrite_commits_header_with_data_and_a_failed_one_keeps_both(tmp_p
 
 
 def test_envi_library_gets_the_csv_checks(tmp_path):
-    from core import envi_library
+    from core.files import envi_library
     path = str(tmp_path / "lib.sli")
     with pytest.raises(DeepGUError, match="material name '=SUM' starts with '='"):
         write_spectra(path, np.eye(2), ["=SUM", "b"])

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from core.errors import DeepGUError
-from core.synthetic import make_scene
-from core.unmix import deepgu_unmix, resolve_device
-from core.unmix_settings import UnmixSettings
-from core.vae import train_endmember_model
+from core.evaluation.synthetic import make_scene
+from core.solvers.unmix import deepgu_unmix, resolve_device
+from core.solvers.unmix_settings import UnmixSettings
+from core.models.vae import train_endmember_model
 
 
 def _small_problem():

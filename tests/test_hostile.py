@@ -23,7 +23,7 @@ from osgeo import gdal
 
 from conftest import ROOT, qgis_env, require_qgis
 from helpers import Recorder
-from core import atomic
+from core.files import atomic
 from core.errors import Canceled, DeepGUError
 from core.jobs import bundles as bundles_job
 from core.jobs import fcls as fcls_job
@@ -31,11 +31,11 @@ from core.jobs import synthetic as synthetic_job
 from core.jobs import train as train_job
 from core.jobs import unmix as unmix_job
 from core.jobs import vca as vca_job
-from core.library import read_spectra, write_spectra
-from core.model_file import _digest, _pack, load_model, save_model
-from core.raster_io import RasterWriter, georeference, open_raster, read_all, write_raster
-from core.unmix_settings import UnmixSettings
-from core.vae import train_vaes
+from core.files.library import read_spectra, write_spectra
+from core.models.model_file import _digest, _pack, load_model, save_model
+from core.files.raster_io import RasterWriter, georeference, open_raster, read_all, write_raster
+from core.solvers.unmix_settings import UnmixSettings
+from core.models.vae import train_vaes
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_non_finite_unmix_parameters(files, out, name, settings):
 
 
 def test_array_api_refuses_non_finite_weights_and_huge_values(files):
-    from core.unmix import deepgu_unmix
+    from core.solvers.unmix import deepgu_unmix
     data, _, _ = read_all(files["scene.tif"])
     model = load_model(files["model.pt"])
     with pytest.raises(DeepGUError, match="LAMBDA_A must be a finite number"):

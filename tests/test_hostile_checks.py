@@ -17,7 +17,7 @@ import pytest
 import test_hostile
 from helpers import Recorder, processing_script
 from test_hostile import Inputs, core_refused, refused
-from core import cluster
+from core.running import cluster
 from core.errors import DeepGUError
 from core.jobs import fcls as fcls_job
 
@@ -157,7 +157,7 @@ def test_local_cluster_is_capped_at_the_cpus(files, out, monkeypatch):
     fcls_job.run(files["scene.tif"], files["em.csv"], there, cluster="local:999", feedback=feedback)
     assert any("local:999" in m and "starting 1" in m for m in feedback.messages), feedback.messages
     assert any("local Dask cluster of 1 worker" in m for m in feedback.messages), feedback.messages
-    from core.raster_io import read_all
+    from core.files.raster_io import read_all
     assert np.array_equal(read_all(here)[0], read_all(there)[0])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:     # multiprocessing's one resource tracker lives as long as this process
@@ -173,7 +173,7 @@ def test_local_cluster_is_capped_at_the_cpus(files, out, monkeypatch):
 
 def _halves(tmp_path, crs_epsg=32633):
     """A 20 x 40 abundance map cut into its left and right 20 x 20 halves, each georeferenced where it lies."""
-    from core.raster_io import georeference, write_raster
+    from core.files.raster_io import georeference, write_raster
     rng = np.random.default_rng(0)
     A = rng.dirichlet(np.ones(3), size=(20, 40)).transpose(2, 0, 1).astype(np.float32)
     left, right = str(tmp_path / "left.tif"), str(tmp_path / "right.tif")
@@ -193,9 +193,9 @@ def test_metrics_refuses_a_reference_from_another_place_through_qgis(qgis_proces
 def test_grid_rules(tmp_path):
     """Size, pixel size, origin (to a thousandth of a pixel) and CRS; a raster without georeferencing matches by
     size; a window is on its own grid."""
-    from core.grid import check_same_grid
-    from core.raster_io import georeference, open_raster, write_raster
-    from core.window import PixelWindow
+    from core.checks.grid import check_same_grid
+    from core.files.raster_io import georeference, open_raster, write_raster
+    from core.files.window import PixelWindow
     data = np.ones((2, 10, 10), np.float32)
     paths = {}
     for name, like in (("ref", georeference(10, 10)),
@@ -230,8 +230,8 @@ def test_grid_rules(tmp_path):
 
 
 def test_init_abundances_and_bundle_abundances_from_another_place(files, tmp_path, out):
-    from core.raster_io import open_raster, read_all, write_raster
-    from core.window import PixelWindow
+    from core.files.raster_io import open_raster, read_all, write_raster
+    from core.files.window import PixelWindow
     data, _, info = read_all(files["scene.tif"])
     fcls = str(tmp_path / "fcls.tif")
     fcls_job.run(files["scene.tif"], files["em.csv"], fcls)
@@ -262,7 +262,7 @@ def test_init_abundances_and_bundle_abundances_from_another_place(files, tmp_pat
 
 def test_trainvae_compares_bundle_and_endmember_wavelengths(files, tmp_path, out):
     from core.jobs import train as train_job
-    from core.library import read_spectra, write_spectra
+    from core.files.library import read_spectra, write_spectra
     bundles = read_spectra(files["bundles.csv"])
     shifted = str(tmp_path / "shifted.csv")
     write_spectra(shifted, bundles.spectra, bundles.materials, bundles.wavelengths + 25.0, bundles.rows, bundles.cols)
@@ -377,7 +377,7 @@ def test_sigterm_between_workflow_steps_leaves_nothing(qgis_process, files, out)
 @pytest.mark.parametrize("delimiter, decimal", [(";", ","), (";", "."), ("\t", "."), ("\t", ",")])
 def test_csv_with_semicolons_or_tabs_reads_as_with_commas(files, tmp_path, delimiter, decimal):
     """A spreadsheet of a decimal-comma locale writes 'wavelength;soil' and '0,123': the same library."""
-    from core.library import read_spectra
+    from core.files.library import read_spectra
     library = read_spectra(files["em.csv"])
     lines = [delimiter.join(["wavelength"] + library.materials)]
     for wavelength, row in zip(library.wavelengths, library.spectra):
@@ -392,7 +392,7 @@ def test_csv_with_semicolons_or_tabs_reads_as_with_commas(files, tmp_path, delim
 
 
 def test_csv_with_another_separator_says_so(tmp_path):
-    from core.library import read_spectra
+    from core.files.library import read_spectra
     path = str(tmp_path / "pipes.csv")
     with open(path, "w") as f:
         f.write("wavelength|soil|tree\n450|0.1|0.2\n")
@@ -435,7 +435,7 @@ def test_scene_in_raw_numbers_with_a_reflectance_library_through_qgis(qgis_proce
     """The scene x 10,000 (raw DN, no scale factor) with its 0-1 endmembers: refused naming ENDMEMBERS, both
     magnitudes and the missing scale factor; with the scale factor set on the file, it unmixes as the original."""
     from osgeo import gdal
-    from core.raster_io import read_all, write_raster
+    from core.files.raster_io import read_all, write_raster
     data, _, info = read_all(files["scene.tif"])
     raw = str(tmp_path / "raw.tif")
     write_raster(raw, data * 10000.0, info, wavelengths=info.wavelengths)
@@ -457,7 +457,7 @@ def test_scene_in_raw_numbers_with_a_reflectance_library_through_qgis(qgis_proce
 def test_library_in_other_units_or_negative(files, tmp_path, out):
     from core.jobs import bundles as bundles_job
     from core.jobs import unmix as unmix_job
-    from core.library import read_spectra, write_spectra
+    from core.files.library import read_spectra, write_spectra
     library = read_spectra(files["em.csv"])
     percent, negative = str(tmp_path / "percent.csv"), str(tmp_path / "negative.csv")
     write_spectra(negative, -library.spectra, library.materials, library.wavelengths)
@@ -470,7 +470,7 @@ def test_library_in_other_units_or_negative(files, tmp_path, out):
     core_refused(lambda: bundles_job.run(files["scene.tif"], percent, str(out / "b.csv")), "ENDMEMBERS", out, inputs,
                  "INPUT's values look about 100x smaller than ENDMEMBERS' ")
     # the model's references: a scene in DN against a model trained on reflectance
-    from core.raster_io import read_all, write_raster
+    from core.files.raster_io import read_all, write_raster
     data, _, info = read_all(files["scene.tif"])
     raw = str(tmp_path / "raw.tif")
     write_raster(raw, data * 10000.0, info, wavelengths=info.wavelengths)
@@ -484,9 +484,9 @@ def test_magnitude_rule_leaves_realistic_brightness_alone():
     x0.001 are refused. Against the bound of the module docstring: a mixture's norm is at least min ||m_p|| /
     sqrt(P)."""
     from osgeo import gdal
-    from core.magnitude import check_magnitudes
-    from core.raster_io import georeference
-    from core.synthetic import load_library
+    from core.checks.magnitude import check_magnitudes
+    from core.files.raster_io import georeference
+    from core.evaluation.synthetic import load_library
 
     _, spectra, _ = load_library()
     M = spectra[:, :4].astype(np.float64)

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from core import atomic, defaults
+from core.files import atomic
+from core import defaults
 from core.errors import DeepGUError
 from core.jobs import fcls as fcls_job
 from core.jobs import vca as vca_job
-from core.raster_io import RasterWriter, georeference, read_all, write_raster
+from core.files.raster_io import RasterWriter, georeference, read_all, write_raster
 import test_hostile
 from test_hostile import Inputs, checksum
 
@@ -168,7 +169,7 @@ def test_fifo_device_and_dev_null_as_outputs_through_qgis(qgis_process, scene, o
 
 
 def test_fifo_as_a_raster_output_or_sidecar_and_a_socket(scene, out):
-    """Every algorithm goes through core.paths: a raster output, an ENVI header and a style sidecar that are
+    """Every algorithm goes through core.checks.paths: a raster output, an ENVI header and a style sidecar that are
     FIFOs, and a socket, are refused naming the parameter."""
     os.mkfifo(str(out / "r.tif"))
     os.mkfifo(str(out / "e.hdr"))
@@ -191,7 +192,7 @@ def test_fifo_as_a_raster_output_or_sidecar_and_a_socket(scene, out):
 
 def test_feature_sink_on_an_input_or_a_fifo_through_qgis(qgis_process, scene, out):
     """Found while testing: QGIS writes a feature sink in place, so OUTPUT_POINTS=em.csv overwrote the
-    ENDMEMBERS library (exit 0). Sinks now go through core.paths before any work."""
+    ENDMEMBERS library (exit 0). Sinks now go through core.checks.paths before any work."""
     folder = os.path.dirname(scene["em.csv"])
     before = listing(folder)
     done = qgis_process.run("deepgu:bundles", INPUT=scene["scene.tif"], ENDMEMBERS=scene["em.csv"],
@@ -267,7 +268,7 @@ def test_clean_up_after_the_commit_cannot_raise(tmp_path, monkeypatch, caplog):
         real_unlink(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "unlink", failing_unlink)
-    with caplog.at_level(logging.WARNING, logger="core.atomic"):
+    with caplog.at_level(logging.WARNING, logger="core.files.atomic"):
         with atomic.together():
             write_raster(a, np.ones((1, 4, 4), np.float32), georeference(4, 4))
             write_raster(b, np.ones((1, 4, 4), np.float32), georeference(4, 4))
@@ -284,7 +285,7 @@ def test_clean_up_after_the_commit_cannot_raise(tmp_path, monkeypatch, caplog):
 HOLD = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-from core import atomic
+from core.files import atomic
 target = atomic.TempTarget(os.path.join({folder!r}, {name!r}))
 print(os.path.basename(target.tmp), flush=True)
 if {die}:
@@ -361,8 +362,8 @@ def test_raster_writer_temporaries_carry_their_owner(tmp_path):
 def test_a_workflow_backup_of_an_old_file_survives_a_later_steps_sweep(tmp_path):
     """The workflow's hard-link backups share the old file's mtime: named without an owner, a later step's sweep
     of stale temporaries (files unchanged for a day) took them, and a failure then could not restore the file."""
-    from core.atomic import sweep_stale
-    from core.rollback import OutputRollback
+    from core.files.atomic import sweep_stale
+    from core.files.rollback import OutputRollback
 
     path = tmp_path / "fcls.tif"
     path.write_bytes(b"the user's old file")

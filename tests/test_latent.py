@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.latent import TRUST_RADIUS, WhitenedModel, confusions
-from core.metrics import match_materials
+from core.solvers.latent import TRUST_RADIUS, WhitenedModel, confusions
+from core.evaluation.metrics import match_materials
 from core.pipeline import run_pipeline
-from core.synthetic import make_scene
-from core.unmix_settings import UnmixSettings
-from core.regularisation import Levels, abundance_noise, resolve, sum_zero_curvatures, tv_curvature
-from core.vae import code_spread, train_vaes
+from core.evaluation.synthetic import make_scene
+from core.solvers.unmix_settings import UnmixSettings
+from core.solvers.regularisation import Levels, abundance_noise, resolve, sum_zero_curvatures, tv_curvature
+from core.models.vae import code_spread, train_vaes
 from toy_model import ToyModel
 
 

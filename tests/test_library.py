@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.errors import DeepGUError
-from core.library import check_bands, read_spectra, write_spectra
+from core.files.library import check_bands, read_spectra, write_spectra
 
 
 def test_endmember_round_trip(tmp_path):

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 
 from conftest import ROOT, qgis_env, require_qgis
-from core.raster_io import georeference, write_raster
+from core.files.raster_io import georeference, write_raster
 from helpers import run_json
 
 
 def test_no_torch_jit_deprecation_warning_from_forward_mode_jacobians():
     """torch.func.jvp (the Z-step) loads decompositions with the deprecated torch.jit.script on first use."""
-    code = ("import torch, core.vae\n"
+    code = ("import torch, core.models.vae\n"
             "torch.func.jvp(torch.tanh, (torch.ones(3),), (torch.ones(3),))\n"
             "print('ok')\n")
     done = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", code], cwd=ROOT,

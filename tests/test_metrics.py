@@ -8,8 +8,8 @@ import pytest
 
 from core.errors import DeepGUError
 from core.jobs import metrics as metrics_job
-from core.metrics import MetricsAccumulator, evaluate, match_materials, rmse, sam
-from core.raster_io import georeference, write_raster
+from core.evaluation.metrics import MetricsAccumulator, evaluate, match_materials, rmse, sam
+from core.files.raster_io import georeference, write_raster
 
 
 def _simplex(P, N, seed):

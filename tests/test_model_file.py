@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from core.errors import DeepGUError
-from core.model_file import FORMAT_VERSION, MAGIC, _digest, check_compatible, load_model, save_model
-from core.vae import train_endmember_model
+from core.models.model_file import FORMAT_VERSION, MAGIC, _digest, check_compatible, load_model, save_model
+from core.models.vae import train_endmember_model
 
 L = 30
 

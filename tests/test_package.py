@@ -6,7 +6,7 @@ import subprocess
 import zipfile
 
 from conftest import ROOT, qgis_env, require_qgis
-from core.raster_io import open_raster
+from core.files.raster_io import open_raster
 
 
 def build_zip(folder):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import qgis_env, require_qgis
-from core.library import read_spectra
-from core.raster_io import NODATA, open_raster, read_all
+from core.files.library import read_spectra
+from core.files.raster_io import NODATA, open_raster, read_all
 from helpers import processing_script, run_fails, run_json
 
 
@@ -137,7 +137,7 @@ print('IDS', ','.join(ids)); print('OUT', out['OUTPUT'])
 
 
 def test_single_band_raster_is_refused(qgis_process, tmp_path):
-    from core.raster_io import georeference, write_raster
+    from core.files.raster_io import georeference, write_raster
     single = str(tmp_path / "single.tif")
     write_raster(single, np.ones((1, 6, 6), np.float32), georeference(6, 6))
     message = run_fails(qgis_process, "deepgu:vca", INPUT=single, ENDMEMBERS=3, OUTPUT=str(tmp_path / "em.csv"))

@@ -7,10 +7,10 @@ import pytest
 import scipy.io
 
 from conftest import SHARED_DATA
-from core.bundles import local_purity
+from core.extraction.bundles import local_purity
 from core.jobs import unmix as unmix_job
-from core.library import read_spectra
-from core.raster_io import NODATA, georeference, open_raster, read_all, write_raster
+from core.files.library import read_spectra
+from core.files.raster_io import NODATA, georeference, open_raster, read_all, write_raster
 from helpers import run_fails, run_json
 
 
@@ -89,7 +89,7 @@ def test_unmix_writes_georeferenced_outputs_and_keeps_nodata(qgis_process, train
     ds.GetRasterBand(1).WriteArray(block)
     ds = None
     out = {key: str(tmp_path / (key + ".tif")) for key in ("a", "m", "z", "rmse")}
-    # MEMORY_MB=16: four tiles, solved side by side on QGIS's worker threads (core/threads.py)
+    # MEMORY_MB=16: four tiles, solved side by side on QGIS's worker threads (core/running/threads.py)
     assert len(unmix_job.tile_layout(30, 30, 16, 198, 3)) == 4
     run_json(qgis_process, "deepgu:unmix", INPUT=holed, MODEL=trained["model.pt"], MAX_ITER=2, LAMBDA_A=0.05,
              MEMORY_MB=16, OUTPUT=out["a"], OUTPUT_ENDMEMBERS=out["m"], OUTPUT_LATENT=out["z"],
@@ -149,7 +149,7 @@ def test_hostile_input_fails_cleanly(qgis_process, trained, tmp_path, case, read
         partial = tmp_path / "partial.csv"
         bundles = read_spectra(trained["bundles.csv"])
         keep = [i for i, m in enumerate(bundles.materials) if m != "EM2"]
-        from core.library import write_spectra
+        from core.files.library import write_spectra
         write_spectra(str(partial), bundles.spectra[:, keep], [bundles.materials[i] for i in keep])
         message = run_fails(qgis_process, "deepgu:trainvae", BUNDLES=str(partial), ENDMEMBERS=trained["em.csv"],
                             OUTPUT=str(tmp_path / "m.pt"))

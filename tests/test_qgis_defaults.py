@@ -89,5 +89,5 @@ def test_help_states_every_default(algorithms, name):
 
 
 def test_unmix_offers_every_tv_kind_of_the_core(algorithms):
-    from core.astep import TV_KINDS
+    from core.solvers.astep import TV_KINDS
     assert algorithms["unmix"]["parameters"]["TV"]["choices"] == list(TV_KINDS) == ["anisotropic", "isotropic", "group"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from osgeo import osr
 
-from core.raster_io import open_raster, read_all
+from core.files.raster_io import open_raster, read_all
 from helpers import run_fails, run_json
 
 #: deepgu:synthetic's grid: EPSG:32633, 30 m pixels, top-left corner (500000, 4500000).

@@ -5,8 +5,8 @@ import os
 import numpy as np
 from osgeo import gdal
 
-from core.library import read_spectra
-from core.raster_io import open_raster, read_all
+from core.files.library import read_spectra
+from core.files.raster_io import open_raster, read_all
 from helpers import run_fails, run_json
 
 

@@ -5,8 +5,8 @@ import copy
 import numpy as np
 import pytest
 
-from core.library import write_spectra
-from core.raster_io import georeference, open_raster, read_all, write_raster
+from core.files.library import write_spectra
+from core.files.raster_io import georeference, open_raster, read_all, write_raster
 from helpers import run_fails, run_json
 from test_variability_models import library, own_scene
 

@@ -7,7 +7,7 @@ import pytest
 from osgeo import gdal
 
 from core.errors import DeepGUError
-from core.raster_io import (NODATA, RasterWriter, block_rows, georeference, iter_blocks, open_raster,
+from core.files.raster_io import (NODATA, RasterWriter, block_rows, georeference, iter_blocks, open_raster,
                             read_all, read_block, write_raster)
 
 

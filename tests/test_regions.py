@@ -15,9 +15,9 @@ from conftest import require_qgis
 from core.errors import DeepGUError
 from core.jobs import endmembers as endmembers_job
 from core.jobs import regions as job
-from core.library import read_spectra
-from core.raster_io import open_raster, read_all, write_raster
-from core.regions import TRIM, Region, read_regions
+from core.files.library import read_spectra
+from core.files.raster_io import open_raster, read_all, write_raster
+from core.extraction.regions import TRIM, Region, read_regions
 from helpers import run_fails, run_json
 
 ROWS, COLS, BANDS = 24, 30, 5
@@ -39,7 +39,7 @@ def _utm_xy(col, row):
 
 def _write_image(folder, nodata_pixels=()):
     """A random 5-band UTM raster with nodata -1 at ``nodata_pixels`` (row, col); returns (path, image)."""
-    from core.raster_io import georeference
+    from core.files.raster_io import georeference
     rng = np.random.default_rng(3)
     image = rng.uniform(0.05, 0.9, (BANDS, ROWS, COLS)).astype(np.float32)
     path = str(folder / "image.tif")
@@ -234,7 +234,7 @@ def _linear_scene(side=40, seed=5):
     Rows 2-7, 14-19 and 26-31 of columns 2-7 are pure material 0, 1 and 2."""
     from scipy.ndimage import uniform_filter
 
-    from core.synthetic import make_scene
+    from core.evaluation.synthetic import make_scene
     library = make_scene("DC2", 10, 10, seed=0).reference                   # (L, 3) shipped spectra
     rng = np.random.default_rng(seed)
     labels = np.kron(rng.integers(0, 3, (side // 8, side // 8)), np.ones((8, 8), dtype=np.int64))
@@ -246,8 +246,8 @@ def _linear_scene(side=40, seed=5):
 
 
 def test_partial_supervision_holds_the_given_references_and_finds_the_rest():
-    from core.bundles import spectral_angles
-    from core.endmembers import best_start, image_strips, refine_purest, vca_starts_fixed
+    from core.extraction.bundles import spectral_angles
+    from core.extraction.endmembers import best_start, image_strips, refine_purest, vca_starts_fixed
     image, _, library = _linear_scene()
     L = library.shape[0]
     given = library[:, [1]] * 1.03                         # a given reference, slightly off: kept as given
@@ -262,8 +262,8 @@ def test_partial_supervision_holds_the_given_references_and_finds_the_rest():
 
 def test_endmembers_with_regions(tmp_path):
     """deepgu:endmembers' job: the named material first, exactly its trimmed region mean; too many named: refused."""
-    from core.bundles import spectral_angles
-    from core.raster_io import georeference
+    from core.extraction.bundles import spectral_angles
+    from core.files.raster_io import georeference
     image, _, library = _linear_scene()
     path = str(tmp_path / "scene.tif")
     write_raster(path, image, georeference(40, 40, UTM, ORIGIN, PIXEL))
@@ -312,8 +312,8 @@ def test_qgis_regions_refuse_bad_input_naming_the_parameter(qgis_process, tmp_pa
 def test_qgis_workflow_with_regions(qgis_process, tmp_path):
     """The workflow with REGIONS naming one of three materials: its reference is the region's, first and named,
     the other two are found around it; MATERIALS below the number named is refused naming MATERIALS."""
-    from core.bundles import spectral_angles
-    from core.raster_io import georeference
+    from core.extraction.bundles import spectral_angles
+    from core.files.raster_io import georeference
     image, _, library = _linear_scene()
     path = str(tmp_path / "scene.tif")
     write_raster(path, image, georeference(40, 40, UTM, ORIGIN, PIXEL))

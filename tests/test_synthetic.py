@@ -7,7 +7,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from core.errors import DeepGUError
-from core.synthetic import (DC1_KNOTS, DC1_SPREAD, DC2_AMPLITUDE, load_library, make_scene,
+from core.evaluation.synthetic import (DC1_KNOTS, DC1_SPREAD, DC2_AMPLITUDE, load_library, make_scene,
                             piecewise_linear_factors)
 
 USGS = os.path.join(SHARED_DATA, "usgs")

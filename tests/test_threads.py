@@ -1,4 +1,4 @@
-"""core.threads: tasks side by side on threads of one torch thread each, fed only when a thread is free,
+"""core.running.threads: tasks side by side on threads of one torch thread each, fed only when a thread is free,
 cancellable."""
 
 import threading
@@ -9,8 +9,8 @@ import torch
 
 from core.errors import Canceled
 from core.feedback import Feedback
-import core.threads
-from core.threads import map_in_threads
+import core.running.threads
+from core.running.threads import map_in_threads
 
 
 class Recorder(Feedback):
@@ -98,7 +98,7 @@ def test_cancel_stops_the_running_tasks():
 def test_tasks_are_read_only_when_a_thread_is_free_even_when_they_outlast_the_poll(monkeypatch):
     """Tasks longer than the progress poll: no task is read ahead of a free thread (a loop that read one more
     task at every poll held every tile of a long run in memory)."""
-    monkeypatch.setattr(core.threads, "POLL", 0.005)
+    monkeypatch.setattr(core.running.threads, "POLL", 0.005)
     started, ahead = [], []
 
     def work(x, feedback):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from core.tiling import tile_size, tiles
+from core.running.tiling import tile_size, tiles
 
 
 def test_cores_partition_the_raster_and_pads_contain_cores():

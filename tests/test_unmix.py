@@ -5,10 +5,10 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from core.astep import fcls_batched
+from core.solvers.astep import fcls_batched
 from core.errors import Canceled, DeepGUError
-from core.unmix import deepgu_unmix, resolve_device
-from core.unmix_settings import UnmixSettings
+from core.solvers.unmix import deepgu_unmix, resolve_device
+from core.solvers.unmix_settings import UnmixSettings
 from helpers import Recorder
 from toy_model import ToyModel
 

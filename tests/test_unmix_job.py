@@ -12,8 +12,8 @@ import helpers
 from core.errors import Canceled
 from core.feedback import Feedback
 from core.jobs import unmix as job
-from core.raster_io import read_all
-from core.unmix_settings import UnmixSettings
+from core.files.raster_io import read_all
+from core.solvers.unmix_settings import UnmixSettings
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA
-from core.bundles import spectral_angles
+from core.extraction.bundles import spectral_angles
 from core.errors import Canceled, DeepGUError
-from core.inspect_model import plot_model, sample_latent_grid
-from core.vae import EndmemberModel, MaterialVAE, encoder_sizes, train_endmember_model, train_vaes
+from core.models.inspect_model import plot_model, sample_latent_grid
+from core.models.vae import EndmemberModel, MaterialVAE, encoder_sizes, train_endmember_model, train_vaes
 from helpers import Recorder
 
 EXAMPLE = os.path.join(SHARED_DATA, "vae_example", "training_EM_data.mat")

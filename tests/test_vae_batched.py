@@ -1,7 +1,7 @@
-"""Batched VAE training (core.vae.StackedVAEs): each material gets the model it gets trained alone.
+"""Batched VAE training (core.models.vae.StackedVAEs): each material gets the model it gets trained alone.
 
 The reference below is the per-material training loop as it was before the batching (nn.Linear layers,
-autograd, torch.optim.Adam, one material at a time), written independently of core.vae's stacked code: the
+autograd, torch.optim.Adam, one material at a time), written independently of core.models.vae's stacked code: the
 batched run must give every material the same weights and loss curve to float tolerance, with bundles of
 different sizes (padded mini-batches) and a 4-pixel bundle (2 mini-batches per epoch, its own group).
 """
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from core.errors import Canceled, DeepGUError
-from core.vae import SCALE_MARGIN, MaterialVAE, StackedVAEs, _generators, _one_thread, encoder_sizes, train_vaes
+from core.models.vae import SCALE_MARGIN, MaterialVAE, StackedVAEs, _generators, _one_thread, encoder_sizes, train_vaes
 from helpers import Recorder
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import core.vca as vca_module
+import core.extraction.vca as vca_module
 from core.errors import DeepGUError
-from core.vca import vca
+from core.extraction.vca import vca
 
 
 def scene(snr_db, L=50, P=4, N=3000, seed=0):
@@ -21,7 +21,7 @@ def scene(snr_db, L=50, P=4, N=3000, seed=0):
 
 
 def fixed_signs(U):
-    """The sign convention of core.vca: the largest-magnitude entry of each column is positive."""
+    """The sign convention of core.extraction.vca: the largest-magnitude entry of each column is positive."""
     U = U.copy()
     for j in range(U.shape[1]):
         if U[np.argmax(np.abs(U[:, j])), j] < 0:

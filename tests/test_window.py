@@ -7,10 +7,10 @@ import pytest
 
 from core.errors import DeepGUError
 from core.jobs import fcls as fcls_job
-from core.library import write_spectra
-from core.raster_io import georeference, open_raster, read_all, write_raster
-from core.synthetic import make_scene
-from core.window import PixelWindow, extent_window, raster_extent, window_transform
+from core.files.library import write_spectra
+from core.files.raster_io import georeference, open_raster, read_all, write_raster
+from core.evaluation.synthetic import make_scene
+from core.files.window import PixelWindow, extent_window, raster_extent, window_transform
 
 #: a 10 x 20 raster of 30 m pixels whose top-left corner is (1000, 5000): x in [1000, 1600], y in [4700, 5000].
 TRANSFORM, ROWS, COLS = (1000.0, 30.0, 0.0, 5000.0, 0.0, -30.0), 10, 20

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from conftest import ROOT, require_qgis
-from core.raster_io import read_all
+from core.files.raster_io import read_all
 from helpers import run_json
 
 MODEL = os.path.join(ROOT, "models", "deepgu_workflow.model3")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.latent import WhitenedModel
-from core.vae import EndmemberModel, MaterialVAE, encoder_sizes
-from core.zstep import CACHE_CHUNK, PixelStats, decode, decode_with_jacobian, zstep
+from core.solvers.latent import WhitenedModel
+from core.models.vae import EndmemberModel, MaterialVAE, encoder_sizes
+from core.solvers.zstep import CACHE_CHUNK, PixelStats, decode, decode_with_jacobian, zstep
 from toy_model import ToyModel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -187,11 +187,11 @@ def test_lm_stops_at_the_float32_decoders_precision(monkeypatch):
     """A step whose predicted decrease is below the float32 decoder's round-off in f is not tried: on a small
     DC1 scene the Z-steps take ~2 LM iterations per pixel instead of ~11 (trials that round-off decided), and
     DeepGU reaches the same objective."""
-    import core.zstep
-    from core.synthetic import make_scene
-    from core.unmix import deepgu_unmix
-    from core.unmix_settings import UnmixSettings
-    from core.vae import train_endmember_model
+    import core.solvers.zstep
+    from core.evaluation.synthetic import make_scene
+    from core.solvers.unmix import deepgu_unmix
+    from core.solvers.unmix_settings import UnmixSettings
+    from core.models.vae import train_endmember_model
 
     scene = make_scene("DC1", 24, 24, seed=0)
     A, Y = scene.abundances.reshape(len(scene.names), -1), scene.image.reshape(scene.image.shape[0], -1)
@@ -200,7 +200,7 @@ def test_lm_stops_at_the_float32_decoders_precision(monkeypatch):
     assert model.z0.dtype == torch.float32
     settings = UnmixSettings(max_iter=4, tol=1e-9)
     ours = deepgu_unmix(scene.image, model, settings)
-    monkeypatch.setattr(core.zstep, "_RESOLUTION", 0.0)
+    monkeypatch.setattr(core.solvers.zstep, "_RESOLUTION", 0.0)
     without = deepgu_unmix(scene.image, model, settings)
     ours_lm = np.mean([h["z_iterations"] for h in ours.history])
     without_lm = np.mean([h["z_iterations"] for h in without.history])

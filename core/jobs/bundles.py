@@ -2,16 +2,16 @@
 
 import numpy as np
 
-from ..bundles import METHODS, BundleSelector, auto_bundles, local_purity
+from ..extraction.bundles import METHODS, BundleSelector, auto_bundles, local_purity
 from ..defaults import BUNDLES, SAMPLE_SIZE
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
-from ..grid import check_same_grid
-from ..library import check_bands, read_spectra, write_spectra
-from ..magnitude import check_library, check_magnitudes
-from ..paths import check_paths
-from ..raster_io import block_rows, iter_blocks, open_raster, read_block, valid_pixels
-from ..sampling import sample_pixels
+from ..checks.grid import check_same_grid
+from ..files.library import check_bands, read_spectra, write_spectra
+from ..checks.magnitude import check_library, check_magnitudes
+from ..checks.paths import check_paths
+from ..files.raster_io import block_rows, iter_blocks, open_raster, read_block, valid_pixels
+from ..files.sampling import sample_pixels
 from ..validation import MAX_MEMORY_MB, as_parameter, finite, integer
 
 
@@ -39,7 +39,7 @@ def _block_purity(abundances, row0, n_rows, window):
 def run(input_path, endmembers_csv, output_csv, method=BUNDLES["METHOD"], n_pixels=BUNDLES["N_PIXELS"],
         max_angle_deg=BUNDLES["ANGLE"], min_pixels=BUNDLES["MIN_PIXELS"], seed=0, sample_size=SAMPLE_SIZE,
         memory_mb=BUNDLES["MEMORY_MB"], abundances_path=None, window=BUNDLES["WINDOW"], feedback=None):
-    """Select each material's bundle (see :mod:`core.bundles`) and write it as a bundle CSV.
+    """Select each material's bundle (see :mod:`core.extraction.bundles`) and write it as a bundle CSV.
 
     ``nearest``, ``angle`` and ``spatial`` stream the whole raster keeping a running
     selection (``spatial`` also reads ``abundances_path``, (P bands, same grid), in

@@ -9,8 +9,8 @@ import sys
 
 from ..errors import Canceled, DeepGUError
 from ..feedback import ConsoleFeedback
-from ..raster_io import open_raster
-from ..window import extent_window
+from ..files.raster_io import open_raster
+from ..files.window import extent_window
 
 
 def job_parser(description, positionals):
@@ -23,7 +23,7 @@ def job_parser(description, positionals):
 
 
 def window(args):
-    """The pixel window of INPUT that ``--extent`` covers (:func:`core.window.extent_window`), or None."""
+    """The pixel window of INPUT that ``--extent`` covers (:func:`core.files.window.extent_window`), or None."""
     if args.extent is None:
         return None
     info = open_raster(args.input, "INPUT")

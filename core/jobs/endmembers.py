@@ -1,16 +1,16 @@
-"""Reference endmembers of a raster by a chosen method (:mod:`core.endmembers`), file to file."""
+"""Reference endmembers of a raster by a chosen method (:mod:`core.extraction.endmembers`), file to file."""
 
 from ..defaults import ENDMEMBER_METHODS as METHODS, ENDMEMBERS, REGIONS
-from ..endmembers import best_start, nfindr, refine_purest, vca_best, vca_starts, vca_starts_fixed
+from ..extraction.endmembers import best_start, nfindr, refine_purest, vca_best, vca_starts, vca_starts_fixed
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
-from ..library import write_spectra
-from ..paths import check_paths
-from ..raster_io import block_rows, open_raster, read_block
-from ..regions import region_references
-from ..sampling import sample_pixels
+from ..files.library import write_spectra
+from ..checks.paths import check_paths
+from ..files.raster_io import block_rows, open_raster, read_block
+from ..extraction.regions import region_references
+from ..files.sampling import sample_pixels
 from ..validation import MAX_MEMORY_MB, ContrastCheck, finite, integer
-from ..vca import vca
+from ..extraction.vca import vca
 from .vca import check_endmembers
 
 #: side of the central window on which the VCA restarts of ``refined`` are compared (pixels).
@@ -18,7 +18,7 @@ SCREEN_WINDOW = 256
 
 
 def raster_strips(info, memory_mb):
-    """The strips source of :func:`core.endmembers.refine_purest` for a raster file, read in row strips."""
+    """The strips source of :func:`core.extraction.endmembers.refine_purest` for a raster file, read in row strips."""
     def strips(halo):
         step = block_rows(info, memory_mb, halo=halo)
         for row0 in range(0, info.rows, step):
@@ -65,8 +65,8 @@ def run(input_path, n_endmembers, output_csv, method=ENDMEMBERS["METHOD"], seed=
     rows/cols locate the chosen pixel of each endmember, or are None for ``refined`` (its
     endmembers are means of many pixels).
 
-    ``regions``: :class:`core.regions.Region` s (INPUT's CRS) naming K materials: those come first, their
-    references from the regions (:func:`core.regions.region_references`); the other ``n_endmembers - K`` are
+    ``regions``: :class:`core.extraction.regions.Region` s (INPUT's CRS) naming K materials: those come first, their
+    references from the regions (:func:`core.extraction.regions.region_references`); the other ``n_endmembers - K`` are
     extracted around them (``refined`` only). Rows/cols are then None.
     """
     feedback = ensure(feedback)

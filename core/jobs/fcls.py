@@ -5,18 +5,18 @@ Command line (the same parameters as ``deepgu:fcls``): ``python -m core.jobs.fcl
 
 import numpy as np
 
-from ..cluster import cluster_client, map_tasks
+from ..running.cluster import cluster_client, map_tasks
 from ..defaults import FCLS
 from ..errors import DeepGUError
 from ..feedback import ensure
-from ..fcls import fcls, reconstruction_rmse
-from ..library import check_bands, read_spectra
-from ..magnitude import check_library, check_magnitudes
-from ..paths import check_paths
-from ..raster_io import (OutputSet, block_rows, bounded_block_cache, iter_blocks, open_raster, read_block, scatter,
-                         valid_pixels)
+from ..solvers.fcls import fcls, reconstruction_rmse
+from ..files.library import check_bands, read_spectra
+from ..checks.magnitude import check_library, check_magnitudes
+from ..checks.paths import check_paths
+from ..files.raster_io import (OutputSet, block_rows, bounded_block_cache, iter_blocks, open_raster, read_block,
+                               scatter, valid_pixels)
 from ..validation import MAX_MEMORY_MB, ContrastCheck, as_parameter, finite
-from ..window import window_label
+from ..files.window import window_label
 
 
 def _solve_strip(info, M, row0, n_rows, with_rmse):
@@ -37,10 +37,10 @@ def run(input_path, endmembers_csv, output, output_rmse=None, memory_mb=FCLS["ME
         window=None, feedback=None):
     """Write FCLS abundances (one named band per material) and optionally the per-pixel RMSE.
 
-    ``window`` (:class:`core.window.PixelWindow`): only those pixels of INPUT are read and unmixed, and the
+    ``window`` (:class:`core.files.window.PixelWindow`): only those pixels of INPUT are read and unmixed, and the
     outputs cover just them (georeferenced to the window); None: the whole raster.
 
-    ``cluster`` (see :func:`core.cluster.parse_cluster`): empty solves the strips here,
+    ``cluster`` (see :func:`core.running.cluster.parse_cluster`): empty solves the strips here,
     otherwise they are tasks on a Dask cluster whose workers read their strip from the file.
     Returns the number of valid pixels unmixed. The image must have as many distinct valid pixels as there are
     materials (:class:`.validation.ContrastCheck`, merged over the strips).

@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from ..atomic import together
+from ..files.atomic import together
 from ..defaults import SAMPLEVAE
 from ..errors import DeepGUError
-from ..inspect_model import plot_model, sample_latent_grid
-from ..library import check_bands, read_spectra, write_spectra
-from ..model_file import load_model
-from ..paths import check_paths
+from ..models.inspect_model import plot_model, sample_latent_grid
+from ..files.library import check_bands, read_spectra, write_spectra
+from ..models.model_file import load_model
+from ..checks.paths import check_paths
 from ..validation import as_parameter, finite, integer
 
 

@@ -2,14 +2,14 @@
 
 import json
 
-from ..atomic import atomic_output
+from ..files.atomic import atomic_output
 from ..defaults import METRICS
 from ..errors import DeepGUError
 from ..feedback import ensure
-from ..grid import check_same_grid
-from ..metrics import MetricsAccumulator
-from ..paths import check_paths
-from ..raster_io import block_rows, iter_blocks, open_raster, read_block
+from ..checks.grid import check_same_grid
+from ..evaluation.metrics import MetricsAccumulator
+from ..checks.paths import check_paths
+from ..files.raster_io import block_rows, iter_blocks, open_raster, read_block
 from ..validation import MAX_MEMORY_MB, finite
 
 
@@ -32,7 +32,7 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
         feedback=None):
     """Compute RMSE_A (and RMSE_M, SAM_M when both endmember rasters are given) over pixels valid in all inputs.
 
-    Materials are matched as :func:`core.metrics.match_materials` does (abundance RMSE, or
+    Materials are matched as :func:`core.evaluation.metrics.match_materials` does (abundance RMSE, or
     the mean spectral angle with endmembers). The rasters are read in strips of at most
     ``memory_mb``. Returns the metrics dict; writes it as JSON to ``report`` when given.
     """

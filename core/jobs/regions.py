@@ -1,4 +1,4 @@
-"""Reference spectra from analyst regions (:mod:`core.regions`), file to file; also a command line::
+"""Reference spectra from analyst regions (:mod:`core.extraction.regions`), file to file; also a command line::
 
     python -m core.jobs.regions INPUT REGIONS MATERIAL_FIELD OUTPUT [--bundles PATH] [--min-pixels N]
 
@@ -10,21 +10,21 @@ import sys
 
 import numpy as np
 
-from ..atomic import together
+from ..files.atomic import together
 from ..defaults import REGIONS
 from ..feedback import ensure
-from ..library import write_spectra
-from ..paths import check_paths
-from ..raster_io import open_raster
-from ..regions import read_regions, region_references
+from ..files.library import write_spectra
+from ..checks.paths import check_paths
+from ..files.raster_io import open_raster
+from ..extraction.regions import read_regions, region_references
 from ..validation import MAX_MEMORY_MB, finite, integer
 from .cli import job_parser, run_command
 
 
 def run(input_path, regions, output, output_bundles=None, min_pixels=REGIONS["MIN_PIXELS"],
         memory_mb=REGIONS["MEMORY_MB"], feedback=None):
-    """One reference spectrum per material of ``regions`` (:class:`core.regions.Region` s in INPUT's CRS) to the
-    library ``output``; with ``output_bundles``, every region pixel (with its row and col) to that bundle file,
+    """One reference spectrum per material of ``regions`` (:class:`core.extraction.regions.Region` s in INPUT's CRS) to
+    the library ``output``; with ``output_bundles``, every region pixel (with its row and col) to that bundle file,
     the format deepgu:bundles writes. Both appear together or neither.
 
     Returns ``(materials [K], M (L, K), rows, cols, pixel materials, info)`` (rows, cols, pixel materials: of

@@ -1,18 +1,18 @@
 """Write a synthetic scene with known truth as georeferenced rasters and a library CSV."""
 
-from ..atomic import together
+from ..files.atomic import together
 from ..defaults import SYNTHETIC
 from ..errors import DeepGUError
-from ..library import write_spectra
-from ..paths import check_paths
-from ..raster_io import OutputSet, endmember_band_names, georeference
-from ..synthetic import make_scene
+from ..files.library import write_spectra
+from ..checks.paths import check_paths
+from ..files.raster_io import OutputSet, endmember_band_names, georeference
+from ..evaluation.synthetic import make_scene
 from ..validation import MAX_SYNTHETIC_PIXELS, MAX_SYNTHETIC_SIDE, finite, integer
 
 
 def run(kind, rows, cols, output, output_abundances=None, output_library=None, output_endmembers=None,
         snr_db=SYNTHETIC["SNR"], seed=0, n_materials=SYNTHETIC["MATERIALS"], epsg=SYNTHETIC["EPSG"], feedback=None):
-    """Generate :func:`core.synthetic.make_scene` and write it.
+    """Generate :func:`core.evaluation.synthetic.make_scene` and write it.
 
     - ``output``: the image, ``(L, rows, cols)`` with band wavelengths (nm);
     - ``output_abundances``: true abundances, one band per material named after it;

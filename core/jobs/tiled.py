@@ -10,15 +10,15 @@ every worker) and yields the solved core blocks for the job to write.
 import numpy as np
 import torch
 
-from ..cluster import map_tasks
+from ..running.cluster import map_tasks
 from ..errors import DeepGUError
-from ..fcls import fcls
+from ..solvers.fcls import fcls
 from ..feedback import ensure
-from ..grid import check_same_grid
-from ..raster_io import block_rows, bounded_block_cache, iter_blocks, open_raster, read_block, valid_pixels
-from ..regularisation import measure_levels
-from ..threads import map_in_threads
-from ..tiling import tile_size, tiles
+from ..checks.grid import check_same_grid
+from ..files.raster_io import block_rows, bounded_block_cache, iter_blocks, open_raster, read_block, valid_pixels
+from ..solvers.regularisation import measure_levels
+from ..running.threads import map_in_threads
+from ..running.tiling import tile_size, tiles
 from ..validation import ContrastCheck
 
 #: pixels of overlap around each tile; the TV coupling's influence dies out well within it.
@@ -34,7 +34,7 @@ MIN_TILE = 32
 def open_init(path, like, n_materials, window=None, what="the model"):
     """Describe the INIT_ABUNDANCES raster, checked against the image and ``n_materials``. With a ``window`` of the
     image, a raster of the whole image's size is restricted to it, one of the window's size is taken as it is;
-    either must lie on its grid (:func:`core.grid.check_same_grid`)."""
+    either must lie on its grid (:func:`core.checks.grid.check_same_grid`)."""
     info = open_raster(path, "INIT_ABUNDANCES")
     if info.n_bands != n_materials:
         raise DeepGUError("INIT_ABUNDANCES has %d bands but %s has %d materials" % (info.n_bands, what, n_materials))
@@ -104,7 +104,7 @@ def read_init(init, tile):
 
 def tile_threads(n_tiles, gpu=False):
     """Tiles solved at once in this process: one per torch thread (``torch.get_num_threads()``, the cores
-    unless limited) and at most ``n_tiles`` on a CPU, one on a GPU (:mod:`core.threads`)."""
+    unless limited) and at most ``n_tiles`` on a CPU, one on a GPU (:mod:`core.running.threads`)."""
     if gpu:
         return 1
     return max(1, min(torch.get_num_threads(), n_tiles))
@@ -127,7 +127,7 @@ def solve_tiles(info, layout, init, solve, context, client, memory_mb, feedback,
     """Yield ``(tile, blocks)`` as the tiles of ``layout`` are solved, ``blocks = solve(context, tile, block,
     feedback=...)`` (None for a tile without valid pixels).
 
-    ``client`` None: in this process, ``n_threads`` tiles at a time (:func:`core.threads.map_in_threads`; the
+    ``client`` None: in this process, ``n_threads`` tiles at a time (:func:`core.running.threads.map_in_threads`; the
     raster is read here, in the calling thread, and each tile's log lines reach ``feedback`` together). Otherwise
     on the Dask cluster of ``client`` (any order): ``worker_context`` (default ``context``) is sent once to every
     worker, the workers read their tile of the image themselves and the (small) initial abundances are read here.
@@ -156,9 +156,9 @@ def solve_tiles(info, layout, init, solve, context, client, memory_mb, feedback,
 
 
 def write_tiles(outputs, solved, label, init_path=None):
-    """Write every solved tile's blocks to ``outputs`` (:class:`core.raster_io.OutputSet`); refuse a run in which
+    """Write every solved tile's blocks to ``outputs`` (:class:`core.files.raster_io.OutputSet`); refuse a run in which
     no tile had a valid pixel (INPUT has some: the contrast check); ``label`` names the pixels read
-    (:func:`core.window.window_label`)."""
+    (:func:`core.files.window.window_label`)."""
     any_valid = False
     for tile, blocks in solved:
         if blocks is None:

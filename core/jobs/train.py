@@ -2,13 +2,13 @@
 
 from ..defaults import TRAINVAE
 from ..errors import DeepGUError
-from ..paths import check_paths
+from ..checks.paths import check_paths
 from ..validation import MAX_BETA, MAX_EPOCHS, MAX_LATENT, as_parameter, finite, integer
 from ..feedback import ensure
-from ..latent import TRUST_RADIUS, confusions
-from ..library import check_bands, read_spectra
-from ..model_file import save_model
-from ..vae import train_endmember_model
+from ..solvers.latent import TRUST_RADIUS, confusions
+from ..files.library import check_bands, read_spectra
+from ..models.model_file import save_model
+from ..models.vae import train_endmember_model
 
 
 def run(bundles_csv, endmembers_csv, output_model, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOCHS"],
@@ -19,7 +19,7 @@ def run(bundles_csv, endmembers_csv, output_model, latent_dim=TRAINVAE["LATENT_D
     The model (weights, scaling, m_p0, z_p0, wavelengths, loss curves) goes
     to ``output_model`` (written atomically). Warns (feedback) when a material's decoder,
     within the trust region of its codes, gets nearer to another material's reference than
-    to its own (:func:`core.latent.confusions`). Returns the model.
+    to its own (:func:`core.solvers.latent.confusions`). Returns the model.
     """
     feedback = ensure(feedback)
     check_paths({"BUNDLES": bundles_csv, "ENDMEMBERS": endmembers_csv}, {"OUTPUT": output_model})

@@ -6,19 +6,19 @@ Command line (the same parameters as ``deepgu:unmix``): ``python -m core.jobs.un
 import time
 from dataclasses import replace
 
-from ..cluster import BytesCache, cluster_client
+from ..running.cluster import BytesCache, cluster_client
 from ..errors import DeepGUError
-from ..magnitude import check_library, check_magnitudes
+from ..checks.magnitude import check_library, check_magnitudes
 from ..feedback import ensure
-from ..model_file import check_compatible, load_model
-from ..paths import check_paths
-from ..raster_io import OutputSet, bounded_block_cache, endmember_band_names, open_raster
+from ..models.model_file import check_compatible, load_model
+from ..checks.paths import check_paths
+from ..files.raster_io import OutputSet, bounded_block_cache, endmember_band_names, open_raster
 from ..defaults import DEVICES, MEMORY_MB, TV_KINDS, UNMIX
-from ..regularisation import AUTO, describe, is_auto, resolve
-from ..unmix import deepgu_unmix, resolve_device
-from ..unmix_settings import UnmixSettings
+from ..solvers.regularisation import AUTO, describe, is_auto, resolve
+from ..solvers.unmix import deepgu_unmix, resolve_device
+from ..solvers.unmix_settings import UnmixSettings
 from ..validation import as_parameter
-from ..window import window_label
+from ..files.window import window_label
 from . import tiled
 from .tiled import HALO, LEVEL_WINDOW, MIN_TILE, tile_layout  # noqa: F401 (MIN_TILE: part of this job's interface)
 
@@ -69,26 +69,26 @@ def tile_threads(settings, n_tiles):
 
 def run(input_path, model_path, output, settings=None, init_abundances=None, output_endmembers=None,
         output_latent=None, output_rmse=None, window=None, halo=HALO, feedback=None):
-    """Unmix ``input_path`` with the DeepGU model at ``model_path`` (see :func:`core.unmix.deepgu_unmix`) and
+    """Unmix ``input_path`` with the DeepGU model at ``model_path`` (see :func:`core.solvers.unmix.deepgu_unmix`) and
     :class:`.unmix_settings.UnmixSettings` ``settings`` (default: the defaults).
 
     The raster is cut into square tiles sized from ``settings.memory_mb``; each is solved with a
     ``halo``-pixel margin of its neighbours and only its core is written. ``settings.cluster``
-    (see :func:`core.cluster.parse_cluster`): empty solves the tiles here, one per CPU core at a time
-    (:func:`tile_threads`, :mod:`core.threads`), otherwise they are tasks on a Dask cluster; the tiles and
+    (see :func:`core.running.cluster.parse_cluster`): empty solves the tiles here, one per CPU core at a time
+    (:func:`tile_threads`, :mod:`core.running.threads`), otherwise they are tasks on a Dask cluster; the tiles and
     the result are the same. Outputs:
     abundances (P named bands), optional per-pixel endmembers (P x L bands), latent
     codes (P x K bands) and reconstruction RMSE. ``"auto"`` regularisation is resolved once for
     the whole scene, from FCLS with the model's references on the central window of
-    :data:`LEVEL_WINDOW` x :data:`LEVEL_WINDOW` pixels (:mod:`core.regularisation`), so every
+    :data:`LEVEL_WINDOW` x :data:`LEVEL_WINDOW` pixels (:mod:`core.solvers.regularisation`), so every
     tile uses the same weights. Returns the number of tiles.
-    ``window`` (:class:`core.window.PixelWindow`): only those pixels of INPUT are read and unmixed (tiles
+    ``window`` (:class:`core.files.window.PixelWindow`): only those pixels of INPUT are read and unmixed (tiles
     within it, regularisation measured on its centre) and the outputs cover just them, georeferenced to the
     window; INIT_ABUNDANCES is then of the image's size or of the window's.
     Before any tile is solved the parameters are checked, and the image is read once to check that it has
     the contrast to unmix (:class:`.validation.ContrastCheck`); tiles are at least :data:`MIN_TILE` pixels
     wide, halo included, whatever ``settings.memory_mb``. GDAL's block cache is held to a quarter of
-    ``settings.memory_mb`` meanwhile (:func:`core.raster_io.bounded_block_cache`).
+    ``settings.memory_mb`` meanwhile (:func:`core.files.raster_io.bounded_block_cache`).
     """
     feedback = ensure(feedback)
     check_paths({"INPUT": input_path, "MODEL": model_path, "INIT_ABUNDANCES": init_abundances},

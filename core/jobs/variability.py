@@ -1,24 +1,24 @@
 """ELMM, GLMM or PLMM unmixing of a raster (``deepgu:elmm``, ``deepgu:glmm``, ``deepgu:plmm``), tile by tile with
 an overlap halo, in this process or on a Dask cluster (:mod:`.tiled`, as ``deepgu:unmix``).
 
-The methods are those of :mod:`core.variability_models`; their auto weights are resolved once for the whole
+The methods are those of :mod:`core.solvers.variability_models`; their auto weights are resolved once for the whole
 scene, from FCLS with the references on the central window (:func:`.tiled.central_levels`), so every tile uses
 the same numbers.
 """
 
 from dataclasses import dataclass
 
-from ..cluster import cluster_client
+from ..running.cluster import cluster_client
 from ..defaults import MEMORY_MB
 from ..errors import DeepGUError
 from ..feedback import ensure
-from ..library import check_bands, read_spectra
-from ..magnitude import check_library, check_magnitudes
-from ..paths import check_paths
-from ..raster_io import OutputSet, bounded_block_cache, endmember_band_names, open_raster
+from ..files.library import check_bands, read_spectra
+from ..checks.magnitude import check_library, check_magnitudes
+from ..checks.paths import check_paths
+from ..files.raster_io import OutputSet, bounded_block_cache, endmember_band_names, open_raster
 from ..validation import MAX_ITERATIONS, MAX_MEMORY_MB, as_parameter, finite, integer
-from ..window import window_label
-from ..variability_models import (WEIGHTS, check_weights, describe_weights, method_defaults, needs_levels,
+from ..files.window import window_label
+from ..solvers.variability_models import (WEIGHTS, check_weights, describe_weights, method_defaults, needs_levels,
                                   resolve_weights, unmix_variability)
 from . import tiled
 
@@ -26,9 +26,9 @@ from . import tiled
 @dataclass(frozen=True)
 class VariabilitySettings:
     """A variability method's run: ``method`` (elmm, glmm or plmm), ``weights`` ({name: number or None = auto},
-    :data:`core.variability_models.WEIGHTS`), ``max_iter``, ``tol``, ``memory_mb`` (per tile) and ``cluster``
-    (:func:`core.cluster.parse_cluster`); None: the method's default (:data:`core.defaults.ELMM`, ...). Checked on
-    creation with messages naming the Processing parameter."""
+    :data:`core.solvers.variability_models.WEIGHTS`), ``max_iter``, ``tol``, ``memory_mb`` (per tile) and ``cluster``
+    (:func:`core.running.cluster.parse_cluster`); None: the method's default (:data:`core.defaults.ELMM`, ...). Checked
+    on creation with messages naming the Processing parameter."""
 
     method: str
     weights: dict = None

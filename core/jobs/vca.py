@@ -5,12 +5,12 @@ from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 import numpy as np
 
-from ..library import write_spectra
-from ..paths import check_paths
-from ..raster_io import open_raster
-from ..sampling import sample_pixels
+from ..files.library import write_spectra
+from ..checks.paths import check_paths
+from ..files.raster_io import open_raster
+from ..files.sampling import sample_pixels
 from ..validation import MAX_MATERIALS, MAX_MEMORY_MB, ContrastCheck, finite, integer
-from ..vca import vca
+from ..extraction.vca import vca
 
 
 def check_endmembers(n_endmembers, info):

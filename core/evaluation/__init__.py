@@ -1,0 +1,1 @@
+"""Scenes with known truth and the accuracy metrics that score against it."""

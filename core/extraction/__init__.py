@@ -1,0 +1,1 @@
+"""Reference endmembers and bundles from a scene: VCA, the refinement, analyst regions."""

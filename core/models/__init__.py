@@ -1,0 +1,1 @@
+"""The per-material VAEs: training, the model file, and looking inside a model."""

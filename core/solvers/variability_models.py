@@ -1,0 +1,451 @@
+"""The paper's parametric endmember-variability models: ELMM, GLMM and PLMM (Table III's other rows).
+
+Each models pixel n's endmember matrix ``M_n`` (L, P) differently and keeps the abundances ``a_n`` on
+the unit simplex. Notation: Y (L, N) the valid pixels, M0 (L, P) the references, A (P, N), D = (D_h, D_v)
+the masked first differences of :class:`.astep.PixelGrid`. All three alternate exact (closed-form or
+grid-solver) steps with the A-step of DeepGU, :func:`.astep.guarded_astep` (ADMM with the simplex and
+the spatial term; the same implementation, kept only when it lowers its objective), so the cost never
+rises from one iteration to the next.
+
+ELMM (Drumetz et al., IEEE TIP 2016), one scaling factor per material and pixel, ``psi`` (P, N)::
+
+    J = 1/2 sum_n ||y_n - S_n a_n||^2 + lambda_S/2 sum_n ||S_n - M0 diag(psi_n)||_F^2
+        + lambda_A TV(A) + lambda_psi/2 sum_p ||D psi_p||^2
+
+GLMM (Imbiriba et al., IEEE TSP 2018): the same with one factor per band, material and pixel,
+``M0 (.) Psi_n`` (element-wise, Psi (L, P, N)) in place of ``M0 diag(psi_n)`` and the smoothness summed over
+bands and materials. Both share the steps (``T_n`` = M0 diag(psi_n), resp. M0 (.) Psi_n):
+
+- S step, per pixel, exact: ``S_n = (y_n a_n^T + lambda_S T_n)(a_n a_n^T + lambda_S I)^-1
+  = T_n + r_n a_n^T / (lambda_S + ||a_n||^2)`` with ``r_n = y_n - T_n a_n`` (Sherman-Morrison);
+- A step: :func:`.astep.guarded_astep` with the per-pixel S_n (anisotropic TV, lambda_A);
+- psi step, per factor q (a material, resp. a band and material), exact: the screened-Poisson system
+  ``(lambda_S c_q I + lambda_psi D^T D) psi_q = lambda_S [<s_n, m0>_q]_n`` with ``c_q = ||m0_p||^2``
+  (ELMM; ``<s_n, m0>_p = s_pn^T m0_p``) or ``m0_lp^2`` (GLMM; ``s_lpn m0_lp``), all factors at once by
+  :meth:`.astep.PixelGrid.solve_shifted` (cosine transforms; conjugate gradients on a grid with holes, a
+  descent step too). The authors clip S at a small positive value; here S is left exact (the clip would
+  break the monotone cost).
+
+PLMM (Thouvenin et al., IEEE TSP 2016), an additive perturbation per pixel around a shared M::
+
+    J = 1/2 sum_n ||y_n - (M + dM_n) a_n||^2 + alpha/2 ||D A||^2 + beta/2 ||M - M0||_F^2
+        + gamma/2 sum_n ||dM_n||_F^2
+
+- dM step, per pixel, exact: ``dM_n = r_n a_n^T / (gamma + ||a_n||^2)``, ``r_n = y_n - M a_n``: a rank-one
+  matrix, kept as its factors ``e_n = r_n / (gamma + ||a_n||^2)`` (L,) and ``g_n = a_n`` (P,), so PLMM holds
+  L + P numbers per pixel, not L x P;
+- A step: :func:`.astep.guarded_astep` with ``M + e_n g_n^T`` and the quadratic smoothness
+  (``tv="quadratic"``, weight alpha);
+- M step, exact: ``M (A A^T + beta I) = (Y - dM A) A^T + beta M0``.
+The original's positivity constraints on M and M + dM_n are left out (each step stays exact, so the cost is
+monotone); beta is per pixel (the cost's beta is ``beta x N``), so a tile's M is pulled to M0 as a whole
+image's is. M is shared within a solve: on a tiled raster each tile estimates its own.
+
+Stopping (all three, the authors' test): the relative changes of A and of the variability (psi, resp. dM's
+factors and M) both below ``tol``, or ``max_iter`` iterations; then the last A-step is resumed to its
+tolerance, as DeepGU does (:mod:`.unmix`).
+
+Weights (``None`` / "auto": set from the data; a number overrides): the solver works on Y / unit (the data's
+RMS) and every weight below is invariant to the data's units and band count (:func:`resolve_weights`):
+
+- lambda_A: DeepGU's rule (:mod:`.regularisation`: the FCLS abundance maps' noise x the data's curvature on
+  the simplex, both measured with M0);
+- lambda_S, gamma: dimensionless (a ratio of two sums over bands): :data:`KAPPA_S`, :data:`KAPPA_GAMMA`;
+- lambda_psi = :data:`KAPPA_PSI` x rho^2 (ELMM) or x rho^2 / L (GLMM: per band), rho^2 the median misfit energy
+  per pixel of FCLS with M0 (:mod:`.regularisation`): it scales as the data term's sensitivity to a factor does
+  (units^2; the band count for ELMM's per-material factors), so a given smoothness costs the same fraction of
+  the typical misfit whatever the units and bands;
+- alpha = :data:`KAPPA_ALPHA` x the data's curvature on the simplex (:func:`.regularisation.tv_curvature`):
+  a quadratic smoother of about sqrt(KAPPA_ALPHA) pixels in the weakest directions;
+- beta: :data:`KAPPA_BETA` per pixel.
+
+Tensors are pixel-first, as in :mod:`.astep`: Y (N, L), A (N, P), S (N, L, P).
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import defaults
+from .astep import PixelGrid, _pcg, fcls_batched, guarded_astep, project_simplex
+from ..errors import DeepGUError
+from ..feedback import ensure
+from .regularisation import KAPPA_A, describe, is_auto, measure_levels, tv_curvature
+from .unmix import _to_grid, _valid_mask
+from ..validation import MAX_LAMBDA, check_value_range, finite
+
+#: the methods, and each one's weights in the order the toolbox lists them.
+WEIGHTS = {"elmm": ("lambda_s", "lambda_a", "lambda_psi"), "glmm": ("lambda_s", "lambda_a", "lambda_psi"),
+           "plmm": ("alpha", "beta", "gamma")}
+METHODS = tuple(WEIGHTS)
+#: ELMM / GLMM: the weight of the free per-pixel endmembers' tie to the scaled references.
+KAPPA_S = {"elmm": 1.0, "glmm": 1.0}
+#: ELMM / GLMM: lambda_psi over the misfit energy per pixel of FCLS with M0 (GLMM: per band).
+KAPPA_PSI = {"elmm": 1000.0, "glmm": 1000.0}
+#: PLMM: alpha over the data's curvature on the simplex; beta per pixel; gamma.
+KAPPA_ALPHA = 0.01
+KAPPA_BETA = 1.0
+KAPPA_GAMMA = 1.0
+ADMM_TOL = 1e-3
+#: relative residual at which the psi step's conjugate gradients stop (each iterate lowers the cost).
+PSI_CG_TOL = 1e-3
+
+
+@dataclass
+class VariabilityResult:
+    """A method's output on the (rows, cols) grid; NaN at invalid pixels.
+
+    abundances (P, rows, cols); endmembers (L, P, rows, cols) per pixel (None when not asked for);
+    variability (V, rows, cols): ELMM psi (P), GLMM Psi (P x L, material-major), PLMM ||dM_n||_F per material
+    (P, in the data's units); rmse (rows, cols) per-pixel sqrt(mean_l (y - M_n a_n)^2);
+    history: one dict per iteration (iteration, objective, change_a, change_v, admm_iterations, a_accepted,
+    seconds); n_iter; converged; weights: {name: value} in the data's units.
+    """
+
+    abundances: np.ndarray
+    endmembers: np.ndarray
+    variability: np.ndarray
+    rmse: np.ndarray
+    history: list = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+    weights: dict = field(default_factory=dict)
+
+
+def method_defaults(method):
+    """The defaults table of ``method`` (:data:`core.defaults.ELMM`, ``GLMM``, ``PLMM``)."""
+    if method not in WEIGHTS:
+        raise DeepGUError("unknown variability method %r; choose one of %s" % (method, ", ".join(METHODS)))
+    return getattr(defaults, method.upper())
+
+
+def check_weights(method, weights):
+    """``{name: None or a number}`` for ``method``'s weights, validated (messages name the parameter, upper case);
+    None / "auto" / missing: auto."""
+    method_defaults(method)
+    weights = dict(weights or {})
+    unknown = set(weights) - set(WEIGHTS[method])
+    if unknown:
+        raise DeepGUError("%s has no weight %s" % (method.upper(), ", ".join(sorted(unknown))))
+    return {name: None if is_auto(weights.get(name)) else finite(name.upper(), weights[name], 0, MAX_LAMBDA)
+            for name in WEIGHTS[method]}
+
+
+def needs_levels(method, weights):
+    """Whether an auto weight of ``method`` needs the levels of :mod:`.regularisation` (lambda_A, lambda_psi)."""
+    weights = check_weights(method, weights)
+    return weights.get("lambda_a", 0) is None or weights.get("lambda_psi", 0) is None
+
+
+def resolve_weights(method, weights, M0, levels=None):
+    """``method``'s weights in the data's units: auto ones from ``M0`` (L, P) and ``levels`` (module docstring).
+
+    ``levels``: :class:`.regularisation.Levels` (needed when lambda_A or lambda_psi is auto).
+    """
+    weights = check_weights(method, weights)
+    M0 = np.asarray(M0, dtype=np.float64)
+    if needs_levels(method, weights) and levels is None:
+        raise DeepGUError("auto weights need the regularisation levels")
+    out = dict(weights)
+    if method in ("elmm", "glmm"):
+        if out["lambda_s"] is None:
+            out["lambda_s"] = KAPPA_S[method]
+        if out["lambda_a"] is None:
+            out["lambda_a"] = KAPPA_A * levels.sigma_a * max(levels.curvature, 0.0)
+        if out["lambda_psi"] is None:
+            out["lambda_psi"] = KAPPA_PSI[method] * levels.rho2 / (M0.shape[0] if method == "glmm" else 1)
+    else:
+        if out["alpha"] is None:
+            out["alpha"] = KAPPA_ALPHA * max(tv_curvature(M0), 0.0)
+        if out["beta"] is None:
+            out["beta"] = KAPPA_BETA
+        if out["gamma"] is None:
+            out["gamma"] = KAPPA_GAMMA
+    return out
+
+
+def describe_weights(method, weights, auto_names=(), levels=None):
+    """One log line: the weights used, and what auto ones were set from."""
+    text = ", ".join("%s %.4g%s" % (name, weights[name], " (auto)" if name in auto_names else "")
+                     for name in WEIGHTS[method])
+    return "%s weights: %s%s" % (method.upper(), text, "; %s" % describe(levels) if levels is not None else "")
+
+
+# --------------------------------------------------------------------------- the models
+
+
+class _ScaledModel:
+    """ELMM (``bandwise`` False: psi (N, P)) or GLMM (True: Psi (N, L*P), material-minor) on the valid pixels.
+
+    Weights in the solver's units (the cost / unit^2): lambda_s, lambda_a, lambda_psi.
+    """
+
+    tv = "anisotropic"
+
+    def __init__(self, bandwise, Y, M0, A, grid, weights):
+        self.bandwise, self.Y, self.M0, self.grid = bandwise, Y, M0, grid
+        self.ls, self.lambda_a, self.lpsi = weights["lambda_s"], weights["lambda_a"], weights["lambda_psi"]
+        n, (L, P) = Y.shape[0], M0.shape
+        self.psi = Y.new_ones((n, L * P if bandwise else P))
+        c = M0 * M0 if bandwise else (M0 * M0).sum(0, keepdim=True)
+        self.c = c.reshape(-1)                                                    # (Q,)
+        self.S = self.scaled()
+        self.s_step(A)
+
+    def scaled(self):
+        """T_n = M0 diag(psi_n) or M0 (.) Psi_n, (N, L, P)."""
+        if self.bandwise:
+            return self.M0 * self.psi.view(-1, *self.M0.shape)
+        return self.M0 * self.psi[:, None, :]
+
+    def endmembers(self):
+        return self.S
+
+    def s_step(self, A):
+        T = self.scaled()
+        r = self.Y - torch.einsum("nlp,np->nl", T, A)
+        self.S = T + r[:, :, None] * (A / (self.ls + (A * A).sum(1, keepdim=True)))[:, None, :]
+
+    def _curvature(self, A):
+        """The reduced cost's data term in psi (module docstring): ``(apply, rhs, diagonal)`` with apply(X) = H X for
+        X (N, Q), the right-hand side w_n (a_n-weighted M0^T y_n) and H's mean diagonal per factor (Q,)."""
+        w = self.ls / (self.ls + (A * A).sum(1, keepdim=True))                        # (N, 1)
+        if self.bandwise:
+            L, P = self.M0.shape
+            B = self.M0 * A[:, None, :]                                              # (N, L, P): m0_lp a_pn
+            rhs = (w[:, :, None] * B * self.Y[:, :, None]).reshape(-1, L * P)
+
+            def apply(X):
+                X = X.view(-1, L, P)
+                return (w[:, :, None] * B * (B * X).sum(2, keepdim=True)).reshape(-1, L * P)
+
+            diagonal = (w[:, :, None] * B * B).mean(0).reshape(-1)
+        else:
+            K = self.M0.T @ self.M0
+            rhs = w * A * (self.Y @ self.M0)
+
+            def apply(X):
+                return w * A * ((A * X) @ K)
+
+            diagonal = (w * A * A).mean(0) * torch.diagonal(K)
+        return apply, rhs, diagonal
+
+    def v_step(self, A):
+        """The psi step: the reduced cost, the S step's minimum ``1/2 sum_n w_n ||y_n - T_n a_n||^2`` (w_n = lambda_S /
+        (lambda_S + ||a_n||^2)), plus the smoothness, minimised over psi by conjugate gradients warm-started at
+        psi and preconditioned by the grid solver (module docstring)."""
+        apply, rhs, diagonal = self._curvature(A)
+        tiny = torch.finfo(rhs.dtype).tiny
+        if self.lpsi == 0:      # per pixel; a proximal term keeps factors of absent materials where they are
+            ridge = 1e-9 * float(diagonal.mean()) + tiny
+            self.psi = _pcg(lambda X: apply(X) + ridge * X, lambda R: R / (diagonal + ridge), rhs + ridge * self.psi,
+                            self.psi)
+            return
+        shift = (diagonal / self.lpsi).clamp(min=1e-9 * float(diagonal.mean()) / self.lpsi + tiny)
+
+        def precondition(R):
+            return self.grid.solve_shifted(R / self.lpsi, R, shift)
+
+        self.psi = _pcg(lambda X: apply(X) + self.lpsi * self.grid.laplacian(X), precondition, rhs, self.psi,
+                        tol=PSI_CG_TOL)
+
+    def steps(self, A):
+        """One sweep's steps before the A-step, and after it: the psi step (S eliminated), then S at its optimum."""
+        return (), (self.v_step, self.s_step)
+
+    def variability(self):
+        """(N, V): psi."""
+        return self.psi
+
+    def state(self):
+        return self.psi
+
+
+    def penalty(self, A):
+        """lambda_S/2 sum ||S - T||^2 + lambda_psi/2 sum ||D psi||^2 (the cost's terms beside the A-objective)."""
+        tie = 0.5 * self.ls * float(((self.S - self.scaled()) ** 2).sum())
+        dh, dv = self.grid.diff(self.psi)
+        return tie + 0.5 * self.lpsi * float((dh * dh).sum() + (dv * dv).sum())
+
+    def normal_equations(self):
+        S = self.S
+        return torch.einsum("nlp,nlq->npq", S, S), torch.einsum("nlp,nl->np", S, self.Y)
+
+
+class _PerturbedModel:
+    """PLMM on the valid pixels; weights in the solver's units: alpha, beta (per pixel), gamma."""
+
+    tv = "quadratic"
+
+    def __init__(self, Y, M0, A, grid, weights):
+        self.Y, self.M0, self.grid = Y, M0, grid
+        self.lambda_a, self.gamma = weights["alpha"], weights["gamma"]
+        self.beta = weights["beta"] * Y.shape[0]
+        self.M = M0.clone()
+        self.e, self.g = Y.new_zeros(Y.shape), A.clone()
+
+    def endmembers(self):
+        return self.M + self.e[:, :, None] * self.g[:, None, :]
+
+    def d_step(self, A):
+        r = self.Y - A @ self.M.T
+        self.e, self.g = r / (self.gamma + (A * A).sum(1, keepdim=True)), A.clone()
+
+    def m_step(self, A):
+        R = self.Y - self.e * (self.g * A).sum(1, keepdim=True)                # y_n - dM_n a_n
+        P = A.shape[1]
+        lhs = A.T @ A + self.beta * torch.eye(P, dtype=A.dtype, device=A.device)
+        self.M = torch.linalg.solve(lhs, (R.T @ A + self.beta * self.M0).T).T
+
+    def steps(self, A):
+        return (self.d_step,), (self.m_step,)
+
+    def variability(self):
+        """(N, P): ||dM_n||_F per material, ||e_n|| |g_pn|."""
+        return self.e.norm(dim=1, keepdim=True) * self.g.abs()
+
+    def state(self):
+        return torch.cat([self.e.reshape(-1), self.g.reshape(-1), self.M.reshape(-1)])
+
+    def penalty(self, A):
+        dm = (self.e * self.e).sum(1) * (self.g * self.g).sum(1)                   # ||e g^T||_F^2 per pixel
+        return 0.5 * self.beta * float(((self.M - self.M0) ** 2).sum()) + 0.5 * self.gamma * float(dm.sum())
+
+    def normal_equations(self):
+        M, e, g, Y = self.M, self.e, self.g, self.Y
+        mtm, mte = M.T @ M, e @ M                                                 # (P, P), (N, P)
+        ee = (e * e).sum(1)[:, None, None]
+        G = mtm + mte[:, :, None] * g[:, None, :] + g[:, :, None] * mte[:, None, :] + ee * g[:, :, None] * g[:, None, :]
+        b = Y @ M + g * (e * Y).sum(1, keepdim=True)
+        return G, b
+
+
+def _model(method, Y, M0, A, grid, weights):
+    if method == "plmm":
+        return _PerturbedModel(Y, M0, A, grid, weights)
+    return _ScaledModel(method == "glmm", Y, M0, A, grid, weights)
+
+
+def _rel_change(new, old):
+    return float((new - old).norm() / old.norm().clamp(min=torch.finfo(old.dtype).tiny))
+
+
+# --------------------------------------------------------------------------- the solver
+
+
+def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_iter=None, tol=None, levels=None,
+                      endmembers=True, feedback=None, dtype=torch.float64, admm_max_iter=100,
+                      final_admm_max_iter=1000):
+    """ELMM, GLMM or PLMM (``method``, module docstring) on an image.
+
+    Parameters
+    ----------
+    Y : (L, rows, cols) image; M0 : (L, P) reference endmembers in the image's units.
+    weights : {name: number or None (auto)} of :data:`WEIGHTS` [method]; missing: auto.
+    mask : (rows, cols) bool, True at valid pixels (default: finite in every band).
+    A_init : (P, rows, cols) initial abundances (projected onto the simplex); default FCLS with M0.
+    levels : :class:`.regularisation.Levels` the auto weights use (default: measured on this image with the initial
+        abundances; pass the same levels to every tile of a scene).
+    max_iter, tol : the outer loop's limits (None: the method's MAX_ITER and TOLERANCE defaults).
+    admm_max_iter, final_admm_max_iter : ADMM's iteration caps, in the loop and at the end.
+    endmembers : return the per-pixel endmembers (L x P values per pixel).
+
+    Returns
+    -------
+    VariabilityResult
+    """
+    feedback = ensure(feedback)
+    weights = check_weights(method, weights)
+    table = method_defaults(method)
+    max_iter = table["MAX_ITER"] if max_iter is None else max_iter
+    tol = table["TOLERANCE"] if tol is None else tol
+    Y, M0 = np.asarray(Y), np.asarray(M0, dtype=np.float64)
+    if Y.ndim != 3:
+        raise DeepGUError("the image must be (bands, rows, cols), got shape %s" % (Y.shape,))
+    if M0.ndim != 2 or M0.shape[0] != Y.shape[0]:
+        raise DeepGUError("the image has %d bands but the endmembers %s" % (Y.shape[0], M0.shape[:1]))
+    P = M0.shape[1]
+    if A_init is not None and A_init.shape != (P,) + Y.shape[1:]:
+        raise DeepGUError("A_init must be %s, got %s" % ((P,) + Y.shape[1:], A_init.shape))
+    check_value_range("the image", Y[np.isfinite(Y)])
+    mask = _valid_mask(Y, mask)
+    grid = PixelGrid(mask)
+    Yv = torch.as_tensor(Y[:, mask].T, dtype=dtype).contiguous()
+    unit = max(float(Yv.pow(2).mean().sqrt()), float(torch.finfo(dtype).tiny))
+    Yv = Yv / unit
+    M0t = torch.as_tensor(M0, dtype=dtype) / unit
+    yy = (Yv * Yv).sum(1)
+    if A_init is None:
+        A = fcls_batched(M0t, Yv)
+    else:
+        A_valid = np.asarray(A_init)[:, mask].T
+        if not np.all(np.isfinite(A_valid)):
+            raise DeepGUError("A_init has non-finite values at valid pixels")
+        A = project_simplex(torch.as_tensor(A_valid, dtype=dtype))
+    auto = [name for name, value in weights.items() if value is None]
+    if needs_levels(method, weights) and levels is None:
+        levels = measure_levels(Y, M0, _to_grid(A, mask), mask)
+    scene = resolve_weights(method, weights, M0, levels)
+    feedback.info(describe_weights(method, scene, auto, levels if needs_levels(method, weights) else None))
+    solver_weights = {name: value if name in ("lambda_s", "beta", "gamma") else value / unit ** 2
+                      for name, value in scene.items()}
+    model = _model(method, Yv, M0t, A, grid, solver_weights)
+    before_a, after_a = model.steps(A)
+    history, admm_state, converged, it = [], None, False, 0
+    for it in range(1, max_iter + 1):
+        feedback.check_canceled()
+        start = time.perf_counter()
+        old_state = model.state().clone()
+        for step in before_a:
+            step(A)
+        G, b = model.normal_equations()
+        A_new, info, _ = guarded_astep(G, b, yy, grid, model.lambda_a, A, model.tv, ADMM_TOL, admm_max_iter,
+                                       admm_state)
+        admm_state = info["state"]
+        for step in after_a:
+            step(A_new)
+        change_a, change_v = _rel_change(A_new, A), _rel_change(model.state(), old_state)
+        A = A_new
+        objective = _objective(model, A, yy) * unit ** 2
+        history.append({"iteration": it, "objective": objective, "change_a": change_a, "change_v": change_v,
+                        "admm_iterations": info["iterations"], "a_accepted": info["accepted"],
+                        "seconds": time.perf_counter() - start})
+        feedback.info("%s iteration %d/%d: objective %.6g, change A %.2e, variability %.2e; %d ADMM iterations%s"
+                      % (method.upper(), it, max_iter, objective, change_a, change_v, info["iterations"],
+                         "" if info["accepted"] else " (no decrease: A kept)"))
+        feedback.set_progress(100.0 * it / (max_iter + 1))
+        if change_a < tol and change_v < tol:
+            converged = True
+            break
+    feedback.check_canceled()
+    G, b = model.normal_equations()
+    A, _, _ = guarded_astep(G, b, yy, grid, model.lambda_a, A, model.tv, ADMM_TOL, final_admm_max_iter, admm_state)
+    M = model.endmembers()
+    residual = Yv - torch.einsum("nlp,np->nl", M, A)
+    variability = model.variability() * (unit if method == "plmm" else 1.0)
+    feedback.set_progress(100.0)
+    return VariabilityResult(
+        abundances=_to_grid(A, mask),
+        endmembers=_to_grid(M * unit, mask) if endmembers else None,
+        variability=_to_grid(_material_major(variability, method, M0.shape), mask),
+        rmse=_to_grid((residual * residual).mean(1).sqrt() * unit, mask),
+        history=history, n_iter=it, converged=converged, weights=scene)
+
+
+def _material_major(values, method, shape):
+    """GLMM's Psi (N, L*P) band-major within a pixel -> (N, P*L) material-major (as the endmember rasters)."""
+    if method != "glmm":
+        return values
+    L, P = shape
+    return values.view(-1, L, P).transpose(1, 2).reshape(values.shape[0], P * L)
+
+
+def _objective(model, A, yy):
+    """The method's cost J in the solver's units: the A-objective (data + spatial term) plus the model's terms."""
+    G, b = model.normal_equations()
+    data = 0.5 * float((yy - 2.0 * (b * A).sum(1) + torch.einsum("np,npq,nq->n", A, G, A)).sum())
+    spatial = float(model.grid.tv(A, model.tv)) if model.lambda_a > 0 else 0.0
+    return data + model.lambda_a * spatial + model.penalty(A)
+
