@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from ..files.atomic import atomic_output
 from ..defaults import METRICS
 from ..errors import DeepGUError
@@ -27,6 +29,38 @@ def _endmember_block(data, n_materials, valid):
     return data.reshape(n_materials, L, -1)[:, :, valid.ravel()].transpose(1, 0, 2)
 
 
+def accumulate(est, ref, m_est=None, m_ref=None, constant_endmembers=None, memory_mb=METRICS["MEMORY_MB"],
+               feedback=None):
+    """Stream rasters on one grid (:class:`core.raster_io.RasterInfo` s, windows of rasters allowed) into a
+    :class:`core.metrics.MetricsAccumulator`, in strips of at most ``memory_mb``, over the pixels valid in all:
+    estimated and reference abundances ``est``, ``ref`` (P bands each) and, optionally, per-pixel endmembers
+    ``m_est``, ``m_ref`` (P x L bands, material-major) or, for a method whose endmembers are the same at every
+    pixel, ``constant_endmembers`` (L, P) with ``m_ref``. Returns the accumulator (no pixel: empty)."""
+    feedback = ensure(feedback)
+    P = est.n_bands
+    rasters = [r for r in (est, ref, m_est, m_ref) if r is not None]
+    L = m_ref.n_bands // P if m_ref is not None else 0
+    accumulator = MetricsAccumulator(P, with_endmembers=m_ref is not None)
+    # float32 blocks as read + their float64 copies, and the accumulator's (P, P) and (L, P) temporaries
+    bytes_per_pixel = 12 * (sum(r.n_bands for r in rasters) + (L * P if m_est is None else 0)) + 8 * P * (P + L)
+    for row0, n_rows in iter_blocks(est, block_rows(est, memory_mb, bytes_per_pixel)):
+        feedback.check_canceled()
+        blocks = [read_block(r, row0, n_rows) for r in rasters]
+        valid = blocks[0][1].copy()
+        for _, v in blocks[1:]:
+            valid &= v
+        if valid.any():
+            A, A_true = (data.reshape(P, -1)[:, valid.ravel()] for data, _ in blocks[:2])
+            M = M_true = None
+            if m_ref is not None:
+                M_true = _endmember_block(blocks[-1][0], P, valid)
+                M = (_endmember_block(blocks[2][0], P, valid) if m_est is not None else
+                     np.broadcast_to(np.asarray(constant_endmembers)[:, :, None], M_true.shape))
+            accumulator.update(A, A_true, M, M_true)
+        feedback.set_progress(100.0 * (row0 + n_rows) / est.rows)
+    return accumulator
+
+
 def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None, report=None,
         memory_mb=METRICS["MEMORY_MB"],
         feedback=None):
@@ -47,7 +81,7 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
         raise DeepGUError("the estimate has %d materials but the reference has %d" % (P, ref.n_bands))
     if (estimate_endmembers is None) != (reference_endmembers is None):
         raise DeepGUError("give both endmember rasters (estimate and reference) or neither")
-    rasters = [est, ref]
+    m_est = m_ref = None
     if estimate_endmembers is not None:
         m_est = _open_matching(estimate_endmembers, est, "ESTIMATE_ENDMEMBERS")
         m_ref = _open_matching(reference_endmembers, est, "REFERENCE_ENDMEMBERS")
@@ -56,24 +90,7 @@ def run(estimate, reference, estimate_endmembers=None, reference_endmembers=None
         if m_est.n_bands % P:
             raise DeepGUError("the estimated endmembers have %d bands, not a multiple of the %d materials"
                               % (m_est.n_bands, P))
-        rasters += [m_est, m_ref]
-    accumulator = MetricsAccumulator(P, with_endmembers=len(rasters) == 4)
-    L = rasters[2].n_bands // P if len(rasters) == 4 else 0
-    # float32 blocks as read + their float64 copies, and the accumulator's (P, P) and (L, P) temporaries
-    bytes_per_pixel = 12 * sum(r.n_bands for r in rasters) + 8 * P * (P + L)
-    for row0, n_rows in iter_blocks(est, block_rows(est, memory_mb, bytes_per_pixel)):
-        feedback.check_canceled()
-        blocks = [read_block(r, row0, n_rows) for r in rasters]
-        valid = blocks[0][1].copy()
-        for _, v in blocks[1:]:
-            valid &= v
-        if valid.any():
-            A, A_true = (data.reshape(P, -1)[:, valid.ravel()] for data, _ in blocks[:2])
-            M = M_true = None
-            if len(blocks) == 4:
-                M, M_true = (_endmember_block(data, P, valid) for data, _ in blocks[2:])
-            accumulator.update(A, A_true, M, M_true)
-        feedback.set_progress(100.0 * (row0 + n_rows) / est.rows)
+    accumulator = accumulate(est, ref, m_est, m_ref, memory_mb=memory_mb, feedback=feedback)
     if accumulator.n_pixels == 0:
         raise DeepGUError("no pixel is valid in all inputs")
     metrics = accumulator.result()
