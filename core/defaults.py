@@ -90,3 +90,10 @@ GLMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=50, TOLER
 #: PLMM: at most 20 sweeps, as its authors.
 PLMM = _frozen(ALPHA=None, BETA=None, GAMMA=None, MAX_ITER=20, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
 ALGORITHMS = _frozen(**ALGORITHMS, elmm=ELMM, glmm=GLMM, plmm=PLMM)
+# --- deepgu:compare (issue 25): the methods side by side in one HTML report (core/jobs/compare.py) --------------
+#: the methods deepgu:compare can run, in the report's column order (enum index order).
+COMPARE_METHODS = ("fcls", "plmm", "elmm", "glmm", "deepgu")
+#: pixels of the scene (or its EXTENT window) at most: the report holds and shows every map of every method
+#: (1000 x 1000 pixels: with 5 methods and 5 materials, about 120 MB of maps in memory).
+COMPARE_MAX_PIXELS = 1_000_000
+COMPARE = _frozen(MEMORY_MB=1024, CLUSTER="")

@@ -1,1 +1,1 @@
-"""Scenes with known truth and the accuracy metrics that score against it."""
+"""Scenes with known truth, the accuracy metrics that score against it, and the comparison report of the methods."""
