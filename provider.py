@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.bundles import BundlesAlgorithm
+from .algorithms.compare import CompareAlgorithm
 from .algorithms.endmembers import EndmembersAlgorithm
 from .algorithms.fcls import FCLSAlgorithm
 from .algorithms.install import InstallDependenciesAlgorithm
@@ -52,6 +53,7 @@ class DeepGUProvider(QgsProcessingProvider):
         self.addAlgorithm(RegionsAlgorithm())       # deepgu:regions, the analyst's references
         for algorithm in (ELMMAlgorithm(), GLMMAlgorithm(), PLMMAlgorithm()):
             self.addAlgorithm(algorithm)
+        self.addAlgorithm(CompareAlgorithm())       # deepgu:compare, the methods side by side in one report
         workflow = WorkflowAlgorithm()              # deepgu:workflow, the whole pipeline
         if workflow.loaded:
             self.addAlgorithm(workflow)

@@ -97,3 +97,4 @@ COMPARE_METHODS = ("fcls", "plmm", "elmm", "glmm", "deepgu")
 #: (1000 x 1000 pixels: with 5 methods and 5 materials, about 120 MB of maps in memory).
 COMPARE_MAX_PIXELS = 1_000_000
 COMPARE = _frozen(MEMORY_MB=1024, CLUSTER="")
+ALGORITHMS = _frozen(**ALGORITHMS, compare=COMPARE)

@@ -34,9 +34,9 @@ def test_toolbox_and_unmix_dialog(tmp_path):
     with open(report_path) as f:
         report = json.load(f)
     assert "error" not in report, report.get("error")
-    expected = ["deepgu:%s" % n for n in ("bundles", "elmm", "endmembers", "fcls", "glmm", "install_dependencies",
-                                          "metrics", "plmm", "regions", "samplevae", "synthetic", "trainvae", "unmix",
-                                          "vca", "workflow")]
+    expected = ["deepgu:%s" % n for n in ("bundles", "compare", "elmm", "endmembers", "fcls", "glmm",
+                                          "install_dependencies", "metrics", "plmm", "regions", "samplevae",
+                                          "synthetic", "trainvae", "unmix", "vca", "workflow")]
     assert report["algorithms"] == expected
     assert len(report["toolbox"]) == len(expected) and "DeepGU unmixing" in report["toolbox"]
     assert "DeepGU workflow (endmembers, FCLS, bundles, VAEs, unmixing)" in report["toolbox"]
