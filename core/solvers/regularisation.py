@@ -43,16 +43,19 @@ from ..errors import DeepGUError
 AUTO = "auto"
 KAPPA_Z = 1.0
 KAPPA_A = 1.25
+KAPPA_S = 1.0
 _MAD = 0.6745
 
 
 @dataclass(frozen=True)
 class Levels:
-    """rho2 (misfit energy per pixel), sigma_a (abundance noise), curvature (:func:`tv_curvature`)."""
+    """rho2 (misfit energy per pixel), sigma_a (abundance noise), curvature (:func:`tv_curvature`), length2
+    (:func:`abundance_length2`; None where not measured)."""
 
     rho2: float
     sigma_a: float
     curvature: float
+    length2: float = None
 
 
 def is_auto(value):
@@ -74,6 +77,25 @@ def abundance_noise(A, valid=None):
     full = v[:, 0::2, 0::2] & v[:, 1::2, 0::2] & v[:, 0::2, 1::2] & v[:, 1::2, 1::2]
     values = np.abs(detail[full])
     return float(np.median(values) / _MAD) if values.size else 0.0
+
+
+def abundance_length2(A, valid=None):
+    """The squared correlation length (pixels^2) of abundance maps ``A`` (P, rows, cols): per material, the
+    variance of its map over the valid pixels divided by the mean squared difference of horizontal and vertical
+    neighbours (both valid); the median over materials, at least 1. For a smooth stationary field of correlation
+    function exp(-r^2 / (2 l^2)) this is about l^2; for white noise 1/2 (hence the floor). 1 when no two valid
+    pixels are neighbours.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    valid = np.all(np.isfinite(A), axis=0) if valid is None else np.asarray(valid, dtype=bool)
+    h, v = valid[:, 1:] & valid[:, :-1], valid[1:] & valid[:-1]
+    if not (h.any() or v.any()):
+        return 1.0
+    ratios = []
+    for a in A:
+        squares = np.concatenate([(a[:, 1:] - a[:, :-1])[h], (a[1:] - a[:-1])[v]]) ** 2
+        ratios.append(np.var(a[valid]) / max(float(squares.mean()), np.finfo(float).tiny))
+    return float(max(np.median(ratios), 1.0))
 
 
 def curvature_directions(M):
@@ -109,7 +131,7 @@ def measure_levels(Y, M, A, valid):
         raise DeepGUError("no valid pixel to measure the regularisation levels on")
     residual = pixels - np.asarray(M, dtype=np.float64) @ abundances
     return Levels(float(np.median(np.einsum("ln,ln->n", residual, residual))), abundance_noise(A, valid),
-                  tv_curvature(M))
+                  tv_curvature(M), abundance_length2(A, valid))
 
 
 def resolve(lambda_z, lambda_a, levels):
@@ -125,3 +147,15 @@ def resolve(lambda_z, lambda_a, levels):
 def describe(levels):
     return ("residual level rho^2 %.4g, abundance noise %.4g, data curvature %.4g"
             % (levels.rho2, levels.sigma_a, levels.curvature))
+
+
+def resolve_smoothness(lambda_s, levels):
+    """lambda_S of the codes' spatial prior (:mod:`.smooth_zstep`): ``auto`` is ``KAPPA_S rho2 length2`` (so that
+    the prior's correlation length, sqrt(lambda_S / lambda_Z) pixels at auto lambda_Z, is the abundance maps'),
+    a number is kept."""
+    if is_auto(lambda_s) and (levels is None or levels.length2 is None):
+        raise DeepGUError("auto lambda_S needs the abundance maps' correlation length")
+    value = KAPPA_S * levels.rho2 * levels.length2 if is_auto(lambda_s) else float(lambda_s)
+    if not np.isfinite(value) or value < 0:
+        raise DeepGUError("lambda_S must be 'auto' or a finite number >= 0, got %r" % (lambda_s,))
+    return value

@@ -42,9 +42,10 @@ import torch
 
 from .astep import PixelGrid, fcls_batched, guarded_astep, project_simplex
 from ..errors import DeepGUError
-from ..feedback import ensure
+from ..feedback import SubFeedback, ensure
 from .latent import TRUST_RADIUS, WhitenedModel, trust_distances
-from .regularisation import describe, is_auto, measure_levels, resolve
+from .regularisation import describe, is_auto, measure_levels, resolve, resolve_smoothness
+from .smooth_zstep import neighbour_counts, smooth_zstep, smoothness
 from .unmix_settings import UnmixSettings
 from ..validation import check_value_range
 from .zstep import PixelStats, decode, zstep
@@ -185,17 +186,34 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
         if not np.all(np.isfinite(A_valid)):
             raise DeepGUError("A_init has non-finite values at valid pixels")
         A = project_simplex(torch.as_tensor(A_valid, dtype=dtype, device=dev))
-    auto = is_auto(lambda_z) or is_auto(lambda_a)
-    if auto and levels is None:
+    auto = is_auto(lambda_z) or is_auto(lambda_a) or is_auto(settings.code_smoothing)
+    if (auto or settings.start == "elmm") and levels is None:
         levels = measure_levels(Y, model.model.m0, _to_grid(A, mask), mask)
+    start = None
+    if settings.start == "elmm":
+        from .variability_models import unmix_variability      # it imports this module
+        start = unmix_variability("elmm", Y, model.model.m0, mask=mask, A_init=_to_grid(A, mask), levels=levels,
+                                  dtype=dtype, feedback=SubFeedback(feedback, 0, 30))
+        A = project_simplex(torch.as_tensor(start.abundances[:, mask].T, dtype=dtype, device=dev))
     lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
     feedback.info("regularisation: lambda_Z %.4g, lambda_A %.4g%s" % (
         lambda_z, lambda_a, " (auto: %s)" % describe(levels) if auto else ""))
     scene_lambdas = lambda_z, lambda_a
-    lambda_z, lambda_a = lambda_z / unit ** 2, lambda_a / unit ** 2       # the cost / unit^2
+    lambda_s = resolve_smoothness(settings.code_smoothing, levels)
+    if lambda_s > 0:
+        feedback.info("spatial prior on the latent codes: lambda_S %.4g (correlation length %.2g pixels)"
+                      % (lambda_s, (lambda_s / lambda_z) ** 0.5 if lambda_z > 0 else float("inf")))
+    lambda_z, lambda_a, lambda_s = lambda_z / unit ** 2, lambda_a / unit ** 2, lambda_s / unit ** 2  # cost / unit^2
     z0 = model.z0.to(device=dev, dtype=dtype)
-    Z = z0.expand(grid.n_pixels, -1, -1).clone()
-    stats = PixelStats.shared(model, z0, Yv)
+    if start is None:
+        Z = z0.expand(grid.n_pixels, -1, -1).clone()
+        stats = PixelStats.shared(model, z0, Yv)
+    else:
+        M_valid = torch.as_tensor(np.moveaxis(start.endmembers[..., mask], -1, 0), dtype=dtype, device=dev) / unit
+        Z = encode_endmembers(model, M_valid, lambda_z, tol=tol, max_iter=z_max_iter, chunk_size=chunk_size,
+                              feedback=feedback)
+        stats = PixelStats.evaluate(model, Z, Yv)
+    degrees = torch.as_tensor(neighbour_counts(mask), dtype=dtype, device=dev)
     history = []
     admm_state = None
     converged = False
@@ -203,8 +221,12 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
     for it in range(1, max_iter + 1):
         feedback.check_canceled()
         start = time.perf_counter()
-        zres = zstep(model, Yv, A, Z, lambda_z, stats=stats, tol=tol, max_iter=z_max_iter,
-                     chunk_size=chunk_size, feedback=feedback)
+        if lambda_s > 0:
+            zres = smooth_zstep(model, Yv, A, Z, lambda_z, lambda_s, grid, degrees, stats=stats, tol=tol,
+                                max_iter=z_max_iter, feedback=feedback)
+        else:
+            zres = zstep(model, Yv, A, Z, lambda_z, stats=stats, tol=tol, max_iter=z_max_iter,
+                         chunk_size=chunk_size, feedback=feedback)
         stats = zres.stats
         z_seconds = time.perf_counter() - start
         A_new, ainfo, (total, data, tv_val) = _guarded_astep(stats, yy, grid, lambda_a, A, tv, ADMM_TOL,
@@ -213,6 +235,8 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
         change_a, change_z = _rel_change(A_new, A), _rel_change(zres.Z, Z)
         A, Z = A_new, zres.Z
         z_reg = 0.5 * lambda_z * float(((Z - z0) ** 2).sum())
+        if lambda_s > 0:
+            z_reg += smoothness(grid, (Z - z0).reshape(grid.n_pixels, -1), lambda_s)
         total, data, z_reg = total * unit ** 2, data * unit ** 2, z_reg * unit ** 2      # in scene units
         history.append({
             "iteration": it, "objective": total + z_reg, "data": data, "z_reg": z_reg, "tv": tv_val,
@@ -249,6 +273,23 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
         history=history, n_iter=it, converged=converged,
         lambda_z=scene_lambdas[0], lambda_a=scene_lambdas[1], report=report,
     )
+
+
+def encode_endmembers(model, M, lambda_z, tol=1e-3, max_iter=20, chunk_size=8192, feedback=None):
+    """Whitened codes U (N, P, K) whose decoded endmembers are nearest to given ones M (N, L, P), solver units:
+    ``u_pn = argmin 1/2 ||m_pn - G~_p(u)||^2 + lambda_Z/2 ||u||^2`` (the Z-step's cost with abundance 1 on p).
+
+    Solved by :func:`.zstep.zstep` on P pseudo-pixels per pixel, ``y = m_pn`` with the abundances ``e_p`` (one-hot):
+    the codes of the other materials then have no data term and stay at 0; u_pn is read from pseudo-pixel p.
+    """
+    n, length, p = M.shape
+    k = model.latent_dim
+    Y = M.permute(0, 2, 1).reshape(n * p, length).contiguous()
+    A = torch.eye(p, dtype=M.dtype, device=M.device).repeat(n, 1)
+    Z = torch.zeros((n * p, p, k), dtype=M.dtype, device=M.device)
+    codes = zstep(model, Y, A, Z, lambda_z, tol=tol, max_iter=max_iter, chunk_size=chunk_size, feedback=feedback).Z
+    index = torch.arange(p, device=M.device)
+    return codes.reshape(n, p, p, k)[:, index, index].contiguous()
 
 
 def variability_report(model, U, M):

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ..defaults import TV_KINDS, UNMIX
+from ..defaults import TV_KINDS, UNMIX, UNMIX_SMOOTH, UNMIX_STARTS
 from ..errors import DeepGUError
 from .regularisation import is_auto
 from ..validation import MAX_ITERATIONS, MAX_LAMBDA, MAX_MEMORY_MB, finite, integer
@@ -25,7 +25,10 @@ class UnmixSettings:
     - ``tv``: one of :data:`core.defaults.TV_KINDS`; ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
       (checked against the machine by :func:`core.solvers.unmix.resolve_device`);
     - ``memory_mb``: working memory per tile and ``cluster``: where the tiles are solved
-      (:func:`core.running.cluster.parse_cluster`); only the file job (:mod:`core.jobs.unmix`) uses these two.
+      (:func:`core.running.cluster.parse_cluster`); only the file job (:mod:`core.jobs.unmix`) uses these two;
+    - ``code_smoothing``: weight lambda_S of the spatial prior on the latent codes (:mod:`.smooth_zstep`), a
+      number in ``[0, MAX_LAMBDA]`` (0: off) or None (``"auto"``); ``start``: one of
+      :data:`core.defaults.UNMIX_STARTS` (``elmm``: abundances and codes start from ELMM's solution).
     """
 
     lambda_z: object = UNMIX["LAMBDA_Z"]
@@ -36,11 +39,16 @@ class UnmixSettings:
     device: str = UNMIX["DEVICE"]
     memory_mb: float = UNMIX["MEMORY_MB"]
     cluster: str = UNMIX["CLUSTER"]
+    code_smoothing: object = UNMIX_SMOOTH["CODE_SMOOTHING"]
+    start: str = UNMIX_SMOOTH["START"]
 
     def __post_init__(self):
         if self.tv not in TV_KINDS:
             raise DeepGUError("TV must be one of %s (got %r)" % (", ".join(TV_KINDS), self.tv))
+        if self.start not in UNMIX_STARTS:
+            raise DeepGUError("START must be one of %s (got %r)" % (", ".join(UNMIX_STARTS), self.start))
         checked = dict(lambda_z=_weight("LAMBDA_Z", self.lambda_z), lambda_a=_weight("LAMBDA_A", self.lambda_a),
+                       code_smoothing=_weight("CODE_SMOOTHING", self.code_smoothing),
                        max_iter=integer("MAX_ITER", self.max_iter, 1, MAX_ITERATIONS),
                        tol=finite("TOLERANCE", self.tol, 0, 1, low_open=True),
                        device=str(self.device).strip().lower(),

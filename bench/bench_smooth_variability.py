@@ -1,0 +1,102 @@
+"""Smooth variability for DeepGU (issue 25 item 4): a spatial prior on the codes, and an ELMM start, on the suite.
+
+Run:  .venv/bin/python bench/bench_smooth_variability.py [--scenes samson DC2-usgs ...] [--seeds 0 1 2 3 4]
+                                                       [--variants default smooth elmm] [--json OUT]
+
+For each scene of bench/accuracy_scenes.py and seed, the workflow's steps run in process at their defaults
+(bench/bench_lambda_z.py's ``scene_pipelines``: refined references, FCLS, spatial bundles, VAEs), then DeepGU
+(core.unmix.deepgu_unmix, from the workflow's FCLS abundances) once per variant, every other setting at its
+default:
+
+- ``default``: today's workflow DeepGU (CODE_SMOOTHING 0, START fcls);
+- ``smooth``: CODE_SMOOTHING auto, the spatial prior on the whitened codes (core/smooth_zstep.py);
+- ``elmm``: START elmm, abundances and codes started from ELMM's solution (ELMM at its auto weights);
+- ``smooth+elmm``: both.
+
+Each is scored by RMSE_A (eq. 14, materials matched). Prints one line per run, then per scene and variant the
+mean over seeds, the ratio to FCLS, the worst seed's RMSE_A and its ratio to that seed's FCLS (the issue's
+goals are per seed), and the mean seconds of the DeepGU solve (the pipeline's steps are shared and not
+counted). ``--json`` is rewritten after every run.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.accuracy_scenes import NAMES  # noqa: E402
+from bench.bench_lambda_z import rmse_a, scene_pipelines  # noqa: E402
+from bench.measure import machine_line  # noqa: E402
+from core.atomic import atomic_output  # noqa: E402
+from core.unmix import deepgu_unmix  # noqa: E402
+from core.unmix_settings import UnmixSettings  # noqa: E402
+
+VARIANTS = {"default": {}, "smooth": {"code_smoothing": "auto"}, "elmm": {"start": "elmm"},
+            "smooth+elmm": {"code_smoothing": "auto", "start": "elmm"}}
+
+
+def table(runs, variants):
+    """Markdown: per scene, FCLS and each variant (mean over seeds, ratio, worst seed and its ratio)."""
+    lines = ["| scene | FCLS | " + " | ".join("%s: mean (ratio), worst seed (its ratio)" % v for v in variants)
+             + " |", "|---|---|" + "---|" * len(variants)]
+    for name, scene_runs in runs.items():
+        if not scene_runs:
+            continue
+        fcls = np.mean([r["fcls"] for r in scene_runs])
+        cells = []
+        for v in variants:
+            worst = max(scene_runs, key=lambda r: r[v] / r["fcls"])
+            mean = np.mean([r[v] for r in scene_runs])
+            cells.append("%.4f (%.2f), %d: %.4f (%.2f)" % (mean, mean / fcls, worst["seed"], worst[v],
+                                                            worst[v] / worst["fcls"]))
+        lines.append("| %s | %.4f | %s |" % (name, fcls, " | ".join(cells)))
+    lines.append("")
+    lines.append("seeds %s; seconds of the DeepGU solve per run (mean): %s" % (
+        " ".join(str(r["seed"]) for r in next(iter(runs.values()))),
+        ", ".join("%s %.1f" % (v, np.mean([r[v + "_seconds"] for rs in runs.values() for r in rs])) for v in variants)))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", nargs="+", choices=NAMES, help="default: all available here")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default", "smooth", "elmm"])
+    parser.add_argument("--json", metavar="OUT", help="save every run (as it finishes) as JSON")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(machine_line(), flush=True)
+    print("# load average %.1f (other processes share the cores: seconds grow with it)" % os.getloadavg()[0],
+          flush=True)
+    runs = {}
+    record = {"machine": machine_line(), "variants": args.variants, "runs": runs}
+    for name, seed, bench_scene, Y, mask, pipeline in scene_pipelines(args.scenes, args.seeds):
+        A0 = np.nan_to_num(pipeline.fcls_abundances)
+        result = {"seed": seed, "fcls": rmse_a(pipeline.fcls_abundances, bench_scene.abundances)}
+        for variant in args.variants:
+            start = time.perf_counter()
+            unmixed = deepgu_unmix(Y, pipeline.model, UnmixSettings(**VARIANTS[variant]), mask=mask, A_init=A0,
+                                   endmembers=False)
+            result[variant + "_seconds"] = time.perf_counter() - start
+            result[variant] = rmse_a(unmixed.abundances, bench_scene.abundances)
+        runs.setdefault(name, []).append(result)
+        print("%-16s seed %d: FCLS %.4f | %s" % (name, seed, result["fcls"], " | ".join(
+            "%s %.4f (%.2f) %.1f s" % (v, result[v], result[v] / result["fcls"], result[v + "_seconds"])
+            for v in args.variants)), flush=True)
+        if args.json:
+            with atomic_output(args.json, "w") as f:
+                json.dump(record, f, indent=1, default=float)
+    print("# load average at the end: %.1f" % os.getloadavg()[0])
+    print()
+    print(table(runs, args.variants))
+
+
+if __name__ == "__main__":
+    main()
