@@ -14,7 +14,7 @@ from ..models.model_file import check_compatible, load_model
 from ..checks.paths import check_paths
 from ..files.raster_io import OutputSet, bounded_block_cache, endmember_band_names, open_raster
 from ..defaults import DEVICES, MEMORY_MB, TV_KINDS, UNMIX
-from ..solvers.regularisation import AUTO, describe, is_auto, resolve
+from ..solvers.regularisation import AUTO, describe, is_auto, resolve, resolve_smoothness
 from ..solvers.unmix import deepgu_unmix, resolve_device
 from ..solvers.unmix_settings import UnmixSettings
 from ..validation import as_parameter
@@ -38,17 +38,18 @@ def _number_or_auto(text, option):
 
 def _solve_block(context, tile, block, feedback=None):
     """Solve a tile's padded window ``block`` (:func:`.tiled.tile_block`) with ``context = (model or its file's
-    bytes, settings, wanted)``; returns ``{output key: (bands, rows, cols) block of the core}``, or None for a None
-    block. A model given as bytes (on a cluster worker) is loaded once per worker process."""
+    bytes, settings, wanted, levels)`` (levels: the scene's :class:`.regularisation.Levels`, or None); returns
+    ``{output key: (bands, rows, cols) block of the core}``, or None for a None block.
+    A model given as bytes (on a cluster worker) is loaded once per worker process."""
     if block is None:
         return None
-    model, settings, wanted = context
+    model, settings, wanted, levels = context
     if isinstance(model, bytes):
         model = _worker_models(model)
     data, valid, A0 = block
     rs, cs = tile.core_in_pad
     result = deepgu_unmix(data, model, settings, mask=valid, A_init=A0, feedback=feedback,
-                          endmembers="endmembers" in wanted)
+                          endmembers="endmembers" in wanted, levels=levels)
     P, K, L = model.n_materials, model.latent_dim, model.n_bands
     blocks = {"abundances": result.abundances[:, rs, cs], "rmse": result.rmse[None, rs, cs]}
     if "endmembers" in wanted:   # (L, P, r, c) -> material-major (P*L, r, c)
@@ -121,12 +122,15 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
     layout = tile_layout(info.rows, info.cols, settings.memory_mb, L, P, halo, feedback)
     init = tiled.open_init(init_abundances, scene, P, window) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
-    if is_auto(settings.lambda_z) or is_auto(settings.lambda_a):
+    levels = None
+    if (is_auto(settings.lambda_z) or is_auto(settings.lambda_a) or is_auto(settings.code_smoothing)
+            or settings.start == "elmm"):      # ELMM's own weights are auto: every tile uses the scene's levels
         levels = tiled.central_levels(info, model.m0)
         feedback.info("auto regularisation, measured on the central %d x %d pixels: %s"
                       % (min(LEVEL_WINDOW, info.rows), min(LEVEL_WINDOW, info.cols), describe(levels)))
         lambda_z, lambda_a = resolve(settings.lambda_z, settings.lambda_a, levels)
-        settings = replace(settings, lambda_z=lambda_z, lambda_a=lambda_a)
+        settings = replace(settings, lambda_z=lambda_z, lambda_a=lambda_a,
+                           code_smoothing=resolve_smoothness(settings.code_smoothing, levels))
     with cluster_client(settings.cluster, feedback) as client, OutputSet(
             {"abundances": "OUTPUT", "endmembers": "OUTPUT_ENDMEMBERS", "latent": "OUTPUT_LATENT",
              "rmse": "OUTPUT_RMSE"}) as outputs:
@@ -139,8 +143,8 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
         worker_context = None
         if client is not None:
             with open(model_path, "rb") as stream:
-                worker_context = (stream.read(), settings, wanted)
-        solved = tiled.solve_tiles(info, layout, init, _solve_block, (model, settings, wanted), client,
+                worker_context = (stream.read(), settings, wanted, levels)
+        solved = tiled.solve_tiles(info, layout, init, _solve_block, (model, settings, wanted, levels), client,
                                    settings.memory_mb, feedback, tile_threads(settings, len(layout)), worker_context)
         tiled.write_tiles(outputs, solved, label, init_abundances)
     feedback.set_progress(100)
