@@ -5,23 +5,24 @@ Run:  .venv/bin/python bench/bench_smooth_variability.py [--scenes samson DC2-us
 
 For each scene of bench/accuracy_scenes.py and seed, the workflow's steps run in process at their defaults
 (bench/bench_lambda_z.py's ``scene_pipelines``: refined references, FCLS, spatial bundles, VAEs), then DeepGU
-(core.unmix.deepgu_unmix, from the workflow's FCLS abundances) once per variant, every other setting at its
+(core.solvers.unmix.deepgu_unmix, from the workflow's FCLS abundances) once per variant, every other setting at its
 default:
 
 - ``default``: today's workflow DeepGU (CODE_SMOOTHING 0, START fcls);
-- ``smooth``: CODE_SMOOTHING auto, the spatial prior on the whitened codes (core/smooth_zstep.py);
+- ``smooth``: CODE_SMOOTHING auto, the spatial prior on the whitened codes (core/solvers/smooth_zstep.py);
 - ``elmm``: START elmm, abundances and codes started from ELMM's solution (ELMM at its auto weights);
 - ``smooth+elmm``: both.
 
-Each is scored by RMSE_A (eq. 14, materials matched). ``--span`` prints instead, for the synthetic scenes, how much of
-the true per-pixel endmembers' departure from the references the model's decoders can reproduce at all: the
-relative distance ``||m_pn - m0_p|| / ||m_pn||`` over all pixels and materials, and ``||m_pn - G~_p(u_pn)|| /
-||m_pn||`` with u_pn the codes fitted to the true m_pn (core.unmix.encode_endmembers) at ``auto`` lambda_Z and at
-1e-6 of it (free codes): no prior on the codes, spatial or not, can bring DeepGU's endmembers closer to the truth
-than the free fit. Prints one line per run, then per scene and variant the
-mean over seeds, the ratio to FCLS, the worst seed's RMSE_A and its ratio to that seed's FCLS (the issue's
-goals are per seed), and the mean seconds of the DeepGU solve (the pipeline's steps are shared and not
-counted). ``--json`` is rewritten after every run.
+Each is scored by RMSE_A (eq. 14, materials matched). Prints one line per run, then per scene and variant the
+mean over seeds, the ratio to FCLS, the worst seed's RMSE_A and its ratio to that seed's FCLS (the issue's goals
+are per seed), and the mean seconds of the DeepGU solve (the pipeline's steps are shared and not counted).
+``--json`` is rewritten after every run.
+
+``--span`` prints instead, for the synthetic scenes, how much of the true per-pixel endmembers' departure from the
+references the model's decoders can reproduce at all: the relative distance ``||m_pn - m0_p|| / ||m_pn||`` over
+all pixels and materials, and ``||m_pn - G~_p(u_pn)|| / ||m_pn||`` with u_pn the codes fitted to the true m_pn
+(core.solvers.unmix.encode_endmembers) at ``auto`` lambda_Z and at 1e-6 of it (free codes): no prior on the codes,
+spatial or not, can bring DeepGU's endmembers closer to the truth than the free fit.
 """
 
 import argparse
@@ -39,13 +40,13 @@ sys.path.insert(0, ROOT)
 from bench.accuracy_scenes import NAMES  # noqa: E402
 from bench.bench_lambda_z import rmse_a, scene_pipelines  # noqa: E402
 from bench.measure import machine_line  # noqa: E402
-from core.atomic import atomic_output  # noqa: E402
-from core.latent import WhitenedModel  # noqa: E402
-from core.metrics import match_materials  # noqa: E402
-from core.regularisation import measure_levels  # noqa: E402
-from core.unmix import deepgu_unmix, encode_endmembers  # noqa: E402
-from core.zstep import decode  # noqa: E402
-from core.unmix_settings import UnmixSettings  # noqa: E402
+from core.evaluation.metrics import match_materials  # noqa: E402
+from core.files.atomic import atomic_output  # noqa: E402
+from core.solvers.latent import WhitenedModel  # noqa: E402
+from core.solvers.regularisation import measure_levels  # noqa: E402
+from core.solvers.unmix import deepgu_unmix, encode_endmembers  # noqa: E402
+from core.solvers.unmix_settings import UnmixSettings  # noqa: E402
+from core.solvers.zstep import decode  # noqa: E402
 
 VARIANTS = {"default": {}, "smooth": {"code_smoothing": "auto"}, "elmm": {"start": "elmm"},
             "smooth+elmm": {"code_smoothing": "auto", "start": "elmm"}}

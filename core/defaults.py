@@ -100,7 +100,7 @@ COMPARE = _frozen(MEMORY_MB=1024, CLUSTER="")
 ALGORITHMS = _frozen(**ALGORITHMS, compare=COMPARE)
 # --- Smooth variability for DeepGU (issue 25 item 4; docs/smooth_variability.md) ---------------------------------
 #: CODE_SMOOTHING: weight of the spatial prior on the whitened latent codes (0: off, today's solver; None: auto);
-#: START: where the codes and abundances start (the choices of UNMIX_STARTS). Options of core.unmix (the bench
+#: START: where the codes and abundances start (the choices of UNMIX_STARTS). Options of core.solvers.unmix (the bench
 #: bench/bench_smooth_variability.py measures them); not parameters of deepgu:unmix, as neither won on the suite.
 UNMIX_STARTS = ("fcls", "elmm")
 UNMIX_SMOOTH = _frozen(CODE_SMOOTHING=0.0, START="fcls")
