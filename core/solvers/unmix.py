@@ -32,6 +32,12 @@ VAE was trained on (the identity for models without a spread: the paper's prior)
 
 Regularisation that needs no tuning (``lambda_z`` / ``lambda_a`` = ``"auto"``): both weights are
 set from levels measured on the initial fit (:mod:`.regularisation`).
+
+Two options that the workflow does not use (``docs/smooth_variability.md``: neither won on the suite):
+``settings.code_smoothing`` > 0 adds the spatial prior ``lambda_S/2 sum_{n~m} ||u_n - u_m||^2`` on the codes of
+neighbouring pixels to J, and the Z-step becomes one coupled solve (:mod:`.smooth_zstep`; 0 runs the per-pixel
+Z-step above, unchanged); ``settings.start = "elmm"`` starts A from ELMM's abundances and the codes from ELMM's
+per-pixel endmembers (:func:`encode_endmembers`).
 """
 
 import time
