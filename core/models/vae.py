@@ -40,6 +40,7 @@ each material still gets the model it gets trained alone from its generator, up 
 import contextlib
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -248,12 +249,17 @@ class StackedVAEs:
             vaes.append(vae.eval().requires_grad_(False))
         return vaes
 
-    def loss_and_gradient(self, x, eps, weights, kind, beta):
-        """Per-sample losses (P, B) of the mini-batch ``x`` (P, B, L) with noise ``eps`` (P, B, K); writes the
-        gradient of ``sum(weights * loss)`` (``weights`` (P, B, 1)) into :attr:`grad`."""
+    def loss_and_gradient(self, x, eps, weights, kind, beta, members=slice(None)):
+        """Per-sample losses (P, B) of the mini-batch ``x`` (P, B, L) with noise ``eps`` (P, B, K) of materials
+        ``members`` (a slice of the stack, P materials); writes the gradient of ``sum(weights * loss)``
+        (``weights`` (P, B, 1)) into their part of :attr:`grad` (the products write in place: the weights and
+        gradients of a material keep their place in memory, where torch's products round as they do in the
+        whole stack)."""
         K = self.sizes[-1]
         h, hidden = x, []
-        for i, (W, b) in enumerate(self.layers):            # forward; hidden[i] = input of layer i
+        layers = [(W[members], b[members]) for W, b in self.layers]
+        grads = [(W[members], b[members]) for W, b in self.grads]
+        for i, (W, b) in enumerate(layers):                 # forward; hidden[i] = input of layer i
             hidden.append(h)
             a = torch.baddbmm(b, h, W)
             if i == 3:                                      # the mean | log-variance head
@@ -275,8 +281,8 @@ class StackedVAEs:
         variance = std.square()
         kl = -0.5 * torch.sum(1.0 + log_var - mu.square() - variance, dim=2)
         for i in range(7, -1, -1):                           # backward; delta = d objective / d a_i
-            W, _ = self.layers[i]
-            dW, db = self.grads[i]
+            W, _ = layers[i]
+            dW, db = grads[i]
             torch.bmm(hidden[i].transpose(1, 2), delta, out=dW)
             torch.sum(delta, dim=1, keepdim=True, out=db)
             if i == 0:
@@ -292,28 +298,24 @@ class StackedVAEs:
 
 
 class _Adam:
-    """Adam (lr :data:`LEARNING_RATE`, betas 0.9 and 0.999, eps 1e-8) on one flat parameter vector, in the
-    arithmetic of ``torch.optim.Adam`` (its fused kernel's results, to the bit): written out because creating a
-    ``torch.optim`` optimiser imports torch's compiler (``torch._dynamo``), a second (as long as importing torch)
-    that every training paid."""
+    """Adam (lr :data:`LEARNING_RATE`, betas 0.9 and 0.999, eps 1e-8) on a list of parameter tensors: torch's fused
+    CPU kernel (``torch._fused_adam_``, what ``torch.optim.Adam(fused=True)`` runs, one pass over each), called
+    directly because creating a ``torch.optim`` optimiser imports torch's compiler (``torch._dynamo``), a second (as
+    long as importing torch) that every training paid."""
 
-    def __init__(self, parameter, grad, lr=LEARNING_RATE, betas=(0.9, 0.999), eps=1e-8):
-        self.parameter, self.grad, self.lr, self.betas, self.eps = parameter, grad, lr, betas, eps
-        self.mean, self.square, self.root = (torch.zeros_like(parameter) for _ in range(3))
-        self.steps = 0
+    def __init__(self, parameters, grads, lr=LEARNING_RATE, betas=(0.9, 0.999), eps=1e-8):
+        self.parameters, self.grads, self.lr, self.betas, self.eps = parameters, grads, lr, betas, eps
+        self.mean, self.square = [torch.zeros_like(t) for t in parameters], [torch.zeros_like(t) for t in parameters]
+        self.steps = torch.zeros(())
 
     def step(self):
         """``m <- m + (1 - b1)(g - m)``, ``v <- b2 v + (1 - b2) g^2``,
         ``theta <- theta - lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps)``."""
-        beta1, beta2 = self.betas
         self.steps += 1
-        self.mean.lerp_(self.grad, 1 - beta1)
-        self.square.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
-        # NumPy's square root (the processor's, correctly rounded): torch's takes 20 times longer on the tiny and
-        # zero second moments of rarely active weights
-        np.sqrt(self.square.numpy(), out=self.root.numpy())
-        denominator = self.root.div_(math.sqrt(1 - beta2 ** self.steps)).add_(self.eps)
-        self.parameter.addcdiv_(self.mean, denominator, value=-self.lr / (1 - beta1 ** self.steps))
+        torch._fused_adam_(self.parameters, self.grads, self.mean, self.square, [], [self.steps] * len(self.parameters),
+                           lr=self.lr,
+                           beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps, amsgrad=False,
+                           maximize=False)
 
 
 def _epoch_draws(generators, sizes, n_steps, latent_dim):
@@ -336,13 +338,37 @@ def _epoch_draws(generators, sizes, n_steps, latent_dim):
     return index, eps, weights
 
 
-def _train_group(bundles, generators, latent_dim, epochs, loss, beta, progress, check_canceled):
+class _Part:
+    """Materials ``members`` (a slice) of a :class:`StackedVAEs` ``stack``, with their scaled spectra ``x``
+    (P * N, L), material p's pixel i in row ``p * N + i`` (N = ``n_pixels``)."""
+
+    def __init__(self, stack, members, x):
+        self.stack, self.members, self.n_pixels = stack, members, x.shape[1]
+        self.x = x[members].reshape(-1, x.shape[2])
+        self.offsets = torch.arange(self.x.shape[0] // self.n_pixels)[:, None] * self.n_pixels
+
+    def gradient(self, index, eps, weights, loss, beta):
+        """One mini-batch (the stack's ``index`` (P, B), ``eps`` (P, B, K), ``weights`` (P, B, 1)): writes this
+        part's gradient and returns its per-sample losses (P_part, B)."""
+        rows = (index[self.members] + self.offsets).flatten()
+        x = self.x.index_select(0, rows).view(len(self.offsets), -1, self.x.shape[1])
+        return self.stack.loss_and_gradient(x, eps[self.members], weights[self.members], loss, beta, self.members)
+
+
+def _train_group(bundles, generators, latent_dim, epochs, loss, beta, progress, check_canceled, n_threads=1):
     """Train the VAEs of bundles (L, n_p) that take the same number of mini-batches per epoch, as one
     :class:`StackedVAEs`; returns ``(vaes, curves)`` with curves (P, epochs), the mean per-sample loss of each epoch.
 
     Material p gets the model it gets trained alone from ``generators[p]``, up to round-off. ``check_canceled()``
     runs before every mini-batch and ``progress(epoch)`` after every epoch. A non-finite loss stops training at the
     end of its epoch with a :class:`DeepGUError` naming the (first) material (its index in the group).
+
+    The stack is computed in two halves (:class:`_Part`; materials ``[0, ceil(P/2))`` and the rest), always, so
+    that the arithmetic does not depend on the threads: an element-wise torch operation rounds the last few
+    elements of a tensor (its tail after the vectorised loop) differently, so a material's round-off depends on
+    which part it is computed in. ``n_threads`` 2: the halves are computed side by side, the second on a worker
+    thread, each on one torch thread (torch releases the GIL in its operations); the Adam update of the whole
+    stack follows. The models do not depend on ``n_threads`` (bitwise, ``tests/test_vae_batched.py``).
     """
     n_bands = bundles[0].shape[0]
     sizes = [b.shape[1] for b in bundles]
@@ -353,24 +379,32 @@ def _train_group(bundles, generators, latent_dim, epochs, loss, beta, progress, 
         x[p, :sizes[p]] = torch.as_tensor(np.maximum(bundle.T / scale, 0.0), dtype=torch.float32)
     stack = StackedVAEs(encoder_sizes(n_bands, latent_dim), len(bundles))
     stack.reset_parameters(generators)
-    optimizer = _Adam(stack.flat, stack.grad)
-    materials = torch.arange(len(bundles))[:, None]
+    half = math.ceil(len(bundles) / 2)
+    parts = [_Part(stack, slice(start, start + half), x) for start in range(0, len(bundles), half)]
+    optimizer = _Adam([stack.flat], [stack.grad])
     count = torch.tensor(sizes, dtype=torch.float64)
     curves = np.empty((len(bundles), epochs))
-    for epoch in range(epochs):
-        index, eps, weights = _epoch_draws(generators, sizes, n_steps, latent_dim)
-        real = weights[..., 0] > 0
-        total = torch.zeros(len(bundles), dtype=torch.float64)
-        for step in range(n_steps):
-            check_canceled()
-            sample_loss = stack.loss_and_gradient(x[materials, index[step]], eps[step], weights[step], loss, beta)
-            optimizer.step()
-            total += torch.where(real[step], sample_loss, 0.0).sum(dim=1)
-        curves[:, epoch] = (total / count).numpy()
-        diverged = np.flatnonzero(~np.isfinite(curves[:, epoch]))
-        if diverged.size:
-            raise _Diverged(int(diverged[0]), epoch)
-        progress(epoch)
+    with contextlib.ExitStack() as context:
+        worker = None
+        if len(parts) > 1 and n_threads > 1:
+            worker = context.enter_context(ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(1,)))
+        for epoch in range(epochs):
+            index, eps, weights = _epoch_draws(generators, sizes, n_steps, latent_dim)
+            real = weights[..., 0] > 0
+            total = torch.zeros(len(bundles), dtype=torch.float64)
+            for step in range(n_steps):
+                check_canceled()
+                draws = (index[step], eps[step], weights[step], loss, beta)
+                other = [] if worker is None else [worker.submit(parts[-1].gradient, *draws)]
+                losses = [part.gradient(*draws) for part in parts[:len(parts) - len(other)]]
+                losses += [future.result() for future in other]
+                optimizer.step()
+                total += torch.where(real[step], torch.cat(losses), 0.0).sum(dim=1)
+            curves[:, epoch] = (total / count).numpy()
+            diverged = np.flatnonzero(~np.isfinite(curves[:, epoch]))
+            if diverged.size:
+                raise _Diverged(int(diverged[0]), epoch)
+            progress(epoch)
     return stack.unstack(scales), curves
 
 
@@ -383,7 +417,7 @@ class _Diverged(Exception):
 
 
 def train_vaes(bundles, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOCHS"], seed=0, loss=TRAINVAE["LOSS"],
-               beta=TRAINVAE["BETA"], feedback=None):
+               beta=TRAINVAE["BETA"], feedback=None, n_threads=None):
     """Train one VAE per bundle (``bundles``: list of (L, n_p) arrays in scene units).
 
     Returns ``(vaes, loss_curves)``: the trained :class:`MaterialVAE` modules
@@ -394,9 +428,11 @@ def train_vaes(bundles, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOC
     one it gets trained alone from that generator (up to round-off); the materials are trained together as
     :class:`StackedVAEs`, in groups of equal mini-batch counts per epoch (3, or 2 for a 4-pixel bundle).
     Progress is reported after every epoch, cancellation checked before every mini-batch; a non-finite loss
-    stops training at the end of its epoch, naming the material.
+    stops training at the end of its epoch, naming the material. ``n_threads``: 1, or 2 to train two halves of
+    the materials side by side (the default when torch has at least 2 threads); the models are the same either way.
     """
     bundles = _check_bundles(bundles)
+    n_threads = min(2, torch.get_num_threads()) if n_threads is None else int(n_threads)
     if int(latent_dim) < 1 or int(epochs) < 1:
         raise DeepGUError("latent size and epochs must be at least 1, got %s and %s" % (latent_dim, epochs))
     if loss not in LOSSES:
@@ -418,7 +454,7 @@ def train_vaes(bundles, latent_dim=TRAINVAE["LATENT_DIM"], epochs=TRAINVAE["EPOC
             try:
                 trained, group_curves = _train_group([bundles[p] for p in members], [generators[p] for p in members],
                                                      int(latent_dim), epochs, loss, float(beta), progress,
-                                                     feedback.check_canceled)
+                                                     feedback.check_canceled, n_threads)
             except _Diverged as error:
                 raise DeepGUError("material %d: training diverged at epoch %d: the loss is not finite (lower BETA, or "
                                   "check the bundle's values)" % (members[error.index] + 1, error.epoch + 1)) from None
