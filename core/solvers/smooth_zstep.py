@@ -98,6 +98,7 @@ def smooth_zstep(model, Y, A, Z, lambda_z, lambda_s, grid, degrees, stats=None, 
     A = A.to(dtype)
     yy = (Y * Y).sum(1)
     eye = torch.eye(pk, dtype=dtype, device=Y.device)
+    evaluations = n if stats is None else 0
     with torch.no_grad():
         stats = PixelStats.evaluate(model, Z.to(dtype), Y) if stats is None else PixelStats(
             stats.S.clone(), stats.e.clone(), p)
@@ -128,6 +129,7 @@ def smooth_zstep(model, Y, A, Z, lambda_z, lambda_s, grid, degrees, stats=None, 
                 converged = True
                 break
             z_new = z + delta
+            evaluations += n
             trial = PixelStats.evaluate(model, z_new.reshape(n, p, k), Y)
             f_new = total(trial, z_new)
             gain = (f - f_new) / max(predicted, float(torch.finfo(dtype).tiny))
@@ -140,4 +142,4 @@ def smooth_zstep(model, Y, A, Z, lambda_z, lambda_s, grid, degrees, stats=None, 
                 mu, nu = mu * nu, 2.0 * nu
     iterations = torch.full((n,), steps, dtype=torch.long, device=Y.device)
     return ZStepResult(z.reshape(n, p, k), stats, iterations, torch.full((n,), converged, device=Y.device),
-                       f_start, f)
+                       f_start, f, evaluations)

@@ -71,7 +71,11 @@ class UnmixResult:
     outer iteration (iteration, objective = data + z_reg + lambda_A tv, data, z_reg,
     tv, change_a, change_z, z_converged, z_iterations, admm_iterations, a_accepted,
     z_seconds, seconds); n_iter; converged: the relative-change test stopped the loop;
-    lambda_z, lambda_a: the weights used; report: :func:`variability_report`.
+    lambda_z, lambda_a: the weights used; report: :func:`variability_report`; work: the solver's counts,
+    summed over the pixels (``evaluations`` of the decoder with its Jacobian and statistics, Levenberg-Marquardt
+    ``solves``), ``admm_iterations`` (all A-steps, the final one included) and ``flops`` (:func:`product_flops`,
+    None for a model without VAE decoders). Not counted: the codes' own solve of a START's encoding, and the
+    conjugate-gradient iterations of a Z-step with a spatial prior on the codes (``code_smoothing``).
     """
 
     abundances: np.ndarray
@@ -84,6 +88,35 @@ class UnmixResult:
     lambda_z: float = 0.0
     lambda_a: float = 0.0
     report: list = field(default_factory=list)
+    work: dict = field(default_factory=dict)
+
+
+def product_flops(sizes, n_materials, box_shape, evaluations, solves, admm_iterations, n_pixels):
+    """Floating-point operations (a multiply and an add count two) of DeepGU's matrix products on a tile of
+    ``n_pixels`` valid pixels in a ``box_shape`` (rows, cols) box, from the solver's counts (:attr:`UnmixResult.work`).
+
+    With the decoder ``K -> h3 -> h2 -> h1 -> L`` of each of the P materials (``sizes = (L, h1, h2, h3, K)``,
+    widths n_0 = K, ..., n_4 = L) and q = P (1 + K) columns of E = [G, D]:
+
+    - per decoder evaluation (one pixel): the codes and their K tangents through the layers (the first
+      layer's tangents are shared by all pixels), then ``E^T E`` and ``E^T y``:
+      ``P (2 sum_i n_i n_(i+1) + 2 K sum_(i>0) n_i n_(i+1)) + 2 q^2 L + 2 q L``;
+    - per Levenberg-Marquardt system of PK unknowns: ``2/3 (PK)^3 + 2 (PK)^2``;
+    - per ADMM iteration and pixel: the data copy's update ``2 P^2`` and the Laplacian solve's four discrete
+      cosine transforms, ``4 P (rows + cols)`` (on a box with invalid pixels the conjugate-gradient
+      iterations around it are not counted).
+
+    Element-wise passes (activations, the simplex projection, the shrinkage, norms) are not counted.
+    """
+    L, h1, h2, h3, K = sizes
+    P = n_materials
+    widths = (K, h3, h2, h1, L)
+    layers = [a * b for a, b in zip(widths[:-1], widths[1:])]
+    q = P * (1 + K)
+    decoder = P * (2 * sum(layers) + 2 * K * sum(layers[1:])) + 2 * q * q * L + 2 * q * L
+    system = 2.0 / 3.0 * (P * K) ** 3 + 2 * (P * K) ** 2
+    admm = 2 * P * P + 4 * P * (box_shape[0] + box_shape[1])
+    return decoder * evaluations + system * solves + admm * admm_iterations * n_pixels
 
 
 def resolve_device(device):
@@ -214,11 +247,13 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
     if start is None:
         Z = z0.expand(grid.n_pixels, -1, -1).clone()
         stats = PixelStats.shared(model, z0, Yv)
+        work = {"evaluations": 1, "solves": 0, "admm_iterations": 0}
     else:
         M_valid = torch.as_tensor(np.moveaxis(start.endmembers[..., mask], -1, 0), dtype=dtype, device=dev) / unit
         Z = encode_endmembers(model, M_valid, lambda_z, tol=tol, max_iter=z_max_iter, chunk_size=chunk_size,
                               feedback=feedback)
         stats = PixelStats.evaluate(model, Z, Yv)
+        work = {"evaluations": grid.n_pixels, "solves": 0, "admm_iterations": 0}
     degrees = torch.as_tensor(neighbour_counts(mask), dtype=dtype, device=dev)
     history = []
     admm_state = None
@@ -234,10 +269,13 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
             zres = zstep(model, Yv, A, Z, lambda_z, stats=stats, tol=tol, max_iter=z_max_iter,
                          chunk_size=chunk_size, feedback=feedback)
         stats = zres.stats
+        work["evaluations"] += zres.evaluations
+        work["solves"] += zres.solves
         z_seconds = time.perf_counter() - start
         A_new, ainfo, (total, data, tv_val) = _guarded_astep(stats, yy, grid, lambda_a, A, tv, ADMM_TOL,
                                                              admm_max_iter, admm_state)
         admm_state = ainfo["state"]
+        work["admm_iterations"] += ainfo["iterations"]
         change_a, change_z = _rel_change(A_new, A), _rel_change(zres.Z, Z)
         A, Z = A_new, zres.Z
         z_reg = 0.5 * lambda_z * float(((Z - z0) ** 2).sum())
@@ -264,7 +302,17 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
             converged = True
             break
     feedback.check_canceled()
-    A, _, _ = _guarded_astep(stats, yy, grid, lambda_a, A, tv, ADMM_TOL, final_admm_max_iter, admm_state)
+    A, ainfo, _ = _guarded_astep(stats, yy, grid, lambda_a, A, tv, ADMM_TOL, final_admm_max_iter, admm_state)
+    work["admm_iterations"] += ainfo["iterations"]
+    vaes = getattr(model.model, "vaes", None)
+    work["flops"] = None if not vaes else product_flops(vaes[0].sizes, model.n_materials, grid.box_shape,
+                                                        work["evaluations"], work["solves"],
+                                                        work["admm_iterations"], grid.n_pixels)
+    feedback.info("DeepGU work on %d pixels: per pixel %.2f decoder evaluations and %.2f Levenberg-Marquardt solves; "
+                  "%d ADMM iterations%s" % (grid.n_pixels, work["evaluations"] / grid.n_pixels,
+                                            work["solves"] / grid.n_pixels, work["admm_iterations"],
+                                            "" if work["flops"] is None else "; %.4g MFLOP per pixel in matrix products"
+                                            % (work["flops"] / grid.n_pixels / 1e6)))
     squares = stats.residual_squares(yy, A) * unit ** 2          # from the final codes' statistics, in scene units
     sample = torch.arange(0, grid.n_pixels, -(-grid.n_pixels // REPORT_SAMPLE), device=dev)
     report = variability_report(model, Z, decode(model, Z[sample]))
@@ -277,7 +325,7 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
         endmembers=_to_grid(decode(model, Z) * unit, mask) if endmembers else None,
         rmse=_to_grid((squares.clamp(min=0.0) / Yv.shape[1]).sqrt(), mask),
         history=history, n_iter=it, converged=converged,
-        lambda_z=scene_lambdas[0], lambda_a=scene_lambdas[1], report=report,
+        lambda_z=scene_lambdas[0], lambda_a=scene_lambdas[1], report=report, work=work,
     )
 
 

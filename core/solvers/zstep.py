@@ -183,6 +183,8 @@ class ZStepResult:
     converged: torch.Tensor    # (N,) bool, stopped by the step-size test
     objective_start: float     # sum_n f_n at the warm start
     objective: float           # sum_n f_n at the result
+    evaluations: int = 0       # pixel decoder evaluations (G, D and the statistics), summed over the pixels
+    solves: int = 0            # per-pixel Levenberg-Marquardt systems solved, summed over the pixels
 
     @property
     def n_converged(self):
@@ -190,7 +192,8 @@ class ZStepResult:
 
 
 def _lm_chunk(model, y, a, z, stats, z0, lambda_z, tol, max_iter, feedback):
-    """Levenberg-Marquardt on one chunk, in place on z (n, PK) and its stats; returns (iterations, converged)."""
+    """Levenberg-Marquardt on one chunk, in place on z (n, PK) and its stats; returns (iterations, converged,
+    decoder evaluations, systems solved), the last two summed over the pixels."""
     n, pk = z.shape
     yy = (y * y).sum(1)
     f = stats.objective(yy, a, z - z0, lambda_z)
@@ -204,11 +207,13 @@ def _lm_chunk(model, y, a, z, stats, z0, lambda_z, tol, max_iter, feedback):
     iterations = torch.zeros(n, dtype=torch.long, device=z.device)
     converged = torch.zeros(n, dtype=torch.bool, device=z.device)
     active = torch.arange(n, device=z.device)
+    evaluations = solves = 0
     for _ in range(max_iter):
         if not len(active):
             break
         feedback.check_canceled()
         iterations[active] += 1
+        solves += len(active)
         delta = torch.linalg.solve(H[active] + mu[active, None, None] * eye, -g[active])
         predicted = 0.5 * (delta * (mu[active, None] * delta - g[active])).sum(1)
         small = ((delta.norm(dim=1) <= tol * z[active].norm(dim=1).clamp(min=1.0))
@@ -218,6 +223,7 @@ def _lm_chunk(model, y, a, z, stats, z0, lambda_z, tol, max_iter, feedback):
         if not len(active):
             break
         z_new = z[active] + delta
+        evaluations += len(active)
         trial = PixelStats.evaluate(model, z_new.reshape(len(active), a.shape[1], -1), y[active])
         f_new = trial.objective(yy[active], a[active], z_new - z0, lambda_z)
         gain = (f[active] - f_new) / predicted.clamp(min=torch.finfo(f.dtype).tiny)
@@ -230,7 +236,7 @@ def _lm_chunk(model, y, a, z, stats, z0, lambda_z, tol, max_iter, feedback):
             z[acc], f[acc] = z_new[ok], f_new[ok]
             stats[acc] = trial[ok]
             H[acc], g[acc] = trial[ok].system(a[acc], z_new[ok] - z0, lambda_z)
-    return iterations, converged
+    return iterations, converged, evaluations, solves
 
 
 def zstep(model, Y, A, Z, lambda_z, stats=None, tol=1e-3, max_iter=20, chunk_size=CHUNK, feedback=None):
@@ -262,6 +268,7 @@ def zstep(model, Y, A, Z, lambda_z, stats=None, tol=1e-3, max_iter=20, chunk_siz
     iterations = torch.zeros(n, dtype=torch.long, device=Y.device)
     converged = torch.zeros(n, dtype=torch.bool, device=Y.device)
     f_start = f_end = 0.0
+    evaluations, solves = (0 if stats is not None else n), 0
     with torch.no_grad():
         for start in range(0, n, chunk_size):
             sl = slice(start, min(start + chunk_size, n))
@@ -269,8 +276,9 @@ def zstep(model, Y, A, Z, lambda_z, stats=None, tol=1e-3, max_iter=20, chunk_siz
             chunk = out[sl] if stats is not None else PixelStats.evaluate(model, z.reshape(-1, p, k), y)
             yy = (y * y).sum(1)
             f_start += float(chunk.objective(yy, a, z - z0, lambda_z).sum())
-            iterations[sl], converged[sl] = _lm_chunk(model, y, a, z, chunk, z0, lambda_z, tol,
-                                                      max_iter, feedback)
+            iterations[sl], converged[sl], chunk_evaluations, chunk_solves = _lm_chunk(
+                model, y, a, z, chunk, z0, lambda_z, tol, max_iter, feedback)
+            evaluations, solves = evaluations + chunk_evaluations, solves + chunk_solves
             out[sl] = chunk
             f_end += float(chunk.objective(yy, a, z - z0, lambda_z).sum())
-    return ZStepResult(Z.reshape(n, p, k), out, iterations, converged, f_start, f_end)
+    return ZStepResult(Z.reshape(n, p, k), out, iterations, converged, f_start, f_end, evaluations, solves)
