@@ -7,13 +7,18 @@ FCLS, 200 spatial bundles per material, VAEs; not timed here). Then core.jobs.un
 same tiles twice, each run in a fresh process: in process (CLUSTER empty) and on --workers
 single-threaded worker processes (CLUSTER local:N's cluster, core.running.cluster.start_local_cluster,
 started inside the timed run). Prints wall seconds, ms per pixel, the speed-up, the peak RSS of
-each process (driver and every worker) and the largest abundance difference between the runs.
+each process (driver and every worker) and the largest abundance difference between the runs. Beside the
+in-process run's ms/pixel: the floating-point work per pixel of the DeepGU step's matrix products (decoder and
+Jacobian, statistics, Levenberg-Marquardt solves, ADMM's per-pixel update and Laplacian transforms:
+core.unmix.product_flops, from the work each tile logs, halos included) and the rate it was done at, and the
+thread's CPU seconds per pixel (what an idle machine's wall time would be, single-threaded).
 Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run
 only, --cluster-only for the cluster run only (no speed-up or difference then). Run it on an idle machine.
 """
 
 import argparse
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -28,10 +33,34 @@ from bench.bench_large_scene import step_bundles, step_fcls, step_train, step_vc
 from bench.measure import machine_line, measure  # noqa: E402
 
 
+class WorkLog:
+    """Feedback that keeps the matrix-product flops of the tiles' "DeepGU work" lines (core.unmix.deepgu_unmix)."""
+
+    def __init__(self):
+        self.flops = 0.0
+
+    def info(self, message):
+        match = re.match(r"DeepGU work on (\d+) pixels: .*; ([0-9.e+-]+) MFLOP per pixel", message)
+        if match:
+            self.flops += int(match.group(1)) * float(match.group(2)) * 1e6
+
+    def set_progress(self, percent):
+        pass
+
+    def is_canceled(self):
+        return False
+
+    def check_canceled(self):
+        pass
+
+
 def unmix_in_process(path, model, init, out):
+    """core.jobs.unmix.run; returns (tiles, matrix-product flops of all tiles, CPU seconds of this process)."""
     from core.jobs import unmix
 
-    return unmix.run(path, model, out, init_abundances=init)
+    log, cpu = WorkLog(), time.process_time()
+    n_tiles = unmix.run(path, model, out, init_abundances=init, feedback=log)
+    return n_tiles, log.flops, time.process_time() - cpu
 
 
 def unmix_on_local_cluster(path, model, init, out, workers):
@@ -75,9 +104,12 @@ def main():
         print("scene and model ready in %.0f s" % (time.perf_counter() - start), flush=True)
         common = dict(path=f["scene.tif"], model=f["model.pt"], init=f["fcls.tif"])
         if not args.cluster_only:
-            here_s, here_rss, n_tiles = measure(unmix_in_process, out=f["here.tif"], **common)
+            here_s, here_rss, (n_tiles, flops, cpu_s) = measure(unmix_in_process, out=f["here.tif"], **common)
             print("DeepGU in process:   %8.1f s  %.3f ms/pixel  %d tiles  peak RSS %.0f MiB"
                   % (here_s, 1000.0 * here_s / pixels, n_tiles, here_rss), flush=True)
+            print("  work: %.3g MFLOP per pixel in matrix products, done at %.2f GFLOP/s (wall); CPU %.1f s, "
+                  "%.3f ms/pixel; load average %.1f" % (flops / pixels / 1e6, flops / here_s / 1e9, cpu_s,
+                                                        1000.0 * cpu_s / pixels, os.getloadavg()[0]), flush=True)
         if args.workers == 0:
             return
         there_s, driver_rss, (_, worker_rss) = measure(unmix_on_local_cluster, out=f["cluster.tif"],

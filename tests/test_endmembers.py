@@ -240,3 +240,20 @@ def test_the_streamed_refinement_finds_a_thin_material_as_the_in_memory_one(tmp_
     np.testing.assert_allclose(streamed, whole, rtol=1e-6, atol=1e-8)
     np.testing.assert_array_equal(streamed_used, used)
     assert angles_deg(whole, M).max() < 0.2
+
+
+def test_fully_valid_pixels_are_read_without_a_copy_and_give_the_same_abundances(dc1):
+    """_fcls_grid on a fully valid image (its pixels a view) equals FCLS of the masked copy, to the bit."""
+    from core.endmembers import _fcls_grid, _valid_pixels
+
+    image = dc1.image.astype(np.float64)
+    full = np.ones(image.shape[1:], bool)
+    pixels = _valid_pixels(image, full)
+    assert np.shares_memory(pixels, image) and np.array_equal(pixels, image[:, full])
+    M = image[:, full][:, [0, 50, 700, 1300]]
+    np.testing.assert_array_equal(_fcls_grid(image, full, M).reshape(4, -1), fcls(image[:, full], M))
+    holes = full.copy()
+    holes[3, 5] = False
+    A = _fcls_grid(image, holes, M)
+    assert np.isnan(A[:, 3, 5]).all()
+    np.testing.assert_array_equal(A[:, holes], fcls(image[:, holes], M))

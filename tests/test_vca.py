@@ -138,3 +138,20 @@ def test_noiseless_data_have_infinite_snr():
 def test_bad_input_raises_clear_errors(Y, P, message):
     with pytest.raises(DeepGUError, match=message):
         vca(Y, P)
+
+
+@pytest.mark.parametrize("snr_db", [40, 5])
+def test_runs_share_the_projection_and_equal_single_runs(snr_db):
+    """vca_runs (one projection, one vertex search per seed) gives each seed what the plain transcription gives."""
+    from core.vca import vca_runs
+
+    rng = np.random.default_rng(7)
+    M = rng.random((30, 4))
+    Y = M @ rng.dirichlet(np.ones(4), 800).T
+    Y += np.sqrt(np.mean(Y ** 2) / 10 ** (snr_db / 10)) * rng.standard_normal(Y.shape)
+    runs = vca_runs(Y, 4, [3, 11, 12])
+    for seed, run in zip([3, 11, 12], runs):
+        indices, endmembers, snr = reference_vca(Y, 4, seed)
+        np.testing.assert_array_equal(run.indices, indices)
+        np.testing.assert_array_equal(run.endmembers, endmembers)
+        assert run.snr_db == pytest.approx(snr, abs=1e-8)

@@ -39,7 +39,7 @@ from .bundles import local_purity
 from ..defaults import ENDMEMBERS, PURITY_WINDOW
 from ..errors import DeepGUError
 from ..solvers.fcls import fcls
-from .vca import vca
+from .vca import vca, vca_runs
 
 PURITY_BINS = 512
 SCREEN_ITERATIONS = 5       # refinement iterations when comparing VCA restarts (best_start)
@@ -83,7 +83,7 @@ def vca_best(Y, P, seed=0, restarts=ENDMEMBERS["RESTARTS"], fit_sample=FIT_SAMPL
     rng = np.random.default_rng(seed)
     n = Y.shape[1]
     fit = Y[:, np.sort(rng.choice(n, fit_sample, replace=False))] if n > fit_sample else Y
-    runs = [vca(Y, P, seed=int(seed) * int(restarts) + r) for r in range(int(restarts))]
+    runs = vca_runs(Y, P, [int(seed) * int(restarts) + r for r in range(int(restarts))])
     errors = np.array([fit_error(fit, run.endmembers) for run in runs])
     best = runs[int(np.argmin(errors))]
     return best.endmembers, best.indices, errors
@@ -93,8 +93,7 @@ def vca_starts(Y, P, seed=0, restarts=ENDMEMBERS["RESTARTS"]):
     """The endmembers (L, P) of ``restarts`` VCA runs (seeds as :func:`vca_best`), distinct pixel sets only."""
     Y = _check(Y, P)
     starts, seen = [], set()
-    for r in range(int(restarts)):
-        run = vca(Y, P, seed=int(seed) * int(restarts) + r)
+    for run in vca_runs(Y, P, [int(seed) * int(restarts) + r for r in range(int(restarts))]):
         key = tuple(sorted(int(i) for i in run.indices))
         if key not in seen:
             seen.add(key)
@@ -180,10 +179,17 @@ def _owned_shares(A, mask, window):
     return owner_counts(purity_levels(abundances, local, thin_materials(*counts))) / max(abundances.shape[1], 1)
 
 
+def _valid_pixels(image, mask):
+    """``image[:, mask]`` (L, n) of ``image`` (L, rows, cols): without a copy when every pixel is valid."""
+    return image.reshape(image.shape[0], -1) if mask.all() else image[:, mask]
+
+
 def _fcls_grid(image, mask, M):
     """FCLS abundances (P, rows, cols) of the ``mask`` pixels of ``image`` with M, NaN elsewhere."""
     A = np.full((M.shape[1],) + mask.shape, np.nan)
-    if mask.any():
+    if mask.all():
+        A.reshape(M.shape[1], -1)[:] = fcls(_valid_pixels(image, mask), M)
+    elif mask.any():
         A[:, mask] = fcls(image[:, mask], M)
     return A
 
@@ -225,7 +231,7 @@ def best_start(image, starts, mask=None, window=PURITY_WINDOW, iterations=SCREEN
     for M in starts:
         M = refine_purest(strips, M, window=window, iterations=iterations, n_fixed=n_fixed)[0]
         A = _fcls_grid(image, mask, M)
-        errors.append(fit_error(image[:, mask], M, A[:, mask]))
+        errors.append(fit_error(_valid_pixels(image, mask), M, _valid_pixels(A, mask)))
         least_owned.append(_owned_shares(A, mask, window).min())
     errors, least_owned = np.array(errors), np.array(least_owned)
     eligible = least_owned >= MIN_OWNED_RATIO * least_owned.max()
@@ -359,7 +365,8 @@ def refine_purest(strips, M, fraction=ENDMEMBERS["FRACTION"], window=PURITY_WIND
             core = slice(first, first + n_core)
             abundances, local, *strip_counts = _ownership_counts(A, valid, window, core)
             counts += strip_counts
-            histogram.update(data[:, core][:, valid[core]].astype(np.float64), purity_levels(abundances, local, thin))
+            histogram.update(np.asarray(_valid_pixels(data[:, core], valid[core]), dtype=np.float64),
+                             purity_levels(abundances, local, thin))
         M_new, used = histogram.means(fraction, M)
         M_new[:, :n_fixed] = M[:, :n_fixed]
         change = np.linalg.norm(M_new - M) / np.linalg.norm(M)

@@ -155,6 +155,15 @@ def vca(Y, P, seed=0, snr=None):
     -------
     VCAResult with endmembers (L, P), indices (P,), snr_db, projective.
     """
+    return vca_runs(Y, P, [seed], snr)[0]
+
+
+def vca_runs(Y, P, seeds, snr=None):
+    """:func:`vca` for each of ``seeds``: a list of VCAResult, each the one ``vca(Y, P, seed, snr)`` returns.
+
+    Steps 1 and 2 (the moments, the SNR and the projection) do not depend on the seed: they are computed
+    once for all runs, and only step 3 runs per seed.
+    """
     Y = np.asarray(Y)
     if Y.ndim != 2:
         raise DeepGUError("VCA needs pixels as (bands, pixels), got shape %s" % (Y.shape,))
@@ -173,5 +182,8 @@ def vca(Y, P, seed=0, snr=None):
     snr_db = estimate_snr(mean, corr, P) if snr is None else float(snr)
     projective = snr_db >= 15.0 + 10.0 * np.log10(P)
     y = _projective(Y, corr, P) if projective else _pca(Y, mean, corr, P)
-    indices = _find_vertices(y, P, np.random.default_rng(seed))
-    return VCAResult(Y[:, indices].astype(np.float64), indices, snr_db, bool(projective))
+    runs = []
+    for seed in seeds:
+        indices = _find_vertices(y, P, np.random.default_rng(seed))
+        runs.append(VCAResult(Y[:, indices].astype(np.float64), indices, snr_db, bool(projective)))
+    return runs
