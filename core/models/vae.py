@@ -204,6 +204,7 @@ class StackedVAEs:
         self.flat = torch.zeros(n_values)
         self.grad = torch.zeros(n_values)
         self.layers, self.grads = self._views(self.flat), self._views(self.grad)
+        self._slices = {}
 
     def _views(self, flat):
         """``[(W_i, b_i)]``: views of ``flat`` in the layers' shapes."""
@@ -257,8 +258,11 @@ class StackedVAEs:
         whole stack)."""
         K = self.sizes[-1]
         h, hidden = x, []
-        layers = [(W[members], b[members]) for W, b in self.layers]
-        grads = [(W[members], b[members]) for W, b in self.grads]
+        key = (members.start, members.stop)
+        if key not in self._slices:                         # the views of a slice, made once
+            self._slices[key] = ([(W[members], b[members]) for W, b in self.layers],
+                                 [(W[members], b[members]) for W, b in self.grads])
+        layers, grads = self._slices[key]
         for i, (W, b) in enumerate(layers):                 # forward; hidden[i] = input of layer i
             hidden.append(h)
             a = torch.baddbmm(b, h, W)
