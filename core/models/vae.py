@@ -30,11 +30,12 @@ wins, the posterior collapses and the decoder ignores z, generating only the
 bundle mean (``bench/bench_vae_capacity.py`` measures this).
 Every random step (initial weights, shuffling, eps) draws from a
 ``torch.Generator`` seeded from ``(seed, material)``, so training is
-reproducible on CPU. Training runs on one CPU thread: the networks are so small
-that thread start-up costs more than it saves (ten times more on a busy
-machine), and one thread also keeps the arithmetic order fixed. All materials are trained
-together, as one network of stacked weights (:class:`StackedVAEs`, ``bench/bench_train_vae.py``):
-each material still gets the model it gets trained alone from its generator, up to round-off.
+reproducible on CPU. All materials are trained together, as one network of stacked weights
+(:class:`StackedVAEs`, ``bench/bench_train_vae.py``): each material still gets the model it gets trained
+alone from its generator, up to round-off. The stack is computed in two fixed halves, side by side on two
+threads when torch has two, each on one torch thread (splitting an operation of such small networks over
+threads costs more than it saves, ten times more on a busy machine); the halves are fixed, so the models
+are the same on any number of cores.
 """
 
 import contextlib
