@@ -10,7 +10,7 @@ started inside the timed run). Prints wall seconds, ms per pixel, the speed-up, 
 each process (driver and every worker) and the largest abundance difference between the runs. Beside the
 in-process run's ms/pixel: the floating-point work per pixel of the DeepGU step's matrix products (decoder and
 Jacobian, statistics, Levenberg-Marquardt solves, ADMM's per-pixel update and Laplacian transforms:
-core.unmix.product_flops, from the work each tile logs, halos included) and the rate it was done at, and the
+core.solvers.unmix.product_flops, from the work each tile logs, halos included) and the rate it was done at, and the
 thread's CPU seconds per pixel (what an idle machine's wall time would be, single-threaded).
 Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run
 only, --cluster-only for the cluster run only (no speed-up or difference then). Run it on an idle machine.
@@ -34,7 +34,7 @@ from bench.measure import machine_line, measure  # noqa: E402
 
 
 class WorkLog:
-    """Feedback that keeps the matrix-product flops of the tiles' "DeepGU work" lines (core.unmix.deepgu_unmix)."""
+    """Feedback keeping the matrix-product flops of the tiles' "DeepGU work" lines (core.solvers.unmix.deepgu_unmix)."""
 
     def __init__(self):
         self.flops = 0.0

@@ -244,7 +244,7 @@ def test_the_streamed_refinement_finds_a_thin_material_as_the_in_memory_one(tmp_
 
 def test_fully_valid_pixels_are_read_without_a_copy_and_give_the_same_abundances(dc1):
     """_fcls_grid on a fully valid image (its pixels a view) equals FCLS of the masked copy, to the bit."""
-    from core.endmembers import _fcls_grid, _valid_pixels
+    from core.extraction.endmembers import _fcls_grid, _valid_pixels
 
     image = dc1.image.astype(np.float64)
     full = np.ones(image.shape[1:], bool)

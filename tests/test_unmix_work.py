@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import core.unmix
-from core.astep import PixelGrid, astep
-from core.latent import WhitenedModel
-from core.unmix import deepgu_unmix, product_flops
-from core.vae import EndmemberModel
-from core.zstep import PixelStats
+import core.solvers.unmix
+from core.solvers.astep import PixelGrid, astep
+from core.solvers.latent import WhitenedModel
+from core.solvers.unmix import deepgu_unmix, product_flops
+from core.models.vae import EndmemberModel
+from core.solvers.zstep import PixelStats
 from test_zstep import random_vae_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -62,7 +62,7 @@ def test_the_work_counts_are_the_solvers_calls(monkeypatch):
     Y = np.einsum("lp,prc->lrc", model.m0, A) * (1 + 0.05 * rng.standard_normal((L, 8, 8)))
     counts = {"pixels": 0, "systems": 0, "admm": 0}
     decode_with_jacobian, solve, guarded = (EndmemberModel.decode_with_jacobian, torch.linalg.solve,
-                                            core.unmix._guarded_astep)
+                                            core.solvers.unmix._guarded_astep)
 
     def counting_decoder(self, z, *args, **kwargs):
         counts["pixels"] += z.shape[0]
@@ -79,7 +79,7 @@ def test_the_work_counts_are_the_solvers_calls(monkeypatch):
 
     monkeypatch.setattr(EndmemberModel, "decode_with_jacobian", counting_decoder)
     monkeypatch.setattr(torch.linalg, "solve", counting_solve)
-    monkeypatch.setattr(core.unmix, "_guarded_astep", counting_astep)
+    monkeypatch.setattr(core.solvers.unmix, "_guarded_astep", counting_astep)
     result = deepgu_unmix(Y, model)
     work = result.work
     assert work["evaluations"] == counts["pixels"] > 64

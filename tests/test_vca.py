@@ -143,7 +143,7 @@ def test_bad_input_raises_clear_errors(Y, P, message):
 @pytest.mark.parametrize("snr_db", [40, 5])
 def test_runs_share_the_projection_and_equal_single_runs(snr_db):
     """vca_runs (one projection, one vertex search per seed) gives each seed what the plain transcription gives."""
-    from core.vca import vca_runs
+    from core.extraction.vca import vca_runs
 
     rng = np.random.default_rng(7)
     M = rng.random((30, 4))
