@@ -48,7 +48,10 @@ def child(tree, bundles_path, out_path, epochs, perturbation):
     sys.path.insert(0, tree)
     import torch
 
-    from core.models.vae import train_vaes
+    try:
+        from core.models.vae import train_vaes
+    except ImportError:                 # a baseline from before core was grouped by role
+        from core.vae import train_vaes
 
     data = np.load(bundles_path)
     rng = np.random.default_rng(1)
