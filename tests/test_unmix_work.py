@@ -13,6 +13,7 @@ import core.solvers.unmix
 from core.solvers.astep import PixelGrid, astep
 from core.solvers.latent import WhitenedModel
 from core.solvers.unmix import deepgu_unmix, product_flops
+from core.solvers.unmix_settings import UnmixSettings
 from core.models.vae import EndmemberModel
 from core.solvers.zstep import PixelStats
 from test_zstep import random_vae_model
@@ -52,8 +53,10 @@ def test_admm_flops_are_torchs_count_of_the_products():
     assert counter.get_total_flops() == pytest.approx(product_flops(model.vaes[0].sizes, P, (rows, cols), 0, 0, 4, n))
 
 
-def test_the_work_counts_are_the_solvers_calls(monkeypatch):
-    """evaluations = pixels through the decoder's Jacobian, solves = per-pixel Levenberg-Marquardt systems,
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_work_counts_are_the_solvers_calls(monkeypatch, smoothing):
+    """evaluations = pixels through the decoder's Jacobian, solves = per-pixel Levenberg-Marquardt systems (none
+    with a spatial prior on the codes: its Z-step solves one coupled system by conjugate gradients),
     admm_iterations = all A-steps' iterations, the final one included; flops = product_flops of those."""
     P, K, L = 3, 2, 30
     model = random_vae_model(L=L, P=P, K=K)
@@ -80,10 +83,11 @@ def test_the_work_counts_are_the_solvers_calls(monkeypatch):
     monkeypatch.setattr(EndmemberModel, "decode_with_jacobian", counting_decoder)
     monkeypatch.setattr(torch.linalg, "solve", counting_solve)
     monkeypatch.setattr(core.solvers.unmix, "_guarded_astep", counting_astep)
-    result = deepgu_unmix(Y, model)
+    result = deepgu_unmix(Y, model, UnmixSettings(code_smoothing=smoothing))
     work = result.work
     assert work["evaluations"] == counts["pixels"] > 64
-    assert work["solves"] == counts["systems"] > 0
+    assert work["solves"] == counts["systems"]
+    assert (counts["systems"] > 0) == (smoothing == 0.0)
     assert work["admm_iterations"] == counts["admm"] > sum(h["admm_iterations"] for h in result.history)
     assert work["flops"] == product_flops(model.vaes[0].sizes, P, (8, 8), counts["pixels"], counts["systems"],
                                           counts["admm"], 64)
