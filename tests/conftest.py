@@ -1,5 +1,6 @@
 """Shared test set-up: the repository root is importable, so ``import core`` works."""
 
+import copy
 import os
 import shutil
 import subprocess
@@ -57,6 +58,15 @@ class QgisProcess:
 def qgis_process(tmp_path_factory):
     require_qgis()
     return QgisProcess(tmp_path_factory.mktemp("qgis-config"))
+
+
+@pytest.fixture(scope="module")
+def qgis_one_thread(qgis_process):
+    """qgis_process with one OpenMP thread, for tests whose solves are tiny: torch's two threads waited on each
+    other for minutes on a busy machine (a 3-iteration GLMM run passed 600 s)."""
+    runner = copy.copy(qgis_process)
+    runner.env = dict(qgis_process.env, OMP_NUM_THREADS="1")
+    return runner
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Integration: deepgu:compare through qgis_process.bin, on a small synthetic scene with its truth and a small model."""
 
-import copy
 import math
 
 import pytest
@@ -12,14 +11,6 @@ from test_compare import decode_png, images, summary_row
 
 SIDE = 10
 LABELS = ("FCLS", "PLMM", "ELMM", "GLMM", "DeepGU")
-
-
-@pytest.fixture(scope="module")
-def qgis_one_thread(qgis_process):
-    """qgis_process with one OpenMP thread (the solves are tiny; see tests/test_qgis_variability.py)."""
-    runner = copy.copy(qgis_process)
-    runner.env = dict(qgis_process.env, OMP_NUM_THREADS="1")
-    return runner
 
 
 @pytest.fixture(scope="module")

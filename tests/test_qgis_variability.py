@@ -1,7 +1,5 @@
 """Integration: deepgu:elmm, deepgu:glmm and deepgu:plmm through qgis_process.bin (one small run each)."""
 
-import copy
-
 import numpy as np
 import pytest
 
@@ -11,15 +9,6 @@ from helpers import run_fails, run_json
 from test_variability_models import library, own_scene
 
 SIDE = 16
-
-
-@pytest.fixture(scope="module")
-def qgis_one_thread(qgis_process):
-    """qgis_process with one OpenMP thread: the solves are tiny, and torch's two threads waited on each other for
-    minutes on a busy machine (a 3-iteration GLMM run passed 600 s)."""
-    runner = copy.copy(qgis_process)
-    runner.env = dict(qgis_process.env, OMP_NUM_THREADS="1")
-    return runner
 
 
 @pytest.fixture(scope="module")
