@@ -18,7 +18,8 @@ from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessi
                        QgsProcessingException, QgsProcessingOutputDefinition, QgsProcessingOutputLayerDefinition,
                        QgsProcessingParameterEnum, QgsProcessingParameterExtent, QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString)
 
 from ..core.files import formats
 from ..core.files.atomic import atomic_output
@@ -103,6 +104,48 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 CHOICES = "deepgu_choices"
 
 
+class RasterInput(QgsProcessingParameterRasterLayer):
+    """A raster layer parameter whose check does not load a file path as a QGIS layer.
+
+    ``qgis_process`` checks every parameter value (``checkValueIsAcceptable``) before any plugin code runs, and
+    QGIS's own check of a raster parameter loads the file as a layer: its default renderer computes each shown
+    band's statistics and histogram, and GDAL saves them into ``<INPUT>.aux.xml`` when the layer is closed,
+    creating or rewriting a sidecar that is the user's. A value that is a path (``path|option`` included) is
+    checked here instead by opening it with GDAL, read only (nothing is computed, so nothing is saved); layers
+    of a project and other values get QGIS's check. GDAL's PAM stays on: nodata and scale overrides in an
+    existing ``.aux.xml`` are still read.
+    """
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS's name)
+        path = value.split("|")[0] if isinstance(value, str) else ""
+        if path and os.path.isfile(path):
+            from osgeo import gdal
+
+            gdal.PushErrorHandler("CPLQuietErrorHandler")
+            try:
+                return gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY) is not None
+            finally:
+                gdal.PopErrorHandler()
+        return super().checkValueIsAcceptable(value, context)
+
+    @classmethod
+    def like(cls, definition):
+        """A :class:`RasterInput` with the name, description, default, flags, help and metadata of ``definition``."""
+        copy = cls(definition.name(), definition.description(), definition.defaultValue())
+        copy.setFlags(definition.flags())
+        copy.setHelp(definition.help())
+        copy.setMetadata(definition.metadata())
+        return copy
+
+    def clone(self):
+        return RasterInput.like(self)
+
+
+def raster_input(name, label, optional=False):
+    """A raster input parameter (:class:`RasterInput`)."""
+    return RasterInput(name, label, optional=optional)
+
+
 def number(name, label, default, minimum, maximum, optional=False, double=None):
     """A number parameter: Double when ``default`` is a float (or ``double``), otherwise Integer."""
     double = isinstance(default, float) if double is None else double
@@ -153,11 +196,12 @@ _WORKFLOW = threading.local()
 
 
 @contextlib.contextmanager
-def workflow_steps(steps):
+def workflow_steps(steps, written=None):
     """While a workflow runs its steps in this thread: ``steps`` is ``{algorithm id: (child id, {child parameter or
-    output: the workflow's name})}``; a step's error names the workflow's parameters (:func:`translate`). Yields a
-    dict whose ``"step"`` is the child id of the step that ran last."""
-    state = {"steps": steps, "step": None}
+    output: the workflow's name})}``; a step's error names the workflow's parameters (:func:`translate`), and a
+    step that succeeded calls ``written`` (if given) with its results. Yields a dict whose ``"step"`` is the child
+    id of the step that ran last."""
+    state = {"steps": steps, "step": None, "written": written}
     previous, _WORKFLOW.state = getattr(_WORKFLOW, "state", None), state
     try:
         yield state
@@ -243,9 +287,12 @@ class DeepGUAlgorithm(QgsProcessingAlgorithm):
             return self.process(parameters, context, feedback)
         state["step"] = step[0]
         try:
-            return self.process(parameters, context, feedback)
+            results = self.process(parameters, context, feedback)
         except QgsProcessingException as error:     # a workflow's step: name the workflow's parameters
             raise QgsProcessingException(translate(str(error), step[1])) from None
+        if state["written"] is not None:
+            state["written"](results)
+        return results
 
     def process(self, parameters, context, feedback):
         """:meth:`processAlgorithm` outside a workflow: the job, its errors as one line."""

@@ -1,13 +1,13 @@
 """deepgu:bundles - the purest pixels of each material, for training its VAE."""
 
-from qgis.core import QgsProcessingParameterFeatureSink, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingParameterFeatureSink
 
 from ..core import defaults
 from ..core.defaults import BUNDLE_METHODS
 from ..core.validation import INT32_MAX, MAX_ANGLE_PIXELS
 from . import compat
 from .base import (MEMORY_HELP, DeepGUAlgorithm, advanced, enum, library_destination, library_parameter,
-                   memory_parameter, number, write_pixel_points)
+                   memory_parameter, number, write_pixel_points, raster_input)
 
 #: how the dialog shows each of :data:`core.defaults.BUNDLE_METHODS`.
 LABELS = {"nearest": "nearest pixels", "angle": "within an angle", "auto": "automated (VCA on subsets)",
@@ -26,7 +26,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
 
     def table(self):
         return [
-            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"), "multiband raster."),
+            (raster_input(self.INPUT, "Hyperspectral image"), "multiband raster."),
             (library_parameter(self.ENDMEMBERS, "Reference endmembers (CSV or ENVI .sli)"),
              "library of reference spectra (e.g. from VCA)."),
             (enum(self.METHOD, "Method", BUNDLE_METHODS, self.DEFAULTS[self.METHOD],
@@ -44,7 +44,7 @@ class BundlesAlgorithm(DeepGUAlgorithm):
              "bundle size of 'nearest' and 'spatial'."),
             (number(self.ANGLE, "Maximum spectral angle (degrees)", self.DEFAULTS[self.ANGLE], 0.001, 90.0),
              "largest angle to the reference of 'angle' and 'auto'."),
-            (QgsProcessingParameterRasterLayer(self.ABUNDANCES, "Abundances (spatial)", optional=True),
+            (raster_input(self.ABUNDANCES, "Abundances (spatial)", optional=True),
              "abundance raster on the image's grid, one band per material (required by 'spatial')."),
             (advanced(number(self.WINDOW, "Purity window (pixels, odd; spatial)", self.DEFAULTS[self.WINDOW], 1, 99)),
              "side of the neighbourhood over which 'spatial' averages the abundances."),

@@ -1,13 +1,13 @@
 """deepgu:endmembers - reference endmembers by VCA with restarts, N-FINDR or a whole-scene refinement."""
 
-from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingParameterFileDestination
 
 from ..core import defaults
 from ..core.defaults import ENDMEMBER_METHODS
 from ..core.validation import INT32_MAX, MAX_MATERIALS
 from ..core.files.raster_io import open_raster
 from .base import (MATERIAL_FIELD_HELP, MEMORY_HELP, REGIONS_HELP, DeepGUAlgorithm, advanced, enum,
-                   material_field_parameter, memory_parameter, number, region_features, regions_parameter)
+                   material_field_parameter, memory_parameter, number, region_features, regions_parameter, raster_input)
 
 #: how the dialog shows each of :data:`core.defaults.ENDMEMBER_METHODS`.
 LABELS = {"refined": "refined: mean of the spatially purest pixels (default)",
@@ -29,7 +29,7 @@ class EndmembersAlgorithm(DeepGUAlgorithm):
 
     def table(self):
         return [
-            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"),
+            (raster_input(self.INPUT, "Hyperspectral image"),
              "multiband raster; nodata and NaN pixels are ignored."),
             (number(self.ENDMEMBERS, "Number of endmembers", self.DEFAULTS[self.ENDMEMBERS], 2, MAX_MATERIALS),
              "number of materials P."),

@@ -1,11 +1,11 @@
 """deepgu:fcls - fully constrained least-squares abundances."""
 
-from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingParameterRasterDestination
 
 from ..core import defaults
 from ..core.jobs import fcls as job
 from .base import (CLUSTER_HELP, EXTENT_HELP, MEMORY_HELP, DeepGUAlgorithm, cluster_parameter, extent_parameter,
-                   library_parameter, memory_parameter, write_abundance_style)
+                   library_parameter, memory_parameter, write_abundance_style, raster_input)
 
 
 class FCLSAlgorithm(DeepGUAlgorithm):
@@ -18,7 +18,7 @@ class FCLSAlgorithm(DeepGUAlgorithm):
 
     def table(self):
         return [
-            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"), "multiband raster."),
+            (raster_input(self.INPUT, "Hyperspectral image"), "multiband raster."),
             (library_parameter(self.ENDMEMBERS, "Endmembers (CSV or ENVI .sli)"),
              "spectral library (e.g. from 'Extract endmembers (VCA)') with the raster's band count (and wavelengths, "
              "when both have them)."),

@@ -1,10 +1,9 @@
 """deepgu:metrics - accuracy of an unmixing result against a known truth."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import QgsProcessingOutputNumber, QgsProcessingParameterFileDestination
 
 from ..core import defaults
-from .base import MEMORY_HELP, DeepGUAlgorithm, memory_parameter
+from .base import MEMORY_HELP, DeepGUAlgorithm, memory_parameter, raster_input
 
 
 class MetricsAlgorithm(DeepGUAlgorithm):
@@ -22,13 +21,13 @@ class MetricsAlgorithm(DeepGUAlgorithm):
         endmembers = ("per-pixel endmember raster (materials x bands, material-major, as written by 'DeepGU unmixing' "
                       "and 'Synthetic scene'); give both or neither.")
         return [
-            (QgsProcessingParameterRasterLayer(self.ESTIMATE, "Estimated abundances"),
+            (raster_input(self.ESTIMATE, "Estimated abundances"),
              "abundance raster with one band per material."),
-            (QgsProcessingParameterRasterLayer(self.REFERENCE, "Reference abundances"),
+            (raster_input(self.REFERENCE, "Reference abundances"),
              "abundance raster with one band per material, the size of ESTIMATE."),
-            (QgsProcessingParameterRasterLayer(self.ESTIMATE_ENDMEMBERS, "Estimated per-pixel endmembers",
+            (raster_input(self.ESTIMATE_ENDMEMBERS, "Estimated per-pixel endmembers",
                                                optional=True), endmembers),
-            (QgsProcessingParameterRasterLayer(self.REFERENCE_ENDMEMBERS, "Reference per-pixel endmembers",
+            (raster_input(self.REFERENCE_ENDMEMBERS, "Reference per-pixel endmembers",
                                                optional=True), endmembers),
             (QgsProcessingParameterFileDestination(self.OUTPUT_REPORT, "Report", "JSON files (*.json)", optional=True),
              "the numbers, the permutation and the pixel count as JSON."),

@@ -1,13 +1,13 @@
 """deepgu:regions - reference spectra from polygons or points an analyst drew over pure areas."""
 
-from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingParameterFileDestination
 
 from ..core import defaults
 from ..core.jobs import regions as job
 from ..core.files.raster_io import open_raster
 from ..core.validation import INT32_MAX
 from .base import (LIBRARY_OUTPUT_FILTER, MEMORY_HELP, DeepGUAlgorithm, library_destination,
-                   material_field_parameter, memory_parameter, number, region_features, regions_parameter)
+                   material_field_parameter, memory_parameter, number, region_features, regions_parameter, raster_input)
 
 
 class RegionsAlgorithm(DeepGUAlgorithm):
@@ -25,7 +25,7 @@ class RegionsAlgorithm(DeepGUAlgorithm):
 
     def table(self):
         return [
-            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"),
+            (raster_input(self.INPUT, "Hyperspectral image"),
              "multiband raster; nodata and NaN pixels are skipped. Only the windows under the features are read."),
             (regions_parameter(optional=False),
              "polygons (a pixel belongs when its centre is inside; holes and multi-part features as drawn) or points "

@@ -1,14 +1,13 @@
 """deepgu:unmix - DeepGU unmixing with the learned endmember variability models."""
 
-from qgis.core import (QgsProcessingParameterFile, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import QgsProcessingParameterFile, QgsProcessingParameterRasterDestination
 
 from ..core import defaults
 from ..core.defaults import DEVICES, TV_KINDS
 from ..core.solvers.unmix_settings import UnmixSettings
 from ..core.validation import MAX_ITERATIONS, MAX_LAMBDA
 from .base import (CLUSTER_HELP, EXTENT_HELP, DeepGUAlgorithm, advanced, cluster_parameter, enum, extent_parameter,
-                   memory_parameter, number, write_abundance_style)
+                   memory_parameter, number, write_abundance_style, raster_input)
 
 
 class UnmixAlgorithm(DeepGUAlgorithm):
@@ -30,11 +29,11 @@ class UnmixAlgorithm(DeepGUAlgorithm):
         lambda_help = ("empty: set from the data (core/solvers/regularisation.py), so it follows the data's units "
                        "and band count; the log states the value used. A number overrides it")
         return [
-            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"),
+            (raster_input(self.INPUT, "Hyperspectral image"),
              "the image (same bands/wavelengths as the model)."),
             (QgsProcessingParameterFile(self.MODEL, "DeepGU model file"),
              "file from 'Train endmember variability models'."),
-            (QgsProcessingParameterRasterLayer(self.INIT_ABUNDANCES, "Initial abundances", optional=True),
+            (raster_input(self.INIT_ABUNDANCES, "Initial abundances", optional=True),
              "starting abundances (of INPUT's size, or of EXTENT's window); empty: FCLS with the model's reference "
              "endmembers."),
             (extent_parameter(), EXTENT_HELP),

@@ -1,11 +1,11 @@
 """deepgu:elmm, deepgu:glmm, deepgu:plmm - the paper's parametric endmember-variability models (Table III)."""
 
-from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingParameterRasterDestination
 
 from ..core import defaults
 from ..core.validation import MAX_ITERATIONS, MAX_LAMBDA
 from .base import (CLUSTER_HELP, EXTENT_HELP, DeepGUAlgorithm, cluster_parameter, extent_parameter, library_parameter,
-                   memory_parameter, number, write_abundance_style)
+                   memory_parameter, number, write_abundance_style, raster_input)
 
 AUTO_HELP = ("empty: set from the data (core/solvers/variability_models.py), so it follows the data's units and "
              "band count; the log states the value used. A number overrides it")
@@ -28,11 +28,11 @@ class VariabilityAlgorithm(DeepGUAlgorithm):
         weights = [(number(key, label, self.DEFAULTS[key], 0.0, MAX_LAMBDA, optional=True, double=True),
                     "%s; %s." % (description, AUTO_HELP)) for key, label, description in self.WEIGHTS]
         return [
-            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"), "multiband raster."),
+            (raster_input(self.INPUT, "Hyperspectral image"), "multiband raster."),
             (library_parameter(self.ENDMEMBERS, "Reference endmembers (CSV or ENVI .sli)"),
              "the references M0 (e.g. from 'Extract endmembers'), one spectrum per material, with the raster's band "
              "count (and wavelengths, when both have them)."),
-            (QgsProcessingParameterRasterLayer(self.INIT_ABUNDANCES, "Initial abundances", optional=True),
+            (raster_input(self.INIT_ABUNDANCES, "Initial abundances", optional=True),
              "starting abundances (of INPUT's size, or of EXTENT's window); empty: FCLS with the references."),
             (extent_parameter(), EXTENT_HELP),
         ] + weights + [

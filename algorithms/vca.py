@@ -1,13 +1,12 @@
 """deepgu:vca - reference endmembers by Vertex Component Analysis."""
 
-from qgis.core import (QgsProcessingParameterFeatureSink, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import QgsProcessingParameterFeatureSink, QgsProcessingParameterFileDestination
 
 from ..core import defaults
 from ..core.jobs import vca as job
 from ..core.validation import INT32_MAX
 from . import compat
-from .base import DeepGUAlgorithm, advanced, number, write_pixel_points
+from .base import DeepGUAlgorithm, advanced, number, raster_input, write_pixel_points
 
 
 class VCAAlgorithm(DeepGUAlgorithm):
@@ -19,7 +18,7 @@ class VCAAlgorithm(DeepGUAlgorithm):
 
     def table(self):
         return [
-            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"),
+            (raster_input(self.INPUT, "Hyperspectral image"),
              "multiband raster (one band per wavelength); nodata and NaN pixels are ignored."),
             (number(self.ENDMEMBERS, "Number of endmembers", self.DEFAULTS[self.ENDMEMBERS], 2, INT32_MAX),
              "number of materials P (2 to the number of bands)."),

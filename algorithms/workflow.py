@@ -49,6 +49,21 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
     def __init__(self):
         super().__init__()
         self.loaded = self.fromFile(WORKFLOW_MODEL)
+        if self.loaded:
+            self._raster_inputs()
+
+    def _raster_inputs(self):
+        """Make the model's raster parameters :class:`algorithms.base.RasterInput` s, whose check does not load a
+        file as a layer (which saves statistics into the user's ``<INPUT>.aux.xml``), keeping their order: a
+        replaced parameter goes last, so every one from the first raster on is put back in turn."""
+        from .base import RasterInput
+
+        definitions = [definition for definition in self.parameterDefinitions()
+                       if not isinstance(definition, QgsProcessingDestinationParameter)]
+        rasters = [i for i, definition in enumerate(definitions) if definition.type() == "raster"]
+        for definition in definitions[rasters[0]:] if rasters else []:
+            self.updateModelParameter(RasterInput.like(definition) if definition.type() == "raster"
+                                      else definition.clone())
 
     def createInstance(self):  # noqa: N802 (QGIS's name)
         return WorkflowAlgorithm()
@@ -109,10 +124,15 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
             outputs = self.check(parameters, context)
         except DeepGUError as error:
             raise QgsProcessingException(str(error)) from None
+        self._hold_raster_layers(parameters, context)
         rollback, steps = OutputRollback(_output_files(outputs.values())), {}
         start = time.perf_counter()
+
+        def written(results):       # a step's temporary outputs: removed with the rest on a failure or a cancel
+            rollback.created(_temporary_files(results.values()))
+
         try:
-            with rollback.on_sigterm(), workflow_steps(self.step_names()) as steps:
+            with rollback.on_sigterm(), workflow_steps(self.step_names(), written) as steps:
                 results = super().processAlgorithm(parameters, context, feedback)
                 if feedback.isCanceled():
                     raise QgsProcessingException("Canceled")
@@ -129,9 +149,26 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
             else:
                 message += "; none of the workflow's outputs is left (files that existed before keep their content)"
             raise QgsProcessingException(message) from None
-        rollback.release()
+        rollback.release(keep=_output_files(value for value in results.values() if isinstance(value, str)))
         feedback.pushInfo(done_in("deepgu:workflow", time.perf_counter() - start))
         return results
+
+    def _hold_raster_layers(self, parameters, context):
+        """Load each raster parameter given as a file path as a layer of the run's temporary store, with GDAL's PAM
+        off for it. Before each step QGIS's model loads every layer parameter (for the step's ``@INPUT_...``
+        expression variables) and finds these there; a layer it loaded itself would compute its statistics with PAM
+        on and GDAL would save them into the user's ``<INPUT>.aux.xml`` when the layer is closed."""
+        from qgis.core import QgsRasterLayer
+
+        from .base import quiet_gdal
+
+        for definition in self.parameterDefinitions():
+            value = parameters.get(definition.name())
+            if definition.type() == "raster" and isinstance(value, str) and os.path.isfile(value.split("|")[0]):
+                with quiet_gdal():
+                    layer = QgsRasterLayer(value, definition.name(), "gdal")
+                if layer.isValid():
+                    context.temporaryLayerStore().addMapLayer(layer)
 
     def _raster_file(self, parameters, name, context):
         """The file of the raster parameter ``name`` (a path is taken as it is: loading a layer may write beside
@@ -223,3 +260,13 @@ def _output_files(paths):
         data = formats.raster_data_path(path)
         files += [data, os.path.splitext(data)[0] + ".qml"] + formats.raster_sidecars(data, driver)
     return files
+
+
+def _temporary_files(values):
+    """The files of the output paths among ``values`` (:func:`_output_files`) that lie in QGIS's Processing
+    temporary folder (its ``TEMPORARY_OUTPUT`` files); a path the caller named is never one of them."""
+    from qgis.core import QgsProcessingUtils
+
+    folder = os.path.join(os.path.realpath(QgsProcessingUtils.tempFolder()), "")
+    paths = [os.path.realpath(value) for value in values if isinstance(value, str) and value]
+    return _output_files(path for path in paths if path.startswith(folder))

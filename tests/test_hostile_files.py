@@ -2,9 +2,8 @@
 
 Each refusal through ``qgis_process.bin`` is checked as in ``test_hostile.py``: a non-zero exit, a line
 naming the parameter(s) and no traceback, the folder exactly as before the run (no output, no
-temporary) and every input byte-identical, its sidecars included. One file is QGIS's, not the run's:
-``qgis_process`` loads INPUT to validate it before any plugin code runs and GDAL saves the histograms
-it computes into ``<INPUT>.aux.xml`` (docs/reliability.md); :func:`listing` leaves that file out.
+temporary) and every input byte-identical, its sidecars included (no ``<INPUT>.aux.xml`` appears either:
+``tests/test_hostile_more.py``).
 """
 
 import logging
@@ -32,10 +31,9 @@ files, out = test_hostile.files, test_hostile.out      # the fixtures: the 30 x 
 
 
 def listing(folder):
-    """Every name in ``folder`` with its content's checksum (None for what is not a regular file), but for the
-    statistics QGIS saves beside the INPUT it loads (``scene.tif.aux.xml``)."""
+    """Every name in ``folder`` with its content's checksum (None for what is not a regular file)."""
     return {name: checksum(os.path.join(folder, name)) if os.path.isfile(os.path.join(folder, name)) else None
-            for name in os.listdir(folder) if name != "scene.tif.aux.xml"}
+            for name in os.listdir(folder)}
 
 
 def refused_here(done, parameters, folder, before):

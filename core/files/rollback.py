@@ -12,8 +12,11 @@ run may write (an output and its sidecars), before the first step:
   :meth:`~OutputRollback.release` (the run succeeded) deletes it. Where the file system refuses hard links,
   the old file cannot be kept: :meth:`~OutputRollback.rollback` then names it among the files it could not restore.
 
-Files that existed before the run and that no step replaced are never touched. :meth:`~OutputRollback.on_sigterm`
-installs (from the main thread) a SIGTERM handler that rolls back and then lets the previous handler act.
+A step's temporary outputs (QGIS's ``TEMPORARY_OUTPUT`` files) are told to :meth:`~OutputRollback.created` once
+the step has written them: a rollback removes them, and so does :meth:`~OutputRollback.release` with those that are
+not among the run's results. Files that existed before the run and that no step replaced are never touched.
+:meth:`~OutputRollback.on_sigterm` installs (from the main thread) a SIGTERM handler that rolls back and then
+lets the previous handler act.
 """
 
 import contextlib
@@ -31,7 +34,7 @@ class OutputRollback:
     """Remember the state of ``paths`` (files a run may create or replace) so that it can be restored."""
 
     def __init__(self, paths):
-        self.new, self.backups, self.unprotected = [], {}, []
+        self.new, self.backups, self.unprotected, self.intermediate = [], {}, [], []
         self.active = True
         for path in dict.fromkeys(os.path.abspath(p) for p in paths):
             if not os.path.lexists(path):
@@ -46,6 +49,18 @@ class OutputRollback:
                 self.unprotected.append(path)
                 continue
             self.backups[path] = backup
+
+    def created(self, paths):
+        """Files a step has just created (temporary outputs, each in a folder of its own): :meth:`rollback` removes
+        them too, and so does :meth:`release` with those not in ``keep`` (:meth:`release`'s argument); a folder of
+        theirs left empty goes with them."""
+        self.new += [os.path.abspath(path) for path in paths]
+        self.intermediate += [os.path.abspath(path) for path in paths]
+
+    def _remove_empty_folders(self, paths):
+        for folder in dict.fromkeys(os.path.dirname(path) for path in paths):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)        # only when empty
 
     def rollback(self):
         """Remove the files the run created and give replaced files their old content; returns the paths that
@@ -63,14 +78,22 @@ class OutputRollback:
                     continue
             with contextlib.suppress(OSError):
                 os.replace(backup, path)
+        self._remove_empty_folders(self.intermediate)
         return list(self.unprotected)
 
-    def release(self):
-        """The run succeeded: drop the kept old contents. Never raises."""
+    def release(self, keep=()):
+        """The run succeeded: drop the kept old contents, and the files of :meth:`created` that are not in ``keep``
+        (the run's results). Never raises."""
         self.active = False
         for backup in self.backups.values():
             with contextlib.suppress(OSError):
                 os.unlink(backup)
+        keep = {os.path.abspath(path) for path in keep}
+        dropped = [path for path in self.intermediate if path not in keep]
+        for path in dropped:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._remove_empty_folders(dropped)
 
     @contextlib.contextmanager
     def on_sigterm(self):

@@ -1,0 +1,137 @@
+"""Issue 24, the rest: no algorithm changes an input's folder (its ``.aux.xml`` included), ``tls://`` schedulers,
+the workflow's temporary outputs, and hostile cases beyond the issue's list.
+
+Through ``qgis_process.bin`` every case hashes the whole input folder before and after the run: the same names with
+the same bytes (:func:`folder_state`), a sidecar that was there unchanged and none created.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import test_hostile
+from conftest import qgis_env, require_qgis
+from helpers import processing_script
+from test_hostile import checksum
+from core.jobs import fcls as fcls_job
+from core.raster_io import open_raster
+
+files, out = test_hostile.files, test_hostile.out      # the 30 x 30 scene with endmembers, bundles, model; a folder
+
+#: a sidecar the user keeps beside INPUT (GDAL reads it: it could hold a nodata or scale override).
+USER_PAM = b'<PAMDataset>\n  <Metadata>\n    <MDI key="USER_NOTE">the user\'s own</MDI>\n  </Metadata>\n</PAMDataset>\n'
+
+
+def folder_state(folder):
+    """``{name: checksum}`` of every file in ``folder`` (sidecars included)."""
+    return {name: checksum(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
+
+
+@pytest.fixture(scope="module")
+def user_folder(files, tmp_path_factory):
+    """A folder of inputs as a user has them: the scene, its endmembers, model, FCLS abundances (twice, for
+    metrics), regions over two pure areas. No ``.aux.xml`` yet."""
+    folder = tmp_path_factory.mktemp("user")
+    for name in ("scene.tif", "em.csv", "model.pt"):
+        shutil.copy(files[name], folder / name)
+    fcls_job.run(str(folder / "scene.tif"), str(folder / "em.csv"), str(folder / "abund.tif"))
+    shutil.copy(folder / "abund.tif", folder / "reference.tif")
+    info = open_raster(str(folder / "scene.tif"), "INPUT")
+    x0, dx, _, y0, _, dy = info.transform
+
+    def square(col, row):       # a 3 x 3 pixel square
+        xs, ys = (x0 + col * dx, x0 + (col + 3) * dx), (y0 + row * dy, y0 + (row + 3) * dy)
+        return [[[xs[0], ys[0]], [xs[1], ys[0]], [xs[1], ys[1]], [xs[0], ys[1]], [xs[0], ys[0]]]]
+
+    assert 'AUTHORITY["EPSG","32633"]]' in info.crs_wkt
+    (folder / "regions.geojson").write_text(json.dumps({
+        "type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}},
+        "features": [{"type": "Feature", "properties": {"material": name},
+                      "geometry": {"type": "Polygon", "coordinates": square(col, row)}}
+                     for name, col, row in (("a", 2, 2), ("b", 20, 20))]}))
+    return folder
+
+
+def _parameters(algorithm, folder, out):
+    f = {name: str(folder / name) for name in os.listdir(folder)}
+    return {
+        "vca": dict(INPUT=f["scene.tif"], ENDMEMBERS=3, OUTPUT=out / "v.csv"),
+        "endmembers": dict(INPUT=f["scene.tif"], ENDMEMBERS=3, OUTPUT=out / "e.csv"),
+        "regions": dict(INPUT=f["scene.tif"], REGIONS=f["regions.geojson"], MATERIAL_FIELD="material",
+                        MIN_PIXELS=1, OUTPUT=out / "r.csv"),
+        "fcls": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], OUTPUT=out / "a.tif"),
+        "bundles": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], METHOD=3, ABUNDANCES=f["abund.tif"],
+                        N_PIXELS=20, MIN_PIXELS=1, OUTPUT=out / "b.csv"),
+        "elmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], MAX_ITER=2, OUTPUT=out / "a.tif"),
+        "glmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], MAX_ITER=2, OUTPUT=out / "a.tif"),
+        "plmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], INIT_ABUNDANCES=f["abund.tif"], MAX_ITER=2,
+                     OUTPUT=out / "a.tif"),
+        "unmix": dict(INPUT=f["scene.tif"], MODEL=f["model.pt"], INIT_ABUNDANCES=f["abund.tif"], MAX_ITER=1,
+                      OUTPUT=out / "a.tif"),
+        "metrics": dict(ESTIMATE=f["abund.tif"], REFERENCE=f["reference.tif"], OUTPUT_REPORT=out / "m.txt"),
+        "workflow": {"INPUT": f["scene.tif"], "MATERIALS": 3, "endmembers:ENDMEMBERS_CSV": out / "em.csv",
+                     "fcls:FCLS_ABUNDANCES": out / "fcls.tif", "bundles:BUNDLES_CSV": out / "b.csv",
+                     "trainvae:MODEL_FILE": out / "model.pt", "unmix:DEEPGU_ABUNDANCES": out / "deepgu.tif"},
+    }[algorithm]
+
+
+@pytest.mark.parametrize("algorithm, user_sidecar", [
+    ("vca", False), ("endmembers", True), ("regions", False), ("fcls", True), ("bundles", False), ("elmm", True),
+    ("glmm", False), ("plmm", True), ("unmix", False), ("metrics", False), ("workflow", True)])
+def test_no_algorithm_changes_the_input_folder_through_qgis(qgis_process, user_folder, out, algorithm,
+                                                            user_sidecar):
+    """Every algorithm with a raster input, run as a user runs it: QGIS's check of a raster parameter and the
+    workflow's per-step expression variables used to load INPUT as a layer, whose statistics GDAL then saved into
+    ``scene.tif.aux.xml`` (created, or rewritten when the user had one)."""
+    sidecar = user_folder / "scene.tif.aux.xml"
+    if user_sidecar:
+        sidecar.write_bytes(USER_PAM)
+    elif sidecar.exists():
+        sidecar.unlink()
+    before = folder_state(str(user_folder))
+    done = qgis_process.run("deepgu:" + algorithm, timeout=300, **_parameters(algorithm, user_folder, out))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert os.listdir(out), "the run wrote nothing"
+    assert folder_state(str(user_folder)) == before
+
+
+# --- the workflow's temporary outputs ---------------------------------------------------------------------------
+
+def test_workflow_removes_its_temporary_outputs_after_a_cancel(files, out, tmp_path):
+    """In QGIS (the dialog's processing.run), the outputs left as TEMPORARY_OUTPUT go to QGIS's Processing folder,
+    which lives as long as QGIS: after a cancel in the bundles step, the endmember and FCLS files of the completed
+    steps (with the FCLS raster's style) are removed from it, and the DeepGU output the user named is not written.
+    (qgis_process removes that whole folder when it exits.)"""
+    require_qgis()
+    outputs = {"endmembers:ENDMEMBERS_CSV": "TEMPORARY_OUTPUT", "fcls:FCLS_ABUNDANCES": "TEMPORARY_OUTPUT",
+               "bundles:BUNDLES_CSV": "TEMPORARY_OUTPUT", "trainvae:MODEL_FILE": "TEMPORARY_OUTPUT",
+               "unmix:DEEPGU_ABUNDANCES": str(out / "deepgu.tif")}
+    script = processing_script("""
+import os
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingUtils
+
+class CancelInBundles(QgsProcessingFeedback):
+    def pushInfo(self, info):
+        print('INFO', info, flush=True)
+        if info.strip().startswith('deepgu:fcls done'):
+            self.cancel()
+
+folder = QgsProcessingUtils.tempFolder()
+try:
+    processing.run('deepgu:workflow', dict(INPUT=%r, MATERIALS=3, **%r), feedback=CancelInBundles())
+    print('FINISHED')
+except QgsProcessingException as error:
+    print('REFUSED', error)
+print('LEFT', sorted(os.path.relpath(os.path.join(top, name), folder) for top, _, names in os.walk(folder)
+                     for name in names))
+""" % (files["scene.tif"], outputs))
+    done = subprocess.run([sys.executable, "-c", script], env=qgis_env(tmp_path / "cfg"), capture_output=True,
+                          text=True, timeout=600)
+    assert "INFO deepgu:fcls done" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "REFUSED" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "LEFT []" in done.stdout, done.stdout[-3000:]
+    assert os.listdir(out) == []
