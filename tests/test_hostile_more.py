@@ -8,12 +8,17 @@ the same bytes (:func:`folder_state`), a sidecar that was there unchanged and no
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 import test_hostile
+import test_hostile_checks
 from conftest import qgis_env, require_qgis
 from helpers import processing_script
 from test_hostile import checksum
@@ -135,3 +140,104 @@ print('LEFT', sorted(os.path.relpath(os.path.join(top, name), folder) for top, _
     assert "REFUSED" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     assert "LEFT []" in done.stdout, done.stdout[-3000:]
     assert os.listdir(out) == []
+
+
+# --- tls:// scheduler addresses ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate and its key (openssl), for local TLS servers."""
+    folder = tmp_path_factory.mktemp("tls")
+    done = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                           "/CN=localhost", "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("openssl cannot make a certificate here: %s" % done.stderr.decode()[-300:])
+    return str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+class _TlsServer(threading.Thread):
+    """A TLS server on 127.0.0.1: after the handshake it answers a request with ``answer`` (None: stays silent);
+    ``client_certificate``: the handshake requires one (as a Dask scheduler with TLS does)."""
+
+    def __init__(self, certificate, answer=None, client_certificate=False):
+        super().__init__(daemon=True)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(*certificate)
+        if client_certificate:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            self.context.load_verify_locations(certificate[0])
+        self.answer, self.held = answer, []
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(8)
+        self.address = "tls://127.0.0.1:%d" % self.socket.getsockname()[1]
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+            try:
+                secure = self.context.wrap_socket(connection, server_side=True)
+                self.held.append(secure)
+                if self.answer is not None:
+                    secure.recv(4096)
+                    secure.sendall(self.answer)
+            except OSError:
+                pass
+
+    def close(self):
+        self.socket.close()
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.mark.parametrize("server, match", [
+    ("silent", r"accepted the connection but did not answer the TLS handshake within 1 s"),
+    ("plain http", r"does not speak TLS \(.*\): give tcp://"),
+    ("https", r"is not a Dask scheduler \(it answered like an HTTP server\)"),
+    ("tls, silent", r"accepted the connection but sent nothing within 1 s"),
+])
+def test_tls_addresses_are_probed_like_tcp_ones(certificate, server, match):
+    """A tls:// address gets the TCP probe's bounds and messages, after a TLS handshake that is bounded too."""
+    import http.server
+    from core import cluster
+    from core.errors import DeepGUError
+    http_server = None
+    if server == "silent":
+        running = test_hostile_checks._Server()
+        address = running.address.replace("tcp://", "tls://")
+    elif server == "plain http":
+        http_server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+        threading.Thread(target=http_server.serve_forever, daemon=True).start()
+        address = "tls://127.0.0.1:%d" % http_server.server_address[1]
+    else:
+        running = _TlsServer(certificate, b"HTTP/1.0 200 OK\r\n\r\n" if server == "https" else None)
+        address = running.address
+    start = time.monotonic()
+    try:
+        with pytest.raises(DeepGUError, match="^CLUSTER: .*" + match) as error:
+            cluster.probe_scheduler(address, 1)
+    finally:
+        if http_server is not None:
+            http_server.shutdown()
+            http_server.server_close()
+        else:
+            running.close()
+    assert address in str(error.value) and "\n" not in str(error.value)
+    assert time.monotonic() - start < 10
+
+
+def test_tls_scheduler_that_wants_a_client_certificate_is_left_to_dask(certificate):
+    """A TLS server that refuses a client without a certificate (a TLS alert) does speak TLS: not refused here; Dask
+    connects with the certificates of its own settings."""
+    from core import cluster
+    running = _TlsServer(certificate, client_certificate=True)
+    try:
+        assert cluster.probe_scheduler(running.address, 1) is None
+    finally:
+        running.close()

@@ -91,55 +91,108 @@ def capped_workers(n_workers, feedback=None):
 
 
 def _host_port(address):
-    """``(host, port)`` of a ``tcp://host:port`` (or ``host:port``) address; None for other protocols."""
+    """``(scheme, host, port)`` of a ``tcp://`` or ``tls://`` address (``host:port`` is TCP); None for other
+    protocols."""
     scheme, _, rest = address.rpartition("://")
-    if scheme not in ("", "tcp"):
+    if scheme not in ("", "tcp", "tls"):
         return None
     host, _, port = rest.rpartition(":")
-    return host.strip("[]"), int(port)
+    return scheme or "tcp", host.strip("[]"), int(port)
+
+
+def _tls(connection, address, timeout):
+    """``connection`` after a TLS handshake within ``timeout`` seconds. The server's certificate is not checked:
+    this only asks whether the server speaks TLS (Dask's own connect checks it, with the certificates of Dask's
+    ``distributed.comm.tls`` settings). A server that refuses the handshake with a TLS alert (e.g. because it wants
+    a client certificate) does speak it: None is returned and Dask is left to connect (:func:`_tls_alert`)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        secure = context.wrap_socket(connection, server_hostname=address.rpartition("://")[2].rpartition(":")[0])
+    except socket.timeout:
+        raise DeepGUError("CLUSTER: the server at %s accepted the connection but did not answer the TLS handshake "
+                          "within %g s: it is not a TLS Dask scheduler, or it is not answering" % (address, timeout)
+                          ) from None
+    except ssl.SSLError as exc:
+        if _tls_alert(exc):
+            return None
+        raise DeepGUError("CLUSTER: the server at %s does not speak TLS (%s): give tcp://... if it is a Dask "
+                          "scheduler without TLS" % (address, exc.reason or exc)) from None
+    except OSError as exc:
+        raise DeepGUError("CLUSTER: the server at %s closed the connection during the TLS handshake (%s): it is "
+                          "not a TLS Dask scheduler" % (address, exc.strerror or exc)) from None
+    return secure
+
+
+def _tls_alert(exc):
+    """Whether ``exc`` is a TLS alert from the server (it speaks TLS but refused us, e.g. for want of a client
+    certificate; with TLS 1.3 that comes after the handshake, at the first read)."""
+    import ssl
+
+    return isinstance(exc, ssl.SSLError) and "ALERT" in str(exc).upper()
 
 
 def probe_scheduler(address, timeout):
-    """Check within about ``2 * timeout + 5`` seconds that a TCP ``address`` is a Dask scheduler, before Dask's own
-    connect (whose handshake waits without end on a silent server, and reads an HTTP answer as the length of a
-    huge message, i.e. "out of memory"). A Dask server speaks first on a new connection (its handshake); one that
-    does not is sent an HTTP request to tell a web server from a silent one. Raises :class:`DeepGUError` naming
-    CLUSTER; other protocols (``tls://``...) are left to Dask."""
+    """Check within about ``2 * timeout + 5`` seconds that a ``tcp://`` or ``tls://`` ``address`` is a Dask
+    scheduler, before Dask's own connect (whose handshake waits without end on a silent server, and reads an HTTP
+    answer as the length of a huge message, i.e. "out of memory"). For ``tls://`` the TLS handshake comes first,
+    bounded by ``timeout`` too (:func:`_tls`). A Dask server speaks first on a new connection (its handshake); one
+    that does not is sent an HTTP request to tell a web server from a silent one. Raises :class:`DeepGUError`
+    naming CLUSTER; other protocols (``ucx://``...) are left to Dask."""
     target = _host_port(address)
     if target is None:
         return
+    scheme, host, port = target
     try:
-        connection = socket.create_connection(target, timeout=timeout)
+        connection = socket.create_connection((host, port), timeout=timeout)
     except socket.timeout:
         raise DeepGUError("CLUSTER: cannot reach the Dask scheduler at %s: no connection within %g s"
                           % (address, timeout)) from None
     except OSError as exc:
         raise DeepGUError("CLUSTER: cannot reach the Dask scheduler at %s: %s"
                           % (address, exc.strerror or exc)) from None
+    if scheme == "tls":
+        with connection:
+            secure = _tls(connection, address, timeout)
+            if secure is not None:
+                with secure:
+                    _first_words(secure, address, timeout)
+        return
     with connection:
+        _first_words(connection, address, timeout)
+
+
+def _first_words(connection, address, timeout):
+    """Refuse, naming CLUSTER, a server whose first words on ``connection`` (or answer to an HTTP request when it
+    does not speak first) are not a Dask scheduler's."""
+    try:
+        first = connection.recv(16)
+    except socket.timeout:
+        first = None
+    except OSError as exc:
+        if _tls_alert(exc):
+            return      # a TLS server that wants what Dask's TLS settings give it
+        raise DeepGUError("CLUSTER: the server at %s closed the connection (%s): it is not a Dask scheduler"
+                          % (address, exc.strerror or exc)) from None
+    if first is None:
         try:
+            connection.settimeout(min(timeout, _HTTP_PROBE_WAIT))
+            connection.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
             first = connection.recv(16)
-        except socket.timeout:
-            first = None
-        except OSError as exc:
-            raise DeepGUError("CLUSTER: the server at %s closed the connection (%s): it is not a Dask scheduler"
-                              % (address, exc.strerror or exc)) from None
-        if first is None:
-            try:
-                connection.settimeout(min(timeout, _HTTP_PROBE_WAIT))
-                connection.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
-                first = connection.recv(16)
-            except OSError:     # socket.timeout included
-                raise DeepGUError("CLUSTER: the server at %s accepted the connection but sent nothing within %g s: "
-                                  "it is not a Dask scheduler, or it is not answering" % (address, timeout)) from None
-        if first.startswith(b"HTTP/"):
-            raise DeepGUError("CLUSTER: %s is not a Dask scheduler (it answered like an HTTP server): give the "
-                              "scheduler's address (tcp://host:8786 by default), not its dashboard's" % address)
-        if not first:
-            raise DeepGUError("CLUSTER: the server at %s closed the connection without a word: it is not a Dask "
-                              "scheduler" % address)
-        if len(first) >= 8 and first[:8].isascii() and first[:8].decode("ascii").isprintable():     # a text protocol
-            raise DeepGUError("CLUSTER: %s is not a Dask scheduler (it answered %r)" % (address, first[:16]))
+        except OSError:     # socket.timeout included
+            raise DeepGUError("CLUSTER: the server at %s accepted the connection but sent nothing within %g s: "
+                              "it is not a Dask scheduler, or it is not answering" % (address, timeout)) from None
+    if first.startswith(b"HTTP/"):
+        raise DeepGUError("CLUSTER: %s is not a Dask scheduler (it answered like an HTTP server): give the "
+                          "scheduler's address (tcp://host:8786 by default), not its dashboard's" % address)
+    if not first:
+        raise DeepGUError("CLUSTER: the server at %s closed the connection without a word: it is not a Dask "
+                          "scheduler" % address)
+    if len(first) >= 8 and first[:8].isascii() and first[:8].decode("ascii").isprintable():     # a text protocol
+        raise DeepGUError("CLUSTER: %s is not a Dask scheduler (it answered %r)" % (address, first[:16]))
 
 
 def _distributed():
