@@ -110,22 +110,17 @@ class RasterInput(QgsProcessingParameterRasterLayer):
     ``qgis_process`` checks every parameter value (``checkValueIsAcceptable``) before any plugin code runs, and
     QGIS's own check of a raster parameter loads the file as a layer: its default renderer computes each shown
     band's statistics and histogram, and GDAL saves them into ``<INPUT>.aux.xml`` when the layer is closed,
-    creating or rewriting a sidecar that is the user's. A value that is a path (``path|option`` included) is
-    checked here instead by opening it with GDAL, read only (nothing is computed, so nothing is saved); layers
-    of a project and other values get QGIS's check. GDAL's PAM stays on: nodata and scale overrides in an
-    existing ``.aux.xml`` are still read.
+    creating or rewriting a sidecar that is the user's. A value that is a path to a file (``path|option``
+    included) is accepted here, and the algorithm reads it (:func:`core.raster_io.open_raster`, read only: nothing
+    is saved), refusing a file that is not a raster with a message naming the parameter and GDAL's reason (QGIS
+    would say "not found"); layers of a project and other values get QGIS's check. GDAL's PAM stays on: nodata
+    and scale overrides in an existing ``.aux.xml`` are still read.
     """
 
     def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS's name)
         path = value.split("|")[0] if isinstance(value, str) else ""
         if path and os.path.isfile(path):
-            from osgeo import gdal
-
-            gdal.PushErrorHandler("CPLQuietErrorHandler")
-            try:
-                return gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY) is not None
-            finally:
-                gdal.PopErrorHandler()
+            return True
         return super().checkValueIsAcceptable(value, context)
 
     @classmethod
@@ -174,8 +169,10 @@ def number_range_problem(definition, value, name=None):
     shown = "%d" % number if integer and number.is_integer() else "%g" % number
     if number < low or number > high:
         bounds = [("%d" if integer else "%g") % bound for bound in (low, high)]
-        if high >= 1e300 or (integer and high >= 2 ** 31 - 1):
+        if number < low and (high >= 1e300 or (integer and high >= 2 ** 31 - 1)):
             return "%s must be at least %s (got %s)" % (name or definition.name(), bounds[0], shown)
+        if number > high and low <= -1e300:
+            return "%s must be at most %s (got %s)" % (name or definition.name(), bounds[1], shown)
         return "%s must be between %s and %s (got %s)" % (name or definition.name(), bounds[0], bounds[1], shown)
     return None
 

@@ -189,6 +189,7 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
         from ..core.files import formats
         from ..core.errors import DeepGUError
         from ..core.checks.paths import check_paths
+        from ..core.files.raster_io import open_raster
         from .base import LIBRARY_OUTPUT_FILTER, extent_window, number_range_problem
 
         children = self.childAlgorithms()
@@ -210,6 +211,8 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
                 elif definition.type() == "extent":
                     extents.setdefault(name, set()).add(feeds.get("INPUT"))
         inputs = {name: self._raster_file(parameters, name, context) for name in rasters}
+        for name, path in inputs.items():
+            open_raster(path, name)         # a file that is not a raster: refused before the first step
         for name, raster_names in extents.items():
             for raster_name in raster_names - {None}:
                 window = extent_window(self, parameters, context, inputs[raster_name], name)

@@ -163,7 +163,9 @@ def read_spectra(path):
         raise DeepGUError("%s has no spectra (expected a header and one row per band)" % path)
     header = [cell.strip() for cell in table[0]]
     key = header[0].lower()
-    if key not in ("wavelength", "band") or len(header) < 2:
+    if key in ("wavelength", "band") and len(header) < 2:
+        raise DeepGUError("%s has no material columns: its header is only '%s'" % (path, header[0]))
+    if key not in ("wavelength", "band"):
         raise DeepGUError("%s: the first header cell must be 'wavelength' or 'band', followed by material names, "
                           "separated by commas (or semicolons or tabs)" % path)
     materials = header[1:]
@@ -210,4 +212,21 @@ def check_bands(spectral_set, n_bands, wavelengths, what, tolerance_nm=1.0, agai
     if spectral_set.wavelengths is not None and wavelengths is not None:
         gap = float(np.max(np.abs(spectral_set.wavelengths - wavelengths)))
         if gap > tolerance_nm:
-            raise DeepGUError("%s wavelengths differ from those of %s (by up to %.3g nm)" % (what, against, gap))
+            raise DeepGUError("%s wavelengths differ from those of %s (%s)"
+                              % (what, against, _wavelength_mismatch(spectral_set.wavelengths, wavelengths, gap,
+                                                                     tolerance_nm, against)))
+
+
+def _wavelength_mismatch(listed, expected, gap, tolerance_nm, against):
+    """Why the wavelengths ``listed`` (a library's) are not ``expected`` (``against``'s, as many): a wavelength
+    listed more often than ``expected`` has it, the same wavelengths in another order, or else the largest
+    difference."""
+    values, counts = np.unique(listed, return_counts=True)
+    for value, count in zip(values, counts):
+        has = int(np.count_nonzero(expected == value))
+        if count > 1 and count > has:
+            return "it lists %g nm %d times, %s %d time(s)" % (value, count, against, has)
+    if float(np.max(np.abs(np.sort(listed) - np.sort(expected)))) <= tolerance_nm:
+        order = "reverse" if float(np.max(np.abs(listed - expected[::-1]))) <= tolerance_nm else "another"
+        return "the same wavelengths in %s order: sort its rows in the order of %s's bands" % (order, against)
+    return "by up to %.3g nm" % gap

@@ -2,7 +2,8 @@
 
 Reading gives float32 blocks ``(bands, rows, cols)`` with the band scale/offset
 applied and a validity mask ``(rows, cols)``: a pixel is valid only when every
-band is finite and differs from the band's nodata value. Writing goes to a
+band is finite and differs from the band's nodata value, and the raster's own
+mask (an internal or ``.msk`` mask band, or an alpha band) does not exclude it. Writing goes to a
 temporary file beside the target that is renamed into place only when the
 whole raster has been written, so a failure or a cancel never leaves a
 half-written output: :class:`RasterWriter` checks every GDAL write and the
@@ -90,6 +91,8 @@ class RasterInfo:
     #: where this raster's pixel (0, 0) lies in the file: non-zero for a :meth:`window` of it.
     row_offset: int = 0
     col_offset: int = 0
+    #: the bands (0-based) whose GDAL mask band must be read (:func:`_mask_bands`); a pixel is invalid where one is 0.
+    masks: list = field(default_factory=list)
     _dataset: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -194,8 +197,24 @@ def open_raster(path, name=""):
         wavelengths=_read_wavelengths(ds),
         band_names=_band_names(ds),
         name=name,
+        masks=_mask_bands(bands),
         _dataset=ds,
     )
+
+
+def _mask_bands(bands):
+    """The bands (0-based) with a mask of their own that nodata does not already say: an internal or ``.msk``
+    mask (GeoTIFF's ``GDAL_TIFF_INTERNAL_MASK``) or an alpha band. A mask shared by all bands (``GMF_PER_DATASET``)
+    is read once, from the first band."""
+    masks = []
+    for i, band in enumerate(bands):
+        flags = band.GetMaskFlags()
+        if flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA):
+            continue
+        if flags & gdal.GMF_PER_DATASET:
+            return [i]
+        masks.append(i)
+    return masks
 
 
 def read_block(info, row0, n_rows, col0=0, n_cols=None):
@@ -219,6 +238,13 @@ def read_block(info, row0, n_rows, col0=0, n_cols=None):
     for i, nodata in enumerate(info.nodata):
         if nodata is not None and not np.isnan(nodata):
             valid &= raw[i] != nodata
+    for i in info.masks:
+        with _gdal_checked():
+            mask = ds.GetRasterBand(i + 1).GetMaskBand().ReadAsArray(info.col_offset + col0, info.row_offset + row0,
+                                                                      n_cols, n_rows)
+        if mask is None:
+            raise DeepGUError("cannot read the mask of %s (file truncated or corrupt?)" % info.label)
+        valid &= mask != 0
     with np.errstate(over="ignore"):        # float64 beyond float32 becomes inf: refused just below
         data = raw.astype(np.float32)
     if raw.dtype.itemsize > 4 and raw.dtype.kind == "f" and np.any(np.isfinite(raw[:, valid]) & ~np.isfinite(
