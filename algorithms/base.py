@@ -171,8 +171,6 @@ def number_range_problem(definition, value, name=None):
         bounds = [("%d" if integer else "%g") % bound for bound in (low, high)]
         if number < low and (high >= 1e300 or (integer and high >= 2 ** 31 - 1)):
             return "%s must be at least %s (got %s)" % (name or definition.name(), bounds[0], shown)
-        if number > high and low <= -1e300:
-            return "%s must be at most %s (got %s)" % (name or definition.name(), bounds[1], shown)
         return "%s must be between %s and %s (got %s)" % (name or definition.name(), bounds[0], bounds[1], shown)
     return None
 
@@ -182,6 +180,10 @@ def extent_window(algorithm, parameters, context, input_path, name="EXTENT"):
     ``algorithm`` (transformed to the raster's CRS), or None when it is not set."""
     if parameters.get(name) in (None, ""):
         return None
+    value = parameters.get(name)
+    if isinstance(value, str) and re.search(r"\[.*\]\s*$", value) and not algorithm.parameterAsExtentCrs(
+            parameters, name, context).isValid():      # "x0,x1,y0,y1 [EPSG:999999]" would be taken as INPUT's CRS
+        raise DeepGUError("%s: unknown CRS %s" % (name, value[value.rindex("["):].strip()))
     info = open_raster(input_path, "INPUT")
     rectangle = algorithm.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem(info.crs_wkt))
     return window_of_extent(info.transform, info.rows, info.cols, (rectangle.xMinimum(), rectangle.yMinimum(),

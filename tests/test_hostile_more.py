@@ -241,3 +241,162 @@ def test_tls_scheduler_that_wants_a_client_certificate_is_left_to_dask(certifica
         assert cluster.probe_scheduler(running.address, 1) is None
     finally:
         running.close()
+
+
+# --- hostile cases beyond the issue's list ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def odd(files, tmp_path_factory):
+    """Odd inputs built from the 30 x 30 scene: see each test case."""
+    import pickle
+    import zipfile
+
+    import numpy as np
+    import torch
+    from osgeo import gdal
+
+    folder = tmp_path_factory.mktemp("odd")
+    p = {name: str(folder / name) for name in ("zero.vrt", "allnd.tif", "mask.tif", "nan.tif", "reversed.csv",
+                                               "twice.csv", "nomaterial.csv", "bomcrlf.csv", "evil.pt",
+                                               "evilzip.pt", "truncated.pt", "one.tif")}
+    with open(p["zero.vrt"], "w") as f:
+        f.write('<VRTDataset rasterXSize="30" rasterYSize="30"></VRTDataset>\n')
+    ds = gdal.GetDriverByName("GTiff").Create(p["allnd.tif"], 10, 10, 5, gdal.GDT_UInt16)
+    ds.SetGeoTransform((500000, 30, 0, 4500000, 0, -30))
+    for i in range(5):
+        ds.GetRasterBand(i + 1).SetNoDataValue(0)
+        ds.GetRasterBand(i + 1).WriteArray(np.zeros((10, 10), np.uint16))
+    ds = None
+    scene = gdal.Open(files["scene.tif"])
+    gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
+    try:
+        ds = gdal.GetDriverByName("GTiff").CreateCopy(p["mask.tif"], scene)
+        ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+        mask = np.full((30, 30), 255, np.uint8)
+        mask[:5] = 0
+        ds.GetRasterBand(1).GetMaskBand().WriteArray(mask)
+        ds = None
+    finally:
+        gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", None)
+    ds = gdal.GetDriverByName("GTiff").CreateCopy(p["nan.tif"], scene)
+    for i in range(ds.RasterCount):
+        band = ds.GetRasterBand(i + 1)
+        data = band.ReadAsArray()
+        data[:3, :3] = np.nan
+        band.SetNoDataValue(float("nan"))
+        band.WriteArray(data)
+    ds = None
+    gdal.Translate(p["one.tif"], scene, bandList=[1])
+    scene = None
+    lines = open(files["em.csv"]).read().splitlines()
+    header, positions, rows = lines[0], lines[1:3], lines[3:]
+    twice = list(rows)
+    twice[1] = rows[0].split(",")[0] + "," + rows[1].split(",", 1)[1]
+    for name, text in (("reversed.csv", [header] + positions + rows[::-1]), ("twice.csv", [header] + positions + twice),
+                       ("nomaterial.csv", ["wavelength"] + [row.split(",")[0] for row in rows])):
+        with open(p[name], "w") as f:
+            f.write("\n".join(text) + "\n")
+    with open(p["bomcrlf.csv"], "wb") as f:
+        f.write(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch %s" % (folder / "EXECUTED"),))
+
+    torch.save({"x": Evil()}, p["evil.pt"])
+    with zipfile.ZipFile(p["evilzip.pt"], "w") as z:
+        z.writestr("archive/data.pkl", pickle.dumps(Evil()))
+    data = open(files["model.pt"], "rb").read()
+    with open(p["truncated.pt"], "wb") as f:
+        f.write(data[:len(data) // 2])
+    p["folder"] = folder
+    return p
+
+
+@pytest.mark.parametrize("case, algorithm, parameter, match", [
+    ("no bands", "vca", "INPUT", "cannot read .* as a raster"),
+    ("one band", "vca", "ENDMEMBERS", "cannot find 3 endmembers in a raster with only 1 band"),
+    ("all nodata", "vca", "INPUT", "has no valid pixels"),
+    ("reversed library", "fcls", "ENDMEMBERS", r"the same wavelengths in reverse order: sort its rows"),
+    ("wavelength twice", "fcls", "ENDMEMBERS", r"it lists 399.37 nm 2 times, the image 1 time"),
+    ("no material column", "fcls", "ENDMEMBERS", "has no material columns"),
+    ("memory huge", "fcls", "MEMORY_MB", r"MEMORY_MB must be between 16 and 2147483647 \(got 1000000000000\)"),
+    ("extent crs unknown", "fcls", "EXTENT", r"EXTENT: unknown CRS \[EPSG:999999\]"),
+    ("pickle with code", "unmix", "MODEL", "nothing in it was run"),
+    ("pickle with code, bare zip", "unmix", "MODEL", "is not a DeepGU model file"),
+    ("truncated model", "unmix", "MODEL", "is not a DeepGU model file"),
+])
+def test_more_hostile_inputs_are_refused_through_qgis(qgis_process, files, odd, out, case, algorithm, parameter,
+                                                      match):
+    import re
+    scene, em = files["scene.tif"], files["em.csv"]
+    parameters = {
+        "no bands": dict(INPUT=odd["zero.vrt"], ENDMEMBERS=3),
+        "one band": dict(INPUT=odd["one.tif"], ENDMEMBERS=3),
+        "all nodata": dict(INPUT=odd["allnd.tif"], ENDMEMBERS=3),
+        "reversed library": dict(INPUT=scene, ENDMEMBERS=odd["reversed.csv"]),
+        "wavelength twice": dict(INPUT=scene, ENDMEMBERS=odd["twice.csv"]),
+        "no material column": dict(INPUT=scene, ENDMEMBERS=odd["nomaterial.csv"]),
+        "memory huge": dict(INPUT=scene, ENDMEMBERS=em, MEMORY_MB="1e12"),
+        "extent crs unknown": dict(INPUT=scene, ENDMEMBERS=em, EXTENT="0,1,0,1 [EPSG:999999]"),
+        "pickle with code": dict(INPUT=scene, MODEL=odd["evil.pt"]),
+        "pickle with code, bare zip": dict(INPUT=scene, MODEL=odd["evilzip.pt"]),
+        "truncated model": dict(INPUT=scene, MODEL=odd["truncated.pt"]),
+    }[case]
+    parameters["OUTPUT"] = str(out / ("e.csv" if algorithm == "vca" else "a.tif"))
+    inputs = [value for value in parameters.values() if os.path.isfile(str(value))]
+    before = {path: checksum(path) for path in inputs}
+    listed = folder_state(str(odd["folder"]))
+    done = qgis_process.run("deepgu:" + algorithm, timeout=120, **parameters)
+    line = test_hostile.refused(done, parameter, out, test_hostile.Inputs(*inputs))
+    assert re.search(match, line), line
+    assert {path: checksum(path) for path in inputs} == before
+    assert folder_state(str(odd["folder"])) == listed         # nothing created beside them (EXECUTED included)
+
+
+def test_masked_and_nan_pixels_are_nodata_through_qgis(qgis_process, files, odd, out):
+    """A GeoTIFF's internal mask band (its first 5 rows masked) and NaN as nodata (a 3 x 3 corner): those pixels are
+    nodata in the abundances and the others are as unmixed from the plain scene."""
+    import numpy as np
+    from core.raster_io import read_all
+    plain = str(out / "plain.tif")
+    fcls_job.run(files["scene.tif"], files["em.csv"], plain)
+    expected = read_all(plain)[0]
+    for name, invalid in (("mask.tif", np.s_[:5, :]), ("nan.tif", np.s_[:3, :3])):
+        target = str(out / ("from-" + name))
+        done = qgis_process.run("deepgu:fcls", INPUT=odd[name], ENDMEMBERS=files["em.csv"], OUTPUT=target)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+        A, valid, _ = read_all(target)
+        keep = np.ones(valid.shape, bool)
+        keep[invalid] = False
+        assert not valid[invalid].any() and valid[keep].all(), name
+        np.testing.assert_allclose(A[:, keep], expected[:, keep], atol=1e-5)
+
+
+def test_library_with_bom_and_crlf_reads_as_the_plain_one(files, odd, out):
+    import numpy as np
+    from core.library import read_spectra
+    plain, odd_one = read_spectra(files["em.csv"]), read_spectra(odd["bomcrlf.csv"])
+    assert plain.materials == odd_one.materials
+    np.testing.assert_array_equal(plain.spectra, odd_one.spectra)
+    np.testing.assert_array_equal(plain.wavelengths, odd_one.wavelengths)
+
+
+def test_sigint_during_unmix_cancels_and_leaves_nothing(qgis_process, files, out):
+    """Ctrl+C in a terminal running qgis_process: QGIS cancels the run, which stops and writes nothing."""
+    import signal
+    inputs = test_hostile.Inputs(files["scene.tif"], files["model.pt"])
+    process = subprocess.Popen(["qgis_process.bin", "run", "deepgu:unmix", "--", "INPUT=" + files["scene.tif"],
+                                "MODEL=" + files["model.pt"], "MAX_ITER=1000", "TOLERANCE=1e-12",
+                                "OUTPUT=" + str(out / "a.tif")], env=qgis_process.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    seen = ""
+    while "DeepGU" not in seen and process.poll() is None:      # the unmixing has started
+        seen += process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    output = seen + process.communicate(timeout=120)[0]
+    assert process.returncode != 0, output[-2000:]
+    assert "Canceled: no output was written" in output, output[-2000:]
+    assert time.monotonic() - start < 30
+    assert os.listdir(out) == [] and inputs.unchanged()

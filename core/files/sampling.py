@@ -38,5 +38,5 @@ def sample_pixels(info, n_samples, seed=0, memory_mb=MEMORY_MB, feedback=None):
         indices.append(local + first)
         feedback.set_progress(100.0 * (row0 + n_rows) / info.rows)
     if not indices or sum(i.size for i in indices) == 0:
-        raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % info.path)
+        raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % info.label)
     return np.concatenate(spectra, axis=1), np.concatenate(indices)

@@ -88,7 +88,7 @@ def run(input_path, endmembers_csv, output_csv, method=BUNDLES["METHOD"], n_pixe
             selector.update(valid_pixels(data, valid), flat, purity)
             feedback.set_progress(100.0 * (row0 + n_rows) / info.rows)
         if not any_valid:
-            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % input_path)
+            raise DeepGUError("%s has no valid pixels (all nodata or non-finite)" % info.label)
         bundles = selector.result()
         for p in selector.fallback_used:
             feedback.info("WARNING: %s is the purest material nowhere: its bundle holds its purest pixels among "
