@@ -13,11 +13,13 @@ After each case the folders must hold only the outputs of a successful run:
 any new ``.deepgu-*`` temporary file, or any new file after a refused run,
 counts as a leftover. Mutations: bytes flipped, zeroed, truncated or appended in a
 GeoTIFF or model file; values scaled by 10^k, set to NaN/inf/0/constant, and
-nodata, scale, band metadata or georeferencing (rotated, flipped, zero or
+nodata, scale, band metadata, a mask band or georeferencing (rotated, flipped, zero or
 NaN pixel size, no or a strange CRS; moved, resized, reprojected or stripped:
 a companion raster from another place) changed in a GeoTIFF; CSV cells, names
-(with formula characters, duplicates, BOM, empty), values (huge, text) and
-shape damaged; parameters set to NaN, inf, negative, zero or beyond int32.
+(with formula characters, duplicates, BOM, empty), values (huge, text), line ends
+(CRLF), wavelength rows (reversed, one twice), material columns (none) and
+shape damaged; a model file replaced by a pickle that runs a command when loaded
+(it must never run); parameters set to NaN, inf, negative, zero or beyond int32.
 Around the files (issue 24): inputs given sidecars of their own (a style, junk
 or overriding PAM ``.aux.xml``, an ENVI header beside a GeoTIFF); an output
 named after an input (any extension, in the input's folder, beside the
@@ -34,6 +36,7 @@ expected refusals, unexpected errors, leftover temporary files.
 import argparse
 import hashlib
 import os
+import pickle
 import shutil
 import signal
 import stat
@@ -41,6 +44,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -133,9 +137,15 @@ def raster_values(rng, path):
 
 
 def raster_metadata(rng, path):
-    """Change nodata, scale/offset or wavelength metadata of some bands in place."""
+    """Change nodata, scale/offset or wavelength metadata of some bands in place, or add a mask band."""
     ds = gdal.Open(path, gdal.GA_Update)
-    kind = rng.choice(["nodata", "scale", "wavelength"])
+    kind = rng.choice(["nodata", "scale", "wavelength", "mask"])
+    if kind == "mask":      # a mask band (internal, or a .msk beside it) excluding random pixels, or all of them
+        ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+        mask = (rng.random((ds.RasterYSize, ds.RasterXSize)) < rng.random()).astype(np.uint8) * 255
+        ds.GetRasterBand(1).GetMaskBand().WriteArray(mask)
+        ds = None
+        return
     for i in rng.choice(ds.RasterCount, size=int(rng.integers(1, ds.RasterCount + 1)), replace=False):
         band = ds.GetRasterBand(int(i) + 1)
         if kind == "nodata":
@@ -152,7 +162,18 @@ def csv_damage(rng, path):
     lines = open(path, encoding="utf-8").read().splitlines()
     header = lines[0].split(",")
     kind = rng.choice(["formula-name", "duplicate-name", "empty-name", "bom", "huge-value", "text-value",
-                       "drop-cell", "drop-lines", "many-columns", "latin1", "header-key", "row-col"])
+                       "drop-cell", "drop-lines", "many-columns", "latin1", "header-key", "row-col",
+                       "reversed-rows", "wavelength-twice", "no-materials", "crlf"])
+    first = next((i for i, line in enumerate(lines) if i and line.split(",")[0] not in ("row", "col")), len(lines))
+    if kind in ("reversed-rows", "wavelength-twice", "no-materials") and first + 1 < len(lines):
+        if kind == "reversed-rows":
+            lines[first:] = lines[first:][::-1]
+        elif kind == "wavelength-twice":
+            lines[first + 1] = lines[first].split(",")[0] + "," + lines[first + 1].split(",", 1)[1]
+        else:
+            lines = [line.split(",")[0] for line in lines]
+        open(path, "w", encoding="utf-8").write("\n".join(lines) + "\n")
+        return
     if kind == "formula-name":
         header[int(rng.integers(1, len(header)))] = str(rng.choice(["=1+1", "+cmd", "-2", "@SUM(A1)", "\tx"]))
     elif kind == "duplicate-name":
@@ -184,6 +205,8 @@ def csv_damage(rng, path):
     text = "\n".join(lines) + "\n"
     if kind == "bom":
         open(path, "wb").write(b"\xef\xbb\xbf" + text.encode())
+    elif kind == "crlf":
+        open(path, "wb").write(text.replace("\n", "\r\n").encode())
     elif kind == "latin1":
         open(path, "wb").write(text.replace("EM1", "EM\xe9").encode("latin-1"))
     else:
@@ -216,11 +239,35 @@ def georeferencing(rng, path):
     ds = None
 
 
+class _RunsCode:
+    """Unpickled, it would run a shell command: a model file must never be unpickled with code."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+#: the file a model with pickled code would create beside itself, were it run.
+EXECUTED = "EXECUTED"
+
+
+def pickled_code(rng, path):
+    """Replace a model file with a torch file (or a bare zip) whose pickle runs a command when loaded."""
+    payload = {"state": _RunsCode("touch '%s'" % os.path.join(os.path.dirname(path), EXECUTED))}
+    if rng.random() < 0.5:
+        torch.save(payload, path)
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("archive/data.pkl", pickle.dumps(payload))
+
+
 MUTATIONS = {
     "tif": [flip_bytes, zero_range, truncate, append_junk, raster_values, raster_values, raster_metadata,
             georeferencing],
     "csv": [flip_bytes, truncate, append_junk, csv_damage, csv_damage, csv_damage],
-    "pt": [flip_bytes, zero_range, truncate, append_junk],
+    "pt": [flip_bytes, zero_range, truncate, append_junk, pickled_code],
 }
 
 
@@ -405,6 +452,8 @@ def run_case(rng, valid, work, case_seconds):
     elif replaced:
         outcome, detail = "unexpected", "a file that was not a regular file changed: %s" % ", ".join(replaced)
     new = [name for folder in (case_in, out) for name in after[folder] if name not in before[folder]]
+    if EXECUTED in new:
+        outcome, detail = "unexpected", "code pickled in a model file was run"
     leftovers = len([name for name in new if name.startswith(".deepgu-")]) + (len(new) if outcome != "ok" else 0)
     return job, description, outcome, leftovers, detail
 
