@@ -61,6 +61,10 @@ def user_folder(files, tmp_path_factory):
     return folder
 
 
+#: the scene's top left 10 x 10 pixels (its origin is (500000, 4500000), its pixels 30 m): keeps ELMM/GLMM/PLMM short.
+SMALL = "500000,500300,4499700,4500000 [EPSG:32633]"
+
+
 def _parameters(algorithm, folder, out):
     f = {name: str(folder / name) for name in os.listdir(folder)}
     return {
@@ -71,10 +75,10 @@ def _parameters(algorithm, folder, out):
         "fcls": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], OUTPUT=out / "a.tif"),
         "bundles": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], METHOD=3, ABUNDANCES=f["abund.tif"],
                         N_PIXELS=20, MIN_PIXELS=1, OUTPUT=out / "b.csv"),
-        "elmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], MAX_ITER=2, OUTPUT=out / "a.tif"),
-        "glmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], MAX_ITER=2, OUTPUT=out / "a.tif"),
-        "plmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], INIT_ABUNDANCES=f["abund.tif"], MAX_ITER=2,
-                     OUTPUT=out / "a.tif"),
+        "elmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], MAX_ITER=1, EXTENT=SMALL, OUTPUT=out / "a.tif"),
+        "glmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], MAX_ITER=1, EXTENT=SMALL, OUTPUT=out / "a.tif"),
+        "plmm": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], INIT_ABUNDANCES=f["abund.tif"], MAX_ITER=1,
+                     EXTENT=SMALL, OUTPUT=out / "a.tif"),
         "unmix": dict(INPUT=f["scene.tif"], MODEL=f["model.pt"], INIT_ABUNDANCES=f["abund.tif"], MAX_ITER=1,
                       OUTPUT=out / "a.tif"),
         "metrics": dict(ESTIMATE=f["abund.tif"], REFERENCE=f["reference.tif"], OUTPUT_REPORT=out / "m.txt"),
