@@ -23,7 +23,7 @@ from conftest import qgis_env, require_qgis
 from helpers import processing_script
 from test_hostile import checksum
 from core.jobs import fcls as fcls_job
-from core.raster_io import open_raster
+from core.files.raster_io import open_raster
 
 files, out = test_hostile.files, test_hostile.out      # the 30 x 30 scene with endmembers, bundles, model; a folder
 
@@ -209,7 +209,7 @@ class _TlsServer(threading.Thread):
 def test_tls_addresses_are_probed_like_tcp_ones(certificate, server, match):
     """A tls:// address gets the TCP probe's bounds and messages, after a TLS handshake that is bounded too."""
     import http.server
-    from core import cluster
+    from core.running import cluster
     from core.errors import DeepGUError
     http_server = None
     if server == "silent":
@@ -239,7 +239,7 @@ def test_tls_addresses_are_probed_like_tcp_ones(certificate, server, match):
 def test_tls_scheduler_that_wants_a_client_certificate_is_left_to_dask(certificate):
     """A TLS server that refuses a client without a certificate (a TLS alert) does speak TLS: not refused here; Dask
     connects with the certificates of its own settings."""
-    from core import cluster
+    from core.running import cluster
     running = _TlsServer(certificate, client_certificate=True)
     try:
         assert cluster.probe_scheduler(running.address, 1) is None
@@ -362,7 +362,7 @@ def test_masked_and_nan_pixels_are_nodata_through_qgis(qgis_process, files, odd,
     """A GeoTIFF's internal mask band (its first 5 rows masked) and NaN as nodata (a 3 x 3 corner): those pixels are
     nodata in the abundances and the others are as unmixed from the plain scene."""
     import numpy as np
-    from core.raster_io import read_all
+    from core.files.raster_io import read_all
     plain = str(out / "plain.tif")
     fcls_job.run(files["scene.tif"], files["em.csv"], plain)
     expected = read_all(plain)[0]
@@ -379,7 +379,7 @@ def test_masked_and_nan_pixels_are_nodata_through_qgis(qgis_process, files, odd,
 
 def test_library_with_bom_and_crlf_reads_as_the_plain_one(files, odd, out):
     import numpy as np
-    from core.library import read_spectra
+    from core.files.library import read_spectra
     plain, odd_one = read_spectra(files["em.csv"]), read_spectra(odd["bomcrlf.csv"])
     assert plain.materials == odd_one.materials
     np.testing.assert_array_equal(plain.spectra, odd_one.spectra)
