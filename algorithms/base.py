@@ -111,10 +111,10 @@ class RasterInput(QgsProcessingParameterRasterLayer):
     QGIS's own check of a raster parameter loads the file as a layer: its default renderer computes each shown
     band's statistics and histogram, and GDAL saves them into ``<INPUT>.aux.xml`` when the layer is closed,
     creating or rewriting a sidecar that is the user's. A value that is a path to a file (``path|option``
-    included) is accepted here, and the algorithm reads it (:func:`core.files.raster_io.open_raster`, read only: nothing
-    is saved), refusing a file that is not a raster with a message naming the parameter and GDAL's reason (QGIS
-    would say "not found"); layers of a project and other values get QGIS's check. GDAL's PAM stays on: nodata
-    and scale overrides in an existing ``.aux.xml`` are still read.
+    included) is accepted here, and the algorithm reads it (:func:`core.files.raster_io.open_raster`, read only:
+    nothing is saved), refusing a file that is not a raster with a message naming the parameter and GDAL's reason
+    (QGIS would say "not found"); layers of a project and other values get QGIS's check. GDAL's PAM stays on:
+    nodata and scale overrides in an existing ``.aux.xml`` are still read.
     """
 
     def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS's name)

@@ -404,3 +404,25 @@ def test_sigint_during_unmix_cancels_and_leaves_nothing(qgis_process, files, out
     assert "Canceled: no output was written" in output, output[-2000:]
     assert time.monotonic() - start < 30
     assert os.listdir(out) == [] and inputs.unchanged()
+
+
+def test_rollback_removes_the_intermediates_it_was_told_of(tmp_path):
+    """OutputRollback.created: on success the files not among the results go (with their folder once empty), the
+    results stay; on failure all go. A file it was not told of, beside them, stays either way."""
+    from core.files.rollback import OutputRollback
+    folders = [tmp_path / name for name in ("a", "b", "c")]
+    for folder in folders:
+        folder.mkdir()
+        (folder / "OUTPUT.csv").write_text("x")
+    (tmp_path / "c" / "other.txt").write_text("not the run's")
+    files = [str(folder / "OUTPUT.csv") for folder in folders]
+    success = OutputRollback([])
+    success.created(files)
+    success.release(keep=[files[0]])
+    assert os.path.exists(files[0]) and not os.path.exists(str(folders[1]))
+    assert sorted(os.listdir(folders[2])) == ["other.txt"]
+    (folders[2] / "OUTPUT.csv").write_text("x")
+    failure = OutputRollback([])
+    failure.created([files[0], files[2]])
+    assert failure.rollback() == []
+    assert not os.path.exists(str(folders[0])) and sorted(os.listdir(folders[2])) == ["other.txt"]

@@ -54,8 +54,9 @@ class OutputRollback:
         """Files a step has just created (temporary outputs, each in a folder of its own): :meth:`rollback` removes
         them too, and so does :meth:`release` with those not in ``keep`` (:meth:`release`'s argument); a folder of
         theirs left empty goes with them."""
-        self.new += [os.path.abspath(path) for path in paths]
-        self.intermediate += [os.path.abspath(path) for path in paths]
+        paths = [os.path.realpath(path) for path in paths]
+        self.new += paths
+        self.intermediate += paths
 
     def _remove_empty_folders(self, paths):
         for folder in dict.fromkeys(os.path.dirname(path) for path in paths):
@@ -88,7 +89,7 @@ class OutputRollback:
         for backup in self.backups.values():
             with contextlib.suppress(OSError):
                 os.unlink(backup)
-        keep = {os.path.abspath(path) for path in keep}
+        keep = {os.path.realpath(path) for path in keep}
         dropped = [path for path in self.intermediate if path not in keep]
         for path in dropped:
             with contextlib.suppress(OSError):
