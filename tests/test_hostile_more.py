@@ -426,3 +426,27 @@ def test_rollback_removes_the_intermediates_it_was_told_of(tmp_path):
     failure.created([files[0], files[2]])
     assert failure.rollback() == []
     assert not os.path.exists(str(folders[0])) and sorted(os.listdir(folders[2])) == ["other.txt"]
+
+
+def test_sigterm_right_after_a_temporary_is_created_leaves_nothing(files, tmp_path):
+    """Found by the whole suite under load (test_hostile.py's SIGTERM during unmix left one ``.deepgu-*.tif``): a
+    SIGTERM handled between a temporary file's creation and its registration for removal left it behind. Here the
+    signal is sent exactly there."""
+    out = tmp_path / "out"
+    out.mkdir()
+    script = """
+import os, signal, sys, tempfile
+sys.path.insert(0, %r)
+from core.jobs import fcls
+real = tempfile.mkstemp
+def mkstemp(*args, **kwargs):
+    made = real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return made
+tempfile.mkstemp = mkstemp
+fcls.run(%r, %r, %r)
+""" % (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), files["scene.tif"], files["em.csv"],
+       str(out / "a.tif"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -15, done.stderr[-2000:]
+    assert os.listdir(out) == []

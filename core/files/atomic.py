@@ -293,12 +293,12 @@ class TempTarget:
             _SWEPT.add(folder)
         if sweep:
             sweep_stale(folder)
-        try:
-            fd, self.tmp = tempfile.mkstemp(prefix=owned_prefix(), suffix=_temp_suffix(path), dir=folder)
+        try:        # a SIGTERM between the creation and the registration would leave the file behind
+            with _signals_blocked(), _LOCK:
+                fd, self.tmp = tempfile.mkstemp(prefix=owned_prefix(), suffix=_temp_suffix(path), dir=folder)
+                _PENDING.add(self.tmp)
         except OSError as exc:
             raise self.error(exc) from None
-        with _LOCK:
-            _PENDING.add(self.tmp)
         try:
             os.fchmod(fd, 0o666 & ~_umask())
         finally:
