@@ -88,13 +88,42 @@ def _umask():
 
 
 def remove_pending():
-    """Delete every temporary file of this process not yet committed (atexit and SIGTERM)."""
-    with _LOCK:
+    """Delete every temporary file of this process not yet committed (atexit and SIGTERM). The SIGTERM handler
+    may run in a thread that holds the lock (between two bytecodes of its ``with``): after a second without it,
+    the list is taken anyway (one C call under the GIL)."""
+    locked = _LOCK.acquire(timeout=1.0)
+    try:
         paths = list(_PENDING)
         _PENDING.clear()
+    finally:
+        if locked:
+            _LOCK.release()
     for path in paths:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def _registered_temporary(folder, prefix, suffix, error):
+    """``(fd, path)`` of a new file ``<folder>/<prefix><random><suffix>`` (mode 0600, as ``tempfile.mkstemp``
+    makes it), registered for removal *before* it is created: a SIGTERM handled between the two would otherwise
+    leave it behind. ``error(OSError)`` gives the exception to raise."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    names = tempfile._get_candidate_names()     # mkstemp's own random names
+    for _ in range(tempfile.TMP_MAX):
+        path = os.path.join(folder, prefix + next(names) + suffix)
+        with _LOCK:
+            _PENDING.add(path)
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            exc = None
+        except OSError as failure:
+            exc = failure
+        with _LOCK:
+            _PENDING.discard(path)
+        if exc is not None:
+            raise error(exc) from None
+    raise error(FileExistsError(17, "no free temporary name"))
 
 
 def _on_sigterm(signum, frame, previous=None):
@@ -293,12 +322,7 @@ class TempTarget:
             _SWEPT.add(folder)
         if sweep:
             sweep_stale(folder)
-        try:        # a SIGTERM between the creation and the registration would leave the file behind
-            with _signals_blocked(), _LOCK:
-                fd, self.tmp = tempfile.mkstemp(prefix=owned_prefix(), suffix=_temp_suffix(path), dir=folder)
-                _PENDING.add(self.tmp)
-        except OSError as exc:
-            raise self.error(exc) from None
+        fd, self.tmp = _registered_temporary(folder, owned_prefix(), _temp_suffix(path), self.error)
         try:
             os.fchmod(fd, 0o666 & ~_umask())
         finally:
