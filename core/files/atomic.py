@@ -44,10 +44,10 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import stat
-import tempfile
 import threading
 import time
 
@@ -108,9 +108,8 @@ def _registered_temporary(folder, prefix, suffix, error):
     makes it), registered for removal *before* it is created: a SIGTERM handled between the two would otherwise
     leave it behind. ``error(OSError)`` gives the exception to raise."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    names = tempfile._get_candidate_names()     # mkstemp's own random names
-    for _ in range(tempfile.TMP_MAX):
-        path = os.path.join(folder, prefix + next(names) + suffix)
+    for _ in range(100):
+        path = os.path.join(folder, prefix + secrets.token_hex(4) + suffix)
         with _LOCK:
             _PENDING.add(path)
         try:
