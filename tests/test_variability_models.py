@@ -209,3 +209,20 @@ def test_local_cluster_gives_the_in_process_result(scene_files, tmp_path):
     for local, remote in zip(outputs[""], outputs["local:2"]):
         assert local.shape[1:] == (SIDE, SIDE)
         np.testing.assert_allclose(local, remote, rtol=1e-9, atol=1e-12)
+
+
+def test_noise_variance_finds_white_noise_under_a_mixture():
+    """The regression estimate of the noise variance per band (core.solvers.regularisation.noise_variance) on
+    mixtures of the library's materials with smooth scaling and known white noise: within 25 % of the truth (the
+    regressors' own noise biases it up), in any units; 0 with too few pixels to regress on."""
+    from core.solvers.regularisation import noise_variance
+
+    Y, _, _ = own_scene("elmm", side=40)
+    rng = np.random.default_rng(1)
+    pixels = Y.reshape(Y.shape[0], -1)
+    for sigma in (0.002, 0.01):
+        noisy = pixels + sigma * rng.standard_normal(pixels.shape)
+        truth = sigma ** 2 + np.mean(pixels ** 2) / 10 ** (SNR_DB / 10)
+        for scale in (1.0, 300.0):
+            assert noise_variance(scale * noisy) == pytest.approx(scale ** 2 * truth, rel=0.25)
+    assert noise_variance(pixels[:, :30]) == 0.0

@@ -127,8 +127,9 @@ def noise_variance(pixels):
     """The white-noise variance per band (mean over bands) of ``pixels`` (L, N), by the regression of every band on
     all the others (the noise estimate of HySime, Bioucas-Dias & Nascimento 2008): the signal of a mixture lies in a
     low-dimensional subspace that the other bands span, the noise does not. With ``R = X^T X`` (X the N x L pixels)
-    the residual sum of squares of band l is ``1 / (R^-1)_ll``; each has ``N - L + 1`` degrees of freedom. Invariant
-    to the band count (a variance per band) and scales with the square of the data's units. 0 when N < 2 L (too few
+    the residual sum of squares of band l is ``1 / (R^-1)_ll``; each has ``N - L + 1`` degrees of freedom. A variance
+    per band (not a sum over bands); it scales with the square of the data's units; with few bands the regressors' own
+    noise biases it up. 0 when N < 2 L (too few
     pixels to regress on) or the bands are degenerate."""
     X = np.asarray(pixels, dtype=np.float64)
     L, n = X.shape

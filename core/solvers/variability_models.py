@@ -43,18 +43,27 @@ image's is. M is shared within a solve: on a tiled raster each tile estimates it
 
 Stopping (all three, the authors' test): the relative changes of A and of the variability (psi, resp. dM's
 factors and M) both below ``tol``, or ``max_iter`` iterations; then the last A-step is resumed to its
-tolerance, as DeepGU does (:mod:`.unmix`).
+tolerance, as DeepGU does (:mod:`.unmix`). ELMM and GLMM follow each sweep by a guarded line search along its
+move (:func:`_extrapolate`): under sum-to-one a material's factor and its abundance trade against each other, the
+cost has a long valley, and exact alternating steps creep along it (hundreds of sweeps on the test scenes).
+Their psi step's conjugate gradients stop when they have cut the warm start's residual by :data:`PSI_CG_TOL`
+(a stop relative to the right-hand side left psi where it was once the sweeps' moves were small, and the
+alternation stalled far from the minimum), and the A-step's ADMM runs to :data:`ADMM_TOL`.
 
 Weights (``None`` / "auto": set from the data; a number overrides): the solver works on Y / unit (the data's
-RMS) and every weight below is invariant to the data's units and band count (:func:`resolve_weights`):
+RMS); every auto weight scales with the data's units as its term does (:func:`resolve_weights`):
 
-- lambda_A: DeepGU's rule (:mod:`.regularisation`: the FCLS abundance maps' noise x the data's curvature on
-  the simplex, both measured with M0);
-- lambda_S, gamma: dimensionless (a ratio of two sums over bands): :data:`KAPPA_S`, :data:`KAPPA_GAMMA`;
-- lambda_psi = :data:`KAPPA_PSI` x rho^2 (ELMM) or x rho^2 / L (GLMM: per band), rho^2 the median misfit energy
-  per pixel of FCLS with M0 (:mod:`.regularisation`): it scales as the data term's sensitivity to a factor does
-  (units^2; the band count for ELMM's per-material factors), so a given smoothness costs the same fraction of
-  the typical misfit whatever the units and bands;
+- ELMM and GLMM, as maximum a posteriori weights against the data term ``1/2 ||y - S a||^2`` (which is sigma^2 x
+  the negative log-likelihood of white noise of variance sigma^2 per band, :func:`.regularisation.noise_variance`):
+  lambda_psi = :data:`KAPPA_PSI` sigma^2, a Gaussian prior on the factors' differences between neighbours of
+  standard deviation KAPPA_PSI^-1/2 (3 %); lambda_A = :data:`KAPPA_A_NOISE` sigma^2, a Laplace prior on the
+  abundances' differences of scale 1 / KAPPA_A_NOISE (0.1). A variance per band, so neither depends on the band
+  count, and neither on the variability itself (the rule before, lambda_psi = 1000 x FCLS's misfit energy per
+  pixel and DeepGU's lambda_A from the FCLS maps' noise, grew with the variability the factors are there to
+  take up: with a psi step that really minimises, that TV pulled the abundances to flat maps, the factors
+  taking up their structure);
+- lambda_S, gamma: dimensionless (a ratio of two sums over bands): :data:`KAPPA_S` (the authors' synthetic
+  values: 5 for ELMM, 1 for GLMM), :data:`KAPPA_GAMMA`;
 - alpha = :data:`KAPPA_ALPHA` x the data's curvature on the simplex (:func:`.regularisation.tv_curvature`):
   a quadratic smoother of about sqrt(KAPPA_ALPHA) pixels in the weakest directions;
 - beta: :data:`KAPPA_BETA` per pixel.
