@@ -13,7 +13,8 @@ Jacobian, statistics, Levenberg-Marquardt solves, ADMM's per-pixel update and La
 core.solvers.unmix.product_flops, from the work each tile logs, halos included) and the rate it was done at, and the
 thread's CPU seconds per pixel (what an idle machine's wall time would be, single-threaded).
 Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run
-only, --cluster-only for the cluster run only (no speed-up or difference then). Run it on an idle machine.
+only, --cluster-only for the cluster run only (no speed-up or difference then), --methods elmm glmm plmm to time
+the variability models in process beside DeepGU (core.jobs.variability.run, defaults). Run it on an idle machine.
 """
 
 import argparse
@@ -77,6 +78,12 @@ def unmix_on_local_cluster(path, model, init, out, workers):
     return n_tiles, [u.ru_maxrss / 1024.0 for u in usage.values()]
 
 
+def variability_in_process(path, csv, init, out, method):
+    from core.jobs import variability
+
+    return variability.run(path, csv, out, variability.VariabilitySettings(method), init_abundances=init)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
@@ -84,6 +91,9 @@ def main():
     parser.add_argument("--bands", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="0: the in-process run only")
     parser.add_argument("--cluster-only", action="store_true", help="skip the in-process run")
+    parser.add_argument("--methods", nargs="*", default=[], choices=["elmm", "glmm", "plmm"],
+                        help="also run these variability models in process (defaults, the same FCLS start and tiles) "
+                             "and print their time per pixel over DeepGU's")
     args = parser.parse_args()
     print(machine_line(), flush=True)
     pixels = args.rows * args.cols
@@ -110,6 +120,11 @@ def main():
             print("  work: %.3g MFLOP per pixel in matrix products, done at %.2f GFLOP/s (wall); CPU %.1f s, "
                   "%.3f ms/pixel; load average %.1f" % (flops / pixels / 1e6, flops / here_s / 1e9, cpu_s,
                                                         1000.0 * cpu_s / pixels, os.getloadavg()[0]), flush=True)
+            for method in args.methods:
+                seconds, rss, _ = measure(variability_in_process, path=f["scene.tif"], csv=f["em.csv"],
+                                          init=f["fcls.tif"], out=os.path.join(tmp, method + ".tif"), method=method)
+                print("%s in process:     %8.1f s  %.3f ms/pixel  %.2fx DeepGU's time  peak RSS %.0f MiB"
+                      % (method.upper(), seconds, 1000.0 * seconds / pixels, seconds / here_s, rss), flush=True)
         if args.workers == 0:
             return
         there_s, driver_rss, (_, worker_rss) = measure(unmix_on_local_cluster, out=f["cluster.tif"],

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.solvers.astep import PixelGrid
+from core.solvers.astep import PixelGrid, fcls_batched
 from core.jobs import tiled
 from core.jobs import variability as job
 from core.files.library import write_spectra
 from core.files.raster_io import georeference, read_all, write_raster
 from core.evaluation.synthetic import abundance_maps, gaussian_fields, load_library
-from core.solvers import variability_models
 from core.solvers.variability_models import _PerturbedModel, _ScaledModel, unmix_variability
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -92,10 +91,13 @@ def test_plmm_recovers_its_own_scene():
     assert rmse(result.abundances, A) < 0.01
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25 open: ELMM at auto weights does not reach RMSE_A 0.01 on its own "
-                                       "scene (docs/variability_methods.md, 'What does not work yet')")
 def test_elmm_recovers_its_own_scene():
+    """Smooth per-material scaling (+-20 %): ELMM's abundances within 0.01 RMSE of the truth at its auto weights and
+    defaults, where FCLS with M0 is four times further."""
     Y, A, M0 = own_scene("elmm")
+    L = Y.shape[0]
+    fcls_error = rmse(fcls_batched(torch.tensor(M0), torch.tensor(Y.reshape(L, -1).T)).T.reshape(A.shape).numpy(), A)
+    assert fcls_error > 0.03
     assert rmse(unmix_variability("elmm", Y, M0).abundances, A) < 0.01
 
 
@@ -133,11 +135,12 @@ def test_closed_form_steps_zero_their_gradients():
         assert float(gradient.abs().max()) < 1e-10, variable
 
 
-def test_psi_step_minimises_the_reduced_cost(monkeypatch):
+@pytest.mark.parametrize("start", ["ones", "near the optimum"])
+def test_psi_step_minimises_the_reduced_cost(start):
     """After ELMM's psi step the reduced cost (S at its optimum) is stationary in psi: its gradient, by autograd
-    through the S step's closed form, is below 1e-4 of the gradient before the step (conjugate gradients run to
-    1e-6 here; the solver stops them at 1e-3, every iterate lowering the cost)."""
-    monkeypatch.setattr(variability_models, "PSI_CG_TOL", 1e-6)
+    through the S step's closed form, is below 2e-3 of the gradient before the step, at the solver's own tolerance,
+    also from a warm start already close to the optimum (conjugate gradients that stopped relative to the
+    right-hand side did not move from there: the alternation stalled)."""
     Y, A, M0 = own_scene("elmm", side=10)
     weights = {"lambda_s": 0.8, "lambda_a": 0.0, "lambda_psi": 0.05}
     model, At = _solver_model("elmm", Y, M0, A, weights)
@@ -153,10 +156,15 @@ def test_psi_step_minimises_the_reduced_cost(monkeypatch):
         model.psi = psi.detach()
         return float(torch.autograd.grad(cost, psi)[0].abs().max())
 
+    if start != "ones":
+        with torch.no_grad():
+            model.v_step(At)
+            model.psi = model.psi + 1e-4 * torch.randn(model.psi.shape, generator=torch.Generator().manual_seed(0),
+                                                       dtype=model.psi.dtype)
     before = gradient()
     with torch.no_grad():
         model.v_step(At)
-    assert gradient() < 1e-4 * before
+    assert gradient() < 2e-3 * before
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +209,20 @@ def test_local_cluster_gives_the_in_process_result(scene_files, tmp_path):
     for local, remote in zip(outputs[""], outputs["local:2"]):
         assert local.shape[1:] == (SIDE, SIDE)
         np.testing.assert_allclose(local, remote, rtol=1e-9, atol=1e-12)
+
+
+def test_noise_variance_finds_white_noise_under_a_mixture():
+    """The regression estimate of the noise variance per band (core.solvers.regularisation.noise_variance) on
+    mixtures of the library's materials with smooth scaling and known white noise: within 25 % of the truth (the
+    regressors' own noise biases it up), in any units; 0 with too few pixels to regress on."""
+    from core.solvers.regularisation import noise_variance
+
+    Y, _, _ = own_scene("elmm", side=40)
+    rng = np.random.default_rng(1)
+    pixels = Y.reshape(Y.shape[0], -1)
+    for sigma in (0.002, 0.01):
+        noisy = pixels + sigma * rng.standard_normal(pixels.shape)
+        truth = sigma ** 2 + np.mean(pixels ** 2) / 10 ** (SNR_DB / 10)
+        for scale in (1.0, 300.0):
+            assert noise_variance(scale * noisy) == pytest.approx(scale ** 2 * truth, rel=0.25)
+    assert noise_variance(pixels[:, :30]) == 0.0

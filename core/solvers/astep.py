@@ -298,17 +298,19 @@ def _shrink(V, t, kind):
     return V * torch.clamp(1.0 - t / magnitude.clamp(min=1e-300), min=0.0)
 
 
-def _pcg(apply, precondition, rhs, x0, tol=_CG_TOL, max_iter=_CG_MAX_ITER):
+def _pcg(apply, precondition, rhs, x0, tol=_CG_TOL, max_iter=_CG_MAX_ITER, relative_to_start=False):
     """Preconditioned conjugate gradients for the SPD operator ``apply`` (SPD ``precondition``), warm-started at x0.
 
-    Stops when ``||rhs - apply(x)|| <= tol ||rhs||`` or after ``max_iter`` iterations.
+    Stops when ``||rhs - apply(x)|| <= tol ||rhs||`` (``relative_to_start``: ``<= tol ||rhs - apply(x0)||``, a
+    reduction of the warm start's residual, which a good warm start cannot satisfy without moving) or after
+    ``max_iter`` iterations.
     """
     x = x0.clone()
     r = rhs - apply(x)
     z = precondition(r)
     p = z.clone()
     rz = (r * z).sum()
-    stop = tol * tol * (rhs * rhs).sum()
+    stop = tol * tol * ((r * r) if relative_to_start else (rhs * rhs)).sum()
     for _ in range(max_iter):
         if (r * r).sum() <= stop:
             break

@@ -50,12 +50,14 @@ _MAD = 0.6745
 @dataclass(frozen=True)
 class Levels:
     """rho2 (misfit energy per pixel), sigma_a (abundance noise), curvature (:func:`tv_curvature`), length2
-    (:func:`abundance_length2`; None where not measured)."""
+    (:func:`abundance_length2`; None where not measured), noise2 (the image's white-noise variance per band,
+    :func:`noise_variance`; NaN where not measured)."""
 
     rho2: float
     sigma_a: float
     curvature: float
     length2: float = None
+    noise2: float = float("nan")
 
 
 def is_auto(value):
@@ -121,6 +123,27 @@ def tv_curvature(M):
     return float(np.sqrt(h[0] * np.exp(np.mean(np.log(h)))))
 
 
+def noise_variance(pixels):
+    """The white-noise variance per band (mean over bands) of ``pixels`` (L, N), by the regression of every band on
+    all the others (the noise estimate of HySime, Bioucas-Dias & Nascimento 2008): the signal of a mixture lies in a
+    low-dimensional subspace that the other bands span, the noise does not. With ``R = X^T X`` (X the N x L pixels)
+    the residual sum of squares of band l is ``1 / (R^-1)_ll``; each has ``N - L + 1`` degrees of freedom. A variance
+    per band (not a sum over bands); it scales with the square of the data's units; with few bands the regressors' own
+    noise biases it up. 0 when N < 2 L (too few
+    pixels to regress on) or the bands are degenerate."""
+    X = np.asarray(pixels, dtype=np.float64)
+    L, n = X.shape
+    if n < 2 * L:
+        return 0.0
+    R = X @ X.T
+    R += 1e-12 * np.trace(R) / L * np.eye(L)
+    try:
+        rss = 1.0 / np.diag(np.linalg.inv(R))
+    except np.linalg.LinAlgError:
+        return 0.0
+    return float(np.mean(rss) / (n - L + 1))
+
+
 def measure_levels(Y, M, A, valid):
     """:class:`Levels` of an image ``Y`` (L, rows, cols) with references ``M`` (L, P).
 
@@ -131,7 +154,7 @@ def measure_levels(Y, M, A, valid):
         raise DeepGUError("no valid pixel to measure the regularisation levels on")
     residual = pixels - np.asarray(M, dtype=np.float64) @ abundances
     return Levels(float(np.median(np.einsum("ln,ln->n", residual, residual))), abundance_noise(A, valid),
-                  tv_curvature(M), abundance_length2(A, valid))
+                  tv_curvature(M), abundance_length2(A, valid), noise_variance(pixels))
 
 
 def resolve(lambda_z, lambda_a, levels):
@@ -145,8 +168,9 @@ def resolve(lambda_z, lambda_a, levels):
 
 
 def describe(levels):
-    return ("residual level rho^2 %.4g, abundance noise %.4g, data curvature %.4g"
+    text = ("residual level rho^2 %.4g, abundance noise %.4g, data curvature %.4g"
             % (levels.rho2, levels.sigma_a, levels.curvature))
+    return text + (", noise variance per band %.4g" % levels.noise2 if np.isfinite(levels.noise2) else "")
 
 
 def resolve_smoothness(lambda_s, levels):
