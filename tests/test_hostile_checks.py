@@ -527,33 +527,41 @@ def test_magnitude_rule_leaves_realistic_brightness_alone():
 
 
 def test_cancel_between_workflow_steps_leaves_nothing(files, out, tmp_path):
-    """The QGIS dialog's cancel (processing.run with a feedback canceled once the FCLS step has reported): the
-    endmember and FCLS outputs already written are removed."""
+    """The QGIS dialog's cancel (processing.run with a feedback canceled once the FCLS step is done): the outputs of
+    the completed steps are removed, both a file the user named (ENDMEMBERS_CSV) and those left as TEMPORARY_OUTPUT,
+    which go to QGIS's Processing folder; that folder lives as long as QGIS (qgis_process removes it when it exits,
+    so only a run inside QGIS can show what is left in it). The DeepGU output the user named is not written."""
     import subprocess
     import sys
     from conftest import qgis_env, require_qgis
     require_qgis()
-    outputs = _workflow_outputs(out)
+    outputs = _workflow_outputs(out, **{name: "TEMPORARY_OUTPUT" for name in (
+        "fcls:FCLS_ABUNDANCES", "bundles:BUNDLES_CSV", "trainvae:MODEL_FILE")})
     script = processing_script("""
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+import os
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingUtils
 
 class CancelAfterFcls(QgsProcessingFeedback):
     def pushInfo(self, info):
         print('INFO', info, flush=True)
-        if info.strip().startswith('FCLS:'):
+        if info.strip().startswith('deepgu:fcls done'):
             self.cancel()
 
+folder = QgsProcessingUtils.tempFolder()
 try:
     processing.run('deepgu:workflow', dict(INPUT=%r, MATERIALS=3, **%r), feedback=CancelAfterFcls())
     print('FINISHED')
 except QgsProcessingException as error:
     print('REFUSED', error)
+print('LEFT', sorted(os.path.relpath(os.path.join(top, name), folder) for top, _, names in os.walk(folder)
+                     for name in names))
 """ % (files["scene.tif"], outputs))
     done = subprocess.run([sys.executable, "-c", script], env=qgis_env(tmp_path / "cfg"), capture_output=True,
                           text=True, timeout=600)
-    assert "INFO FCLS:" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "INFO deepgu:fcls done" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     assert "REFUSED" in done.stdout and "none of the workflow's outputs is left" in done.stdout, \
         done.stdout[-3000:] + done.stderr[-3000:]
+    assert "LEFT []" in done.stdout, done.stdout[-3000:]
     assert os.listdir(out) == [], os.listdir(out)
 
 

@@ -19,8 +19,6 @@ import pytest
 
 import test_hostile
 import test_hostile_checks
-from conftest import qgis_env, require_qgis
-from helpers import processing_script
 from test_hostile import checksum
 from core.jobs import fcls as fcls_job
 from core.files.raster_io import open_raster
@@ -106,44 +104,6 @@ def test_no_algorithm_changes_the_input_folder_through_qgis(qgis_process, user_f
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert os.listdir(out), "the run wrote nothing"
     assert folder_state(str(user_folder)) == before
-
-
-# --- the workflow's temporary outputs ---------------------------------------------------------------------------
-
-def test_workflow_removes_its_temporary_outputs_after_a_cancel(files, out, tmp_path):
-    """In QGIS (the dialog's processing.run), the outputs left as TEMPORARY_OUTPUT go to QGIS's Processing folder,
-    which lives as long as QGIS: after a cancel in the bundles step, the endmember and FCLS files of the completed
-    steps (with the FCLS raster's style) are removed from it, and the DeepGU output the user named is not written.
-    (qgis_process removes that whole folder when it exits.)"""
-    require_qgis()
-    outputs = {"endmembers:ENDMEMBERS_CSV": "TEMPORARY_OUTPUT", "fcls:FCLS_ABUNDANCES": "TEMPORARY_OUTPUT",
-               "bundles:BUNDLES_CSV": "TEMPORARY_OUTPUT", "trainvae:MODEL_FILE": "TEMPORARY_OUTPUT",
-               "unmix:DEEPGU_ABUNDANCES": str(out / "deepgu.tif")}
-    script = processing_script("""
-import os
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProcessingUtils
-
-class CancelInBundles(QgsProcessingFeedback):
-    def pushInfo(self, info):
-        print('INFO', info, flush=True)
-        if info.strip().startswith('deepgu:fcls done'):
-            self.cancel()
-
-folder = QgsProcessingUtils.tempFolder()
-try:
-    processing.run('deepgu:workflow', dict(INPUT=%r, MATERIALS=3, **%r), feedback=CancelInBundles())
-    print('FINISHED')
-except QgsProcessingException as error:
-    print('REFUSED', error)
-print('LEFT', sorted(os.path.relpath(os.path.join(top, name), folder) for top, _, names in os.walk(folder)
-                     for name in names))
-""" % (files["scene.tif"], outputs))
-    done = subprocess.run([sys.executable, "-c", script], env=qgis_env(tmp_path / "cfg"), capture_output=True,
-                          text=True, timeout=600)
-    assert "INFO deepgu:fcls done" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "REFUSED" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "LEFT []" in done.stdout, done.stdout[-3000:]
-    assert os.listdir(out) == []
 
 
 # --- tls:// scheduler addresses ---------------------------------------------------------------------------------
