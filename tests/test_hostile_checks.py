@@ -29,17 +29,24 @@ files, out = test_hostile.files, test_hostile.out
 
 class _Server:
     """A TCP server on 127.0.0.1 in a thread: ``answer`` None accepts and stays silent, otherwise it reads a request
-    and sends ``answer`` (bytes)."""
+    and sends ``answer`` (bytes). A subclass changes ``scheme`` and the socket it talks on (:meth:`_talk`)."""
+
+    scheme = "tcp"
 
     def __init__(self, answer=None):
         self.answer = answer
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
         self.socket.listen(8)
-        self.address = "tcp://127.0.0.1:%d" % self.socket.getsockname()[1]
+        self.address = "%s://127.0.0.1:%d" % (self.scheme, self.socket.getsockname()[1])
         self.held = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
+
+    def _talk(self, connection):
+        """The socket that reads the request and sends the answer."""
+        connection.settimeout(30)
+        return connection
 
     def _serve(self):
         while True:
@@ -48,13 +55,13 @@ class _Server:
             except OSError:
                 return
             self.held.append(connection)
-            if self.answer is not None:
-                connection.settimeout(30)
-                try:
-                    connection.recv(4096)
-                    connection.sendall(self.answer)
-                except OSError:
-                    pass
+            try:
+                talk = self._talk(connection)
+                if self.answer is not None:
+                    talk.recv(4096)
+                    talk.sendall(self.answer)
+            except OSError:
+                pass
 
     def close(self):
         self.socket.close()

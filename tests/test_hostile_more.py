@@ -8,7 +8,6 @@ the same bytes (:func:`folder_state`), a sidecar that was there unchanged and no
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -120,44 +119,24 @@ def certificate(tmp_path_factory):
     return str(folder / "cert.pem"), str(folder / "key.pem")
 
 
-class _TlsServer(threading.Thread):
+class _TlsServer(test_hostile_checks._Server):
     """A TLS server on 127.0.0.1: after the handshake it answers a request with ``answer`` (None: stays silent);
     ``client_certificate``: the handshake requires one (as a Dask scheduler with TLS does)."""
 
+    scheme = "tls"
+
     def __init__(self, certificate, answer=None, client_certificate=False):
-        super().__init__(daemon=True)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(*certificate)
         if client_certificate:
             self.context.verify_mode = ssl.CERT_REQUIRED
             self.context.load_verify_locations(certificate[0])
-        self.answer, self.held = answer, []
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(8)
-        self.address = "tls://127.0.0.1:%d" % self.socket.getsockname()[1]
-        self.start()
+        super().__init__(answer)
 
-    def run(self):
-        while True:
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self.held.append(connection)
-            try:
-                secure = self.context.wrap_socket(connection, server_side=True)
-                self.held.append(secure)
-                if self.answer is not None:
-                    secure.recv(4096)
-                    secure.sendall(self.answer)
-            except OSError:
-                pass
-
-    def close(self):
-        self.socket.close()
-        for connection in self.held:
-            connection.close()
+    def _talk(self, connection):
+        secure = self.context.wrap_socket(connection, server_side=True)
+        self.held.append(secure)
+        return secure
 
 
 @pytest.mark.parametrize("server, match", [
