@@ -1,12 +1,11 @@
 """deepgu:compare - FCLS, PLMM, ELMM, GLMM and DeepGU on one scene, side by side in one HTML report."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterFileDestination
 
 from ..core import defaults
 from ..core.defaults import COMPARE_MAX_PIXELS, COMPARE_METHODS
 from .base import (CLUSTER_HELP, DeepGUAlgorithm, cluster_parameter, extent_parameter, library_parameter,
-                   memory_parameter)
+                   memory_parameter, raster_input)
 
 #: the dialog's names of the methods (:data:`core.defaults.COMPARE_METHODS`, in order).
 METHOD_LABELS = ("FCLS", "PLMM", "ELMM", "GLMM", "DeepGU (needs MODEL)")
@@ -31,18 +30,17 @@ class CompareAlgorithm(DeepGUAlgorithm):
                                              list(METHOD_LABELS), allowMultiple=True, optional=True)
         methods.setMetadata({"deepgu_choices": list(COMPARE_METHODS)})
         return [
-            (QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral image"), "multiband raster."),
+            (raster_input(self.INPUT, "Hyperspectral image"), "multiband raster."),
             (library_parameter(self.ENDMEMBERS, "Reference endmembers (CSV or ENVI .sli)"),
              "the references M0 of FCLS, PLMM, ELMM and GLMM (e.g. from 'Extract endmembers'), one spectrum per "
              "material."),
             (QgsProcessingParameterFile(self.MODEL, "DeepGU model file", optional=True),
              "file from 'Train endmember variability models', with as many materials as ENDMEMBERS; DeepGU runs only "
              "when it is given (its references are the model's)."),
-            (QgsProcessingParameterRasterLayer(self.REFERENCE, "Reference abundances", optional=True),
+            (raster_input(self.REFERENCE, "Reference abundances", optional=True),
              "known abundances on INPUT's grid, one band per material (e.g. from 'Synthetic scene'): each method is "
              "scored against them (RMSE_A, materials matched)."),
-            (QgsProcessingParameterRasterLayer(self.REFERENCE_ENDMEMBERS, "Reference per-pixel endmembers",
-                                               optional=True),
+            (raster_input(self.REFERENCE_ENDMEMBERS, "Reference per-pixel endmembers", optional=True),
              "with REFERENCE: the true per-pixel endmembers on INPUT's grid, materials x bands (material-major, as "
              "'Synthetic scene' writes them); each method is then scored on its endmembers too (RMSE_M, SAM_M)."),
             (methods, "the methods to run; empty: all of them, DeepGU only with a MODEL."),

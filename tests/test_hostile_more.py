@@ -79,6 +79,8 @@ def _parameters(algorithm, folder, out):
         "unmix": dict(INPUT=f["scene.tif"], MODEL=f["model.pt"], INIT_ABUNDANCES=f["abund.tif"], MAX_ITER=1,
                       OUTPUT=out / "a.tif"),
         "metrics": dict(ESTIMATE=f["abund.tif"], REFERENCE=f["reference.tif"], OUTPUT_REPORT=out / "m.txt"),
+        "compare": dict(INPUT=f["scene.tif"], ENDMEMBERS=f["em.csv"], REFERENCE=f["reference.tif"], METHODS=0,
+                        EXTENT=SMALL, OUTPUT_HTML=out / "c.html"),
         "workflow": {"INPUT": f["scene.tif"], "MATERIALS": 3, "endmembers:ENDMEMBERS_CSV": out / "em.csv",
                      "fcls:FCLS_ABUNDANCES": out / "fcls.tif", "bundles:BUNDLES_CSV": out / "b.csv",
                      "trainvae:MODEL_FILE": out / "model.pt", "unmix:DEEPGU_ABUNDANCES": out / "deepgu.tif"},
@@ -87,7 +89,8 @@ def _parameters(algorithm, folder, out):
 
 @pytest.mark.parametrize("algorithm, user_sidecar", [
     ("vca", False), ("endmembers", True), ("regions", False), ("fcls", True), ("bundles", False), ("elmm", True),
-    ("glmm", False), ("plmm", True), ("unmix", False), ("metrics", False), ("workflow", True)])
+    ("glmm", False), ("plmm", True), ("unmix", False), ("metrics", False), ("compare", True),
+    ("workflow", True)])
 def test_no_algorithm_changes_the_input_folder_through_qgis(qgis_process, user_folder, out, algorithm,
                                                             user_sidecar):
     """Every algorithm with a raster input, run as a user runs it: QGIS's check of a raster parameter and the
