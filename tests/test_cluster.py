@@ -10,13 +10,14 @@ import pytest
 from core.running.cluster import parse_cluster, start_local_cluster
 from core.errors import Canceled, DeepGUError
 from core.feedback import Feedback
+from core.jobs import compare
 from core.jobs import fcls as fcls_job
 from core.jobs import unmix as job
 from core.jobs import vca as vca_job
 from core.files.raster_io import read_all
 from core.evaluation.synthetic import load_library
 from core.solvers.unmix_settings import UnmixSettings
-from helpers import scene_and_model
+from helpers import Recorder, scene_and_model
 
 distributed = pytest.importorskip("distributed")
 
@@ -57,9 +58,13 @@ def test_cluster_specs():
 
 
 def test_local_cluster_gives_the_in_process_result(scene, tmp_path):
-    out = str(tmp_path / "local.tif")
-    assert job.run(scene["image"], scene["model"], out, replace(SETTINGS, cluster="local:2")) == 4
+    out, log = str(tmp_path / "local.tif"), Recorder()
+    assert job.run(scene["image"], scene["model"], out, replace(SETTINGS, cluster="local:2"), feedback=log) == 4
     _assert_same(out, scene["abundances"])
+    # the tiles' lines stay on the workers; the weights they used are in the job's log, where deepgu:compare reads them
+    stated = [line for line in log.messages if line.startswith("regularisation: lambda_Z ")]
+    assert len(stated) == 1 and "lambda_A 0.05 (auto: residual level" in stated[0], log.messages
+    assert compare._weights("deepgu", log.messages).startswith("lambda_Z ")
     # FCLS in strips of 20 rows, on the cluster and here: exactly the same
     here, there = str(tmp_path / "fcls-here.tif"), str(tmp_path / "fcls-there.tif")
     memory_mb = 20 * SIDE * 16 * BANDS / 2 ** 20

@@ -14,7 +14,7 @@ from ..models.model_file import check_compatible, load_model
 from ..checks.paths import check_paths
 from ..files.raster_io import OutputSet, bounded_block_cache, endmember_band_names, open_raster
 from ..defaults import DEVICES, MEMORY_MB, TV_KINDS, UNMIX
-from ..solvers.regularisation import AUTO, describe, is_auto, resolve, resolve_smoothness
+from ..solvers.regularisation import AUTO, describe, is_auto, resolve, resolve_smoothness, weights_line
 from ..solvers.unmix import deepgu_unmix, resolve_device
 from ..solvers.unmix_settings import UnmixSettings
 from ..validation import as_parameter
@@ -122,7 +122,7 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
     layout = tile_layout(info.rows, info.cols, settings.memory_mb, L, P, halo, feedback)
     init = tiled.open_init(init_abundances, scene, P, window) if init_abundances else None
     latent_names = ["%s z%d" % (name, k + 1) for name in model.names for k in range(K)]
-    levels = None
+    levels, auto_weights = None, is_auto(settings.lambda_z) or is_auto(settings.lambda_a)
     if (is_auto(settings.lambda_z) or is_auto(settings.lambda_a) or is_auto(settings.code_smoothing)
             or settings.start == "elmm"):      # ELMM's own weights are auto: every tile uses the scene's levels
         levels = tiled.central_levels(info, model.m0)
@@ -142,6 +142,8 @@ def _unmix_file(input_path, model_path, output, settings, init_abundances, outpu
         wanted = {key for key in ("endmembers", "latent") if key in outputs}
         worker_context = None
         if client is not None:
+            # the tiles' log lines stay on the workers: the weights they all use are stated here
+            feedback.info(weights_line(settings.lambda_z, settings.lambda_a, levels if auto_weights else None))
             with open(model_path, "rb") as stream:
                 worker_context = (stream.read(), settings, wanted, levels)
         solved = tiled.solve_tiles(info, layout, init, _solve_block, (model, settings, wanted, levels), client,

@@ -173,6 +173,13 @@ def describe(levels):
     return text + (", noise variance per band %.4g" % levels.noise2 if np.isfinite(levels.noise2) else "")
 
 
+def weights_line(lambda_z, lambda_a, levels=None):
+    """The log line stating DeepGU's weights (numbers), with the ``levels`` the auto ones came from when given;
+    ``deepgu:compare`` reads it from the log (``regularisation: ...``)."""
+    return "regularisation: lambda_Z %.4g, lambda_A %.4g%s" % (
+        lambda_z, lambda_a, " (auto: %s)" % describe(levels) if levels is not None else "")
+
+
 def resolve_smoothness(lambda_s, levels):
     """lambda_S of the codes' spatial prior (:mod:`.smooth_zstep`): ``auto`` is ``KAPPA_S rho2 length2`` (so that
     the prior's correlation length, sqrt(lambda_S / lambda_Z) pixels at auto lambda_Z, is the abundance maps'),

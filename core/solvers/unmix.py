@@ -50,7 +50,7 @@ from .astep import PixelGrid, fcls_batched, guarded_astep, project_simplex
 from ..errors import DeepGUError
 from ..feedback import SubFeedback, ensure
 from .latent import TRUST_RADIUS, WhitenedModel, trust_distances
-from .regularisation import describe, is_auto, measure_levels, resolve, resolve_smoothness
+from .regularisation import is_auto, measure_levels, resolve, resolve_smoothness, weights_line
 from .smooth_zstep import neighbour_counts, smooth_zstep, smoothness
 from .unmix_settings import UnmixSettings
 from ..validation import check_value_range
@@ -235,8 +235,7 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
                                   dtype=dtype, feedback=SubFeedback(feedback, 0, 30))
         A = project_simplex(torch.as_tensor(start.abundances[:, mask].T, dtype=dtype, device=dev))
     lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
-    feedback.info("regularisation: lambda_Z %.4g, lambda_A %.4g%s" % (
-        lambda_z, lambda_a, " (auto: %s)" % describe(levels) if auto else ""))
+    feedback.info(weights_line(lambda_z, lambda_a, levels if auto else None))
     scene_lambdas = lambda_z, lambda_a
     lambda_s = resolve_smoothness(settings.code_smoothing, levels)
     if lambda_s > 0:
