@@ -36,6 +36,10 @@ BUNDLE_METHODS = ("nearest", "angle", "auto", "spatial")
 LOSSES = ("bce", "mse")
 #: total-variation kinds of the A-step (core.solvers.astep).
 TV_KINDS = ("anisotropic", "isotropic", "group")
+#: where DeepGU puts a material's change of brightness: in its spectrum (the codes change brightness and shape, the
+#: paper's model) or in the abundances (the codes change the shape only, brightness is left to the abundances as
+#: in FCLS; core/solvers/latent.py, bench/bench_shape_only.py).
+BRIGHTNESS_KINDS = ("spectra", "abundances")
 #: where DeepGU runs (core.solvers.unmix.resolve_device).
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -58,8 +62,8 @@ BUNDLES = _frozen(METHOD="nearest", N_PIXELS=100, ANGLE=5.0, WINDOW=PURITY_WINDO
 TRAINVAE = _frozen(LATENT_DIM=2, EPOCHS=200, BETA=0.01, LOSS="bce", SEED=0)
 SAMPLEVAE = _frozen(SPAN=2.0, STEPS=5)
 #: LAMBDA_Z, LAMBDA_A None: 'auto', set from the data (core/solvers/regularisation.py).
-UNMIX = _frozen(LAMBDA_Z=None, LAMBDA_A=None, MAX_ITER=10, TOLERANCE=1e-3, TV="anisotropic", DEVICE="auto",
-                MEMORY_MB=1024, CLUSTER="")
+UNMIX = _frozen(LAMBDA_Z=None, LAMBDA_A=None, MAX_ITER=10, TOLERANCE=1e-3, TV="anisotropic", BRIGHTNESS="spectra",
+                DEVICE="auto", MEMORY_MB=1024, CLUSTER="")
 METRICS = _frozen(MEMORY_MB=MEMORY_MB)
 #: the workflow model's inputs (scripts/build_workflow_model.py).
 WORKFLOW = _frozen(MATERIALS=3, SEED=0, LAMBDA_A=None)

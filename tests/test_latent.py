@@ -130,3 +130,45 @@ def test_auto_regularisation_is_invariant_to_the_data_units(close_pair):
     assert dn.unmixed.lambda_z == pytest.approx(reflectance.unmixed.lambda_z * 1e8, rel=1e-6)
     assert dn.unmixed.lambda_a == pytest.approx(reflectance.unmixed.lambda_a * 1e8, rel=1e-6)
     assert np.max(np.abs(reflectance.unmixed.abundances - dn.unmixed.abundances)) < 1e-3
+
+
+@pytest.mark.parametrize("unit", [1.0, 250.0])
+def test_held_brightness_keeps_each_references_component_and_its_derivatives_are_exact(unit):
+    """BRIGHTNESS abundances: every decoded spectrum's component along its reference is the reference's, the change
+    is the free decoder's minus that component, and the derivatives are those of the held decoder (autograd)."""
+    model = OffsetToy()
+    free, held = WhitenedModel(model, unit), WhitenedModel(model, unit, hold_brightness=True)
+    u = torch.randn(4, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    m0 = torch.as_tensor(model.m0, dtype=torch.float64) / unit
+    e = m0 / m0.norm(dim=0)
+    with torch.no_grad():
+        G, G_free = held.decode(u), free.decode(u)
+    np.testing.assert_allclose(torch.einsum("nlp,lp->np", G, e).numpy(), m0.norm(dim=0).expand(4, -1).numpy(),
+                               rtol=1e-12)
+    change = G_free - G                                    # along e_p only
+    np.testing.assert_allclose((change - e * torch.einsum("nlp,lp->np", change, e)[:, None]).numpy(), 0, atol=1e-12)
+    assert float(change.norm()) > 1e-3 * float(G_free.norm())       # the free decoder does change brightness
+    np.testing.assert_allclose(held.decode(torch.zeros(1, 3, 2, dtype=torch.float64))[0].numpy(), m0.numpy(),
+                               rtol=1e-12)                 # anchored still
+    G_j, D = held.decode_with_jacobian(u)
+    np.testing.assert_allclose(G_j.numpy(), G.numpy(), rtol=1e-12)
+    for n in range(2):
+        J = torch.autograd.functional.jacobian(lambda v: held.decode(v[None])[0], u[n])    # (L, P, P, K)
+        expected = torch.stack([J[:, p, p, :] for p in range(3)], dim=1)                  # (L, P, K)
+        np.testing.assert_allclose(D[n].numpy(), expected.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_held_brightness_unmixing_keeps_every_pixels_endmember_at_its_references_brightness():
+    """End to end on a DC1 scene: with BRIGHTNESS abundances each per-pixel endmember's projection on its reference
+    is the reference's norm at every pixel, while the default's per-pixel endmembers do change brightness."""
+    from core.solvers.unmix import deepgu_unmix
+    scene = make_scene("DC1", 12, 12, 30.0, seed=2, n_materials=3)
+    result = run_pipeline(scene.image, 3, seed=0, epochs=20, settings=UnmixSettings(max_iter=2))
+    held = deepgu_unmix(scene.image, result.model, UnmixSettings(max_iter=2, brightness="abundances"),
+                        A_init=result.fcls_abundances)
+    m0 = result.model.m0
+    e = m0 / np.linalg.norm(m0, axis=0)
+    for endmembers, expect_held in ((held.endmembers, True), (result.unmixed.endmembers, False)):
+        along = np.einsum("lprc,lp->prc", endmembers, e)                       # (P, rows, cols)
+        deviation = np.abs(along / np.linalg.norm(m0, axis=0)[:, None, None] - 1).max()
+        assert (deviation < 1e-5) if expect_held else (deviation > 1e-3), deviation      # float32 spectra

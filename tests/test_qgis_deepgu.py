@@ -191,3 +191,15 @@ def test_samson_scene_bundles_and_training(qgis_process, tmp_path):
     run_json(qgis_process, "deepgu:trainvae", BUNDLES=bundles, ENDMEMBERS=em, EPOCHS=20, OUTPUT=model)
     assert read_spectra(bundles).spectra.shape == (156, 300)
     assert os.path.getsize(model) > 1000
+
+
+def test_brightness_held_through_qgis_process(qgis_process, trained, tmp_path):
+    """BRIGHTNESS = abundances (1): every pixel's endmember keeps its reference's component along the reference."""
+    out = {key: str(tmp_path / (key + ".tif")) for key in ("a", "m")}
+    run_json(qgis_process, "deepgu:unmix", INPUT=trained["scene.tif"], MODEL=trained["model.pt"], MAX_ITER=2,
+             BRIGHTNESS=1, OUTPUT=out["a"], OUTPUT_ENDMEMBERS=out["m"])
+    m0 = read_spectra(trained["em.csv"]).spectra                         # (L, P): the model's references
+    M, valid, _ = read_all(out["m"])
+    along = np.einsum("plrc,lp->prc", M.reshape(3, 198, 30, 30), m0 / np.linalg.norm(m0, axis=0))
+    np.testing.assert_allclose(along[:, valid], np.broadcast_to(np.linalg.norm(m0, axis=0)[:, None],
+                                                                (3, int(valid.sum()))), rtol=1e-5)

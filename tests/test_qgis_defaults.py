@@ -28,7 +28,7 @@ print(json.dumps({a.name(): {"help": a.shortHelpString(), "parameters": {d.name(
     for d in a.parameterDefinitions()}} for a in provider.algorithms()}))
 """
 CHOICE_LISTS = {defaults.SCENE_KINDS, defaults.ENDMEMBER_METHODS, defaults.BUNDLE_METHODS, defaults.LOSSES,
-                defaults.TV_KINDS, defaults.DEVICES}
+                defaults.TV_KINDS, defaults.BRIGHTNESS_KINDS, defaults.DEVICES}
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from ..feedback import ensure
 from ..models.model_file import check_compatible, load_model
 from ..checks.paths import check_paths
 from ..files.raster_io import OutputSet, bounded_block_cache, endmember_band_names, open_raster
-from ..defaults import DEVICES, MEMORY_MB, TV_KINDS, UNMIX
+from ..defaults import BRIGHTNESS_KINDS, DEVICES, MEMORY_MB, TV_KINDS, UNMIX
 from ..solvers.regularisation import AUTO, describe, is_auto, resolve, resolve_smoothness, weights_line
 from ..solvers.unmix import deepgu_unmix, resolve_device
 from ..solvers.unmix_settings import UnmixSettings
@@ -169,6 +169,9 @@ def main(argv=None):
                         help="stop when A and Z change, or the cost decreases, by less than this fraction (%g)"
                              % UNMIX["TOLERANCE"])
     parser.add_argument("--tv", choices=TV_KINDS, default=UNMIX["TV"])
+    parser.add_argument("--brightness", choices=BRIGHTNESS_KINDS, default=UNMIX["BRIGHTNESS"],
+                        help="where a material's change of brightness goes: its spectrum (the paper's model) or "
+                             "the abundances (the codes change shape only, as FCLS attributes brightness)")
     parser.add_argument("--device", choices=DEVICES, default=UNMIX["DEVICE"])
     parser.add_argument("--output-endmembers", help="per-pixel endmembers raster (P x L bands)")
     parser.add_argument("--output-latent", help="latent codes raster (P x K bands)")
@@ -178,7 +181,8 @@ def main(argv=None):
         args.input, args.model, args.output, UnmixSettings(
             lambda_z=_number_or_auto(args.lambda_z, "--lambda-z"),
             lambda_a=_number_or_auto(args.lambda_a, "--lambda-a"),
-            max_iter=args.max_iter, tol=args.tolerance, tv=args.tv, device=args.device, memory_mb=args.memory_mb,
+            max_iter=args.max_iter, tol=args.tolerance, tv=args.tv, brightness=args.brightness, device=args.device,
+            memory_mb=args.memory_mb,
             cluster=args.cluster),
         init_abundances=args.init_abundances, output_endmembers=args.output_endmembers,
         output_latent=args.output_latent, output_rmse=args.output_rmse, window=window(args), feedback=feedback))

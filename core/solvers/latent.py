@@ -23,6 +23,18 @@ towards, a spectrum that is not the reference. The solver's decoder is
 
 so ``G~_p(0) = m0_p`` exactly: at u = 0 DeepGU *is* FCLS with the references, and the VAE
 supplies only the relative, band-wise change of the spectrum as the code moves.
+
+With the brightness held (``hold_brightness``, ``deepgu:unmix``'s BRIGHTNESS = abundances), the change
+a code makes loses its component along the reference, ``e_p = m0_p / ||m0_p||``:
+
+    G'_p(u_p) = G~_p(u_p) - e_p (e_p^T G~_p(u_p) - ||m0_p||),     dG'_p/du_p = (I - e_p e_p^T) dG~_p/du_p,
+
+so ``e_p^T G'_p = ||m0_p||`` for every code and a pure scaling ``s m0_p`` is no change at all: the codes change
+the spectrum's shape, and a pixel's brightness is left to the abundances, as in FCLS. Under sum-to-one the two
+explain brightness equally well, and the data alone do not say which is right: the paper's model (the default)
+puts it in the spectra. On Samson, whose reference abundances are FCLS with fixed spectra, holding it brings
+DeepGU from 1.08x to 0.95x its FCLS and removes its dependence on the training seed; on the synthetic DC1 scenes,
+whose spectra do vary in brightness, it costs (0.50x to 0.62x on DC1-usgs): ``bench/bench_shape_only.py``.
 """
 
 import numpy as np
@@ -37,10 +49,11 @@ class WhitenedModel:
     """The solver's view of ``model``: whitened codes ``u`` (N, P, K), ``z0`` = 0, anchored decoders (see above).
 
     Spectra are in units of ``unit`` (the solver divides the scene by its RMS value, so that its
-    tolerances mean the same whatever the data's units).
+    tolerances mean the same whatever the data's units). ``hold_brightness``: each decoded spectrum keeps its
+    reference's component along the reference (see above).
     """
 
-    def __init__(self, model, unit=1.0):
+    def __init__(self, model, unit=1.0, hold_brightness=False):
         self.model = model
         self.unit = float(unit)
         self.z0 = torch.zeros_like(model.z0)
@@ -50,6 +63,9 @@ class WhitenedModel:
             at_z0 = model.decode(model.z0[None])[0]                                   # (L, P)
         m0 = torch.as_tensor(model.m0, dtype=at_z0.dtype, device=at_z0.device)
         self.anchor = m0 / (at_z0.clamp(min=torch.finfo(at_z0.dtype).tiny) * self.unit)
+        self.hold_brightness = bool(hold_brightness)
+        norms = m0.norm(dim=0)
+        self.direction, self.brightness = m0 / norms.clamp(min=torch.finfo(m0.dtype).tiny), norms / self.unit
 
     @property
     def m0(self):
@@ -65,6 +81,8 @@ class WhitenedModel:
         self.z0 = self.z0.to(device=device, dtype=dtype)
         self.spread = self.spread.to(device=device, dtype=dtype)
         self.anchor = self.anchor.to(device=device, dtype=dtype)
+        self.direction = self.direction.to(device=device, dtype=dtype)
+        self.brightness = self.brightness.to(device=device, dtype=dtype)
         return self
 
     def codes(self, u):
@@ -75,7 +93,21 @@ class WhitenedModel:
     def decode(self, u):
         """Anchored endmembers (N, L, P) of whitened codes u (N, P, K); autograd flows through."""
         dtype = self.model.z0.dtype
-        return self.model.decode(self.codes(u.to(dtype))) * self.anchor.to(dtype)
+        return self._held(self.model.decode(self.codes(u.to(dtype))) * self.anchor.to(dtype))
+
+    def _held(self, G):
+        """``G`` (N, L, P) with the brightness held (module docstring), or ``G`` itself."""
+        if not self.hold_brightness:
+            return G
+        e, norms = self.direction.to(G.dtype), self.brightness.to(G.dtype)
+        return G - e * (torch.einsum("nlp,lp->np", G, e) - norms)[:, None, :]
+
+    def _held_directions(self, D):
+        """Derivatives ``D`` (N, L, P, K) with the brightness held: ``(I - e_p e_p^T) D_p``."""
+        if not self.hold_brightness:
+            return D
+        e = self.direction.to(D.dtype)
+        return D - e[None, :, :, None] * torch.einsum("nlpk,lp->npk", D, e)[:, None]
 
     def decode_with_jacobian(self, u):
         """:meth:`decode` (N, L, P) and its derivatives D (N, L, P, K), ``D[:, :, p, k] = dG~_p/du_pk``.
@@ -88,10 +120,12 @@ class WhitenedModel:
         dtype = self.model.z0.dtype
         z, spread = self.codes(u.to(dtype)), self.spread.to(dtype)
         if hasattr(self.model, "decode_with_jacobian"):
-            return self.model.decode_with_jacobian(z, spread.transpose(1, 2), factor=self.anchor)
-        G, D = decode_with_jacobian(self.model, z)
-        anchor = self.anchor.to(dtype)
-        return G * anchor, torch.einsum("nlpi,pij->nlpj", D, spread) * anchor[:, :, None]
+            G, D = self.model.decode_with_jacobian(z, spread.transpose(1, 2), factor=self.anchor)
+        else:
+            G, D = decode_with_jacobian(self.model, z)
+            anchor = self.anchor.to(dtype)
+            G, D = G * anchor, torch.einsum("nlpi,pij->nlpj", D, spread) * anchor[:, :, None]
+        return self._held(G), self._held_directions(D)
 
 
 def trust_distances(u):

@@ -216,7 +216,7 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
     # the solver works on Y / unit (unit = the data's RMS), so every tolerance is independent of the units
     unit = max(float(Yv.pow(2).mean().sqrt()), float(torch.finfo(dtype).tiny))
     Yv = Yv / unit
-    model = WhitenedModel(model.to(dev), unit)
+    model = WhitenedModel(model.to(dev), unit, hold_brightness=settings.brightness == "abundances")
     yy = (Yv * Yv).sum(1)
     if A_init is None:
         A = fcls_batched(torch.as_tensor(model.m0, dtype=dtype, device=dev), Yv)
@@ -236,6 +236,9 @@ def deepgu_unmix(Y, model, settings=None, mask=None, A_init=None, feedback=None,
         A = project_simplex(torch.as_tensor(start.abundances[:, mask].T, dtype=dtype, device=dev))
     lambda_z, lambda_a = resolve(lambda_z, lambda_a, levels)
     feedback.info(weights_line(lambda_z, lambda_a, levels if auto else None))
+    if model.hold_brightness:
+        feedback.info("brightness held at the references': the codes change each spectrum's shape, the abundances "
+                      "carry the pixels' brightness (BRIGHTNESS abundances)")
     scene_lambdas = lambda_z, lambda_a
     lambda_s = resolve_smoothness(settings.code_smoothing, levels)
     if lambda_s > 0:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ..defaults import TV_KINDS, UNMIX, UNMIX_SMOOTH, UNMIX_STARTS
+from ..defaults import BRIGHTNESS_KINDS, TV_KINDS, UNMIX, UNMIX_SMOOTH, UNMIX_STARTS
 from ..errors import DeepGUError
 from .regularisation import is_auto
 from ..validation import MAX_ITERATIONS, MAX_LAMBDA, MAX_MEMORY_MB, finite, integer
@@ -22,7 +22,9 @@ class UnmixSettings:
     - ``lambda_z``, ``lambda_a``: regularisation weights in ``[0, MAX_LAMBDA]``, or None (``"auto"`` is
       taken as None): set from the data (:mod:`core.solvers.regularisation`);
     - ``max_iter``: outer iterations at most, ``tol``: relative change of A and Z that stops them (in ``(0, 1]``);
-    - ``tv``: one of :data:`core.defaults.TV_KINDS`; ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+    - ``tv``: one of :data:`core.defaults.TV_KINDS`; ``brightness``: one of :data:`core.defaults.BRIGHTNESS_KINDS`
+      (``abundances``: the codes change each spectrum's shape only, :class:`.latent.WhitenedModel`);
+      ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
       (checked against the machine by :func:`core.solvers.unmix.resolve_device`);
     - ``memory_mb``: working memory per tile and ``cluster``: where the tiles are solved
       (:func:`core.running.cluster.parse_cluster`); only the file job (:mod:`core.jobs.unmix`) uses these two;
@@ -36,6 +38,7 @@ class UnmixSettings:
     max_iter: int = UNMIX["MAX_ITER"]
     tol: float = UNMIX["TOLERANCE"]
     tv: str = UNMIX["TV"]
+    brightness: str = UNMIX["BRIGHTNESS"]
     device: str = UNMIX["DEVICE"]
     memory_mb: float = UNMIX["MEMORY_MB"]
     cluster: str = UNMIX["CLUSTER"]
@@ -45,6 +48,8 @@ class UnmixSettings:
     def __post_init__(self):
         if self.tv not in TV_KINDS:
             raise DeepGUError("TV must be one of %s (got %r)" % (", ".join(TV_KINDS), self.tv))
+        if self.brightness not in BRIGHTNESS_KINDS:
+            raise DeepGUError("BRIGHTNESS must be one of %s (got %r)" % (", ".join(BRIGHTNESS_KINDS), self.brightness))
         if self.start not in UNMIX_STARTS:
             raise DeepGUError("START must be one of %s (got %r)" % (", ".join(UNMIX_STARTS), self.start))
         checked = dict(lambda_z=_weight("LAMBDA_Z", self.lambda_z), lambda_a=_weight("LAMBDA_A", self.lambda_a),
