@@ -20,6 +20,7 @@ from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProcessi
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString)
+from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.files import formats
 from ..core.files.atomic import atomic_output
@@ -61,6 +62,10 @@ def quiet_gdal():
         gdal.SetConfigOption("GDAL_PAM_ENABLED", pam)
 
 
+#: seconds between two passes of qgis_process's event loop while an algorithm checks for cancellation
+EVENTS_EVERY = 0.5
+
+
 class QgisFeedback(Feedback):
     """Adapts ``QgsProcessingFeedback`` to the core's feedback interface."""
 
@@ -70,6 +75,7 @@ class QgisFeedback(Feedback):
         # where the line stands: a message after new dots starts on a line of its own there.
         self.console = QgsApplication.platform() == "qgis_process"
         self.after_dots, self.tick = self.console, -1
+        self.events_at = time.monotonic()
 
     def set_progress(self, percent):
         self.feedback.setProgress(percent)
@@ -78,7 +84,20 @@ class QgisFeedback(Feedback):
         self.tick = tick
 
     def is_canceled(self):
+        if self.console:
+            self._deliver_interrupt()
         return self.feedback.isCanceled()
+
+    def _deliver_interrupt(self):
+        """Let qgis_process see a Ctrl+C. It turns SIGINT into a cancel through a signal watcher on its main
+        thread's Qt event loop, which runs only when something processes events there: QGIS's console feedback
+        does so at most every 2 s and only on a change of progress, and on QGIS 3.40 a SIGINT during a long solve
+        was measured not to cancel it at all. The algorithm runs in that main thread, so the events are processed
+        here, at most every :data:`EVENTS_EVERY` seconds (never from another thread, whose events these are not)."""
+        now = time.monotonic()
+        if now - self.events_at >= EVENTS_EVERY and threading.current_thread() is threading.main_thread():
+            self.events_at = now
+            QCoreApplication.processEvents()
 
     def info(self, message):
         self.feedback.pushInfo(("\n" if self.after_dots else "") + message)
