@@ -89,7 +89,7 @@ def test_the_diverging_material_is_named(monkeypatch):
 
     def poisoned(self, *args):
         sample_loss = original(self, *args)
-        if args[-1].start == 0:                     # the part of materials 1 and 2 (the other is material 3)
+        if self.n_materials == 2:                   # the half of materials 1 and 2 (the other is material 3)
             calls.append(1)
             if len(calls) == 4:                     # epoch 2, first mini-batch
                 sample_loss[1, 0] = float("nan")

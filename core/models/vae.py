@@ -205,7 +205,6 @@ class StackedVAEs:
         self.flat = torch.zeros(n_values)
         self.grad = torch.zeros(n_values)
         self.layers, self.grads = self._views(self.flat), self._views(self.grad)
-        self._slices = {}
 
     def _views(self, flat):
         """``[(W_i, b_i)]``: views of ``flat`` in the layers' shapes."""
@@ -251,19 +250,13 @@ class StackedVAEs:
             vaes.append(vae.eval().requires_grad_(False))
         return vaes
 
-    def loss_and_gradient(self, x, eps, weights, kind, beta, members=slice(None)):
-        """Per-sample losses (P, B) of the mini-batch ``x`` (P, B, L) with noise ``eps`` (P, B, K) of materials
-        ``members`` (a slice of the stack, P materials); writes the gradient of ``sum(weights * loss)``
-        (``weights`` (P, B, 1)) into their part of :attr:`grad` (the products write in place: the weights and
-        gradients of a material keep their place in memory, where torch's products round as they do in the
-        whole stack)."""
+    def loss_and_gradient(self, x, eps, weights, kind, beta):
+        """Per-sample losses (P, B) of the mini-batch ``x`` (P, B, L) with noise ``eps`` (P, B, K); writes the
+        gradient of ``sum(weights * loss)`` (``weights`` (P, B, 1)) into :attr:`grad` (the products write in place,
+        so the gradients keep their place in memory)."""
         K = self.sizes[-1]
         h, hidden = x, []
-        key = (members.start, members.stop)
-        if key not in self._slices:                         # the views of a slice, made once
-            self._slices[key] = ([(W[members], b[members]) for W, b in self.layers],
-                                 [(W[members], b[members]) for W, b in self.grads])
-        layers, grads = self._slices[key]
+        layers, grads = self.layers, self.grads
         for i, (W, b) in enumerate(layers):                 # forward; hidden[i] = input of layer i
             hidden.append(h)
             a = torch.baddbmm(b, h, W)
@@ -343,37 +336,52 @@ def _epoch_draws(generators, sizes, n_steps, latent_dim):
     return index, eps, weights
 
 
-class _Part:
-    """Materials ``members`` (a slice) of a :class:`StackedVAEs` ``stack``, with their scaled spectra ``x``
-    (P * N, L), material p's pixel i in row ``p * N + i`` (N = ``n_pixels``)."""
+class _Half:
+    """One of the two fixed halves of a group of materials: their own :class:`StackedVAEs`, Adam state, generators
+    and scaled spectra ``x`` (P, N, L) (the bundles padded to the group's largest, N pixels). A half depends on nothing
+    of the other (the materials' networks are independent and Adam works element by element), so it runs whole
+    epochs on its own."""
 
-    def __init__(self, stack, members, x):
-        self.stack, self.members, self.n_pixels = stack, members, x.shape[1]
-        self.x = x[members].reshape(-1, x.shape[2])
-        self.offsets = torch.arange(self.x.shape[0] // self.n_pixels)[:, None] * self.n_pixels
+    def __init__(self, x, sizes, generators, latent_dim, n_steps):
+        self.sizes, self.generators, self.n_steps, self.latent_dim = sizes, generators, n_steps, latent_dim
+        self.n_pixels = x.shape[1]
+        self.x = x.reshape(-1, x.shape[2])
+        self.offsets = torch.arange(x.shape[0])[:, None] * self.n_pixels
+        self.stack = StackedVAEs(encoder_sizes(x.shape[2], latent_dim), x.shape[0])
+        self.stack.reset_parameters(generators)
+        self.optimizer = _Adam([self.stack.flat], [self.stack.grad])
 
-    def gradient(self, index, eps, weights, loss, beta):
-        """One mini-batch (the stack's ``index`` (P, B), ``eps`` (P, B, K), ``weights`` (P, B, 1)): writes this
-        part's gradient and returns its per-sample losses (P_part, B)."""
-        rows = (index[self.members] + self.offsets).flatten()
-        x = self.x.index_select(0, rows).view(len(self.offsets), -1, self.x.shape[1])
-        return self.stack.loss_and_gradient(x, eps[self.members], weights[self.members], loss, beta, self.members)
+    def epoch(self, loss, beta, check_canceled=None):
+        """One epoch (:func:`_epoch_draws`, then an Adam step per mini-batch, ``check_canceled()`` before each);
+        returns the summed per-sample losses (P,) float64 of the epoch."""
+        index, eps, weights = _epoch_draws(self.generators, self.sizes, self.n_steps, self.latent_dim)
+        real = weights[..., 0] > 0
+        rows = (index + self.offsets).view(self.n_steps, -1)
+        total = torch.zeros(len(self.sizes), dtype=torch.float64)
+        for step in range(self.n_steps):
+            if check_canceled is not None:
+                check_canceled()
+            x = self.x.index_select(0, rows[step]).view(len(self.sizes), -1, self.x.shape[1])
+            losses = self.stack.loss_and_gradient(x, eps[step], weights[step], loss, beta)
+            self.optimizer.step()
+            total += torch.where(real[step], losses, 0.0).sum(dim=1)
+        return total
 
 
 def _train_group(bundles, generators, latent_dim, epochs, loss, beta, progress, check_canceled, n_threads=1):
-    """Train the VAEs of bundles (L, n_p) that take the same number of mini-batches per epoch, as one
-    :class:`StackedVAEs`; returns ``(vaes, curves)`` with curves (P, epochs), the mean per-sample loss of each epoch.
+    """Train the VAEs of bundles (L, n_p) that take the same number of mini-batches per epoch; returns
+    ``(vaes, curves)`` with curves (P, epochs), the mean per-sample loss of each epoch.
 
     Material p gets the model it gets trained alone from ``generators[p]``, up to round-off. ``check_canceled()``
     runs before every mini-batch and ``progress(epoch)`` after every epoch. A non-finite loss stops training at the
     end of its epoch with a :class:`DeepGUError` naming the (first) material (its index in the group).
 
-    The stack is computed in two halves (:class:`_Part`; materials ``[0, ceil(P/2))`` and the rest), always, so
+    The group is trained as two halves (:class:`_Half`; materials ``[0, ceil(P/2))`` and the rest), always, so
     that the arithmetic does not depend on the threads: an element-wise torch operation rounds the last few
     elements of a tensor (its tail after the vectorised loop) differently, so a material's round-off depends on
-    which part it is computed in. ``n_threads`` 2: the halves are computed side by side, the second on a worker
-    thread, each on one torch thread (torch releases the GIL in its operations); the Adam update of the whole
-    stack follows. The models do not depend on ``n_threads`` (bitwise, ``tests/test_vae_batched.py``).
+    which stack it is computed in. ``n_threads`` 2: each epoch of the second half runs on a worker thread while the
+    calling thread runs the first half's (each on one torch thread; torch releases the GIL in its operations), so
+    the threads meet once per epoch. The models do not depend on ``n_threads`` (bitwise, ``tests/test_vae_batched.py``).
     """
     n_bands = bundles[0].shape[0]
     sizes = [b.shape[1] for b in bundles]
@@ -382,35 +390,28 @@ def _train_group(bundles, generators, latent_dim, epochs, loss, beta, progress, 
     x = torch.zeros(len(bundles), max(sizes), n_bands)
     for p, (bundle, scale) in enumerate(zip(bundles, scales)):
         x[p, :sizes[p]] = torch.as_tensor(np.maximum(bundle.T / scale, 0.0), dtype=torch.float32)
-    stack = StackedVAEs(encoder_sizes(n_bands, latent_dim), len(bundles))
-    stack.reset_parameters(generators)
     half = math.ceil(len(bundles) / 2)
-    parts = [_Part(stack, slice(start, start + half), x) for start in range(0, len(bundles), half)]
-    optimizer = _Adam([stack.flat], [stack.grad])
+    halves = [_Half(x[start:start + half], sizes[start:start + half], generators[start:start + half], latent_dim,
+                    n_steps) for start in range(0, len(bundles), half)]
     count = torch.tensor(sizes, dtype=torch.float64)
     curves = np.empty((len(bundles), epochs))
     with contextlib.ExitStack() as context:
         worker = None
-        if len(parts) > 1 and n_threads > 1:
+        if len(halves) > 1 and n_threads > 1:
             worker = context.enter_context(ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(1,)))
         for epoch in range(epochs):
-            index, eps, weights = _epoch_draws(generators, sizes, n_steps, latent_dim)
-            real = weights[..., 0] > 0
-            total = torch.zeros(len(bundles), dtype=torch.float64)
-            for step in range(n_steps):
-                check_canceled()
-                draws = (index[step], eps[step], weights[step], loss, beta)
-                other = [] if worker is None else [worker.submit(parts[-1].gradient, *draws)]
-                losses = [part.gradient(*draws) for part in parts[:len(parts) - len(other)]]
-                losses += [future.result() for future in other]
-                optimizer.step()
-                total += torch.where(real[step], torch.cat(losses), 0.0).sum(dim=1)
-            curves[:, epoch] = (total / count).numpy()
+            other = None if worker is None else worker.submit(halves[-1].epoch, loss, beta)
+            totals = [halves[0].epoch(loss, beta, check_canceled)]
+            totals += [h.epoch(loss, beta) for h in halves[1:len(halves) - (other is not None)]]
+            if other is not None:
+                totals.append(other.result())
+            curves[:, epoch] = (torch.cat(totals) / count).numpy()
             diverged = np.flatnonzero(~np.isfinite(curves[:, epoch]))
             if diverged.size:
                 raise _Diverged(int(diverged[0]), epoch)
             progress(epoch)
-    return stack.unstack(scales), curves
+    return [vae for start, h in zip(range(0, len(bundles), half), halves)
+            for vae in h.stack.unstack(scales[start:start + half])], curves
 
 
 class _Diverged(Exception):
