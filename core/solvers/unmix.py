@@ -99,8 +99,8 @@ def product_flops(sizes, n_materials, box_shape, evaluations, solves, admm_itera
     widths n_0 = K, ..., n_4 = L) and q = P (1 + K) columns of E = [G, D]:
 
     - per decoder evaluation (one pixel): the codes and their K tangents through the layers (the first
-      layer's tangents are shared by all pixels), then ``E^T E`` and ``E^T y``:
-      ``P (2 sum_i n_i n_(i+1) + 2 K sum_(i>0) n_i n_(i+1)) + 2 q^2 L + 2 q L``;
+      layer's tangents are shared by all pixels), then ``E^T E``, ``E^T y`` (and ``y^T y``) as one product of
+      ``[E, y]^T [E, y]``: ``P (2 sum_i n_i n_(i+1) + 2 K sum_(i>0) n_i n_(i+1)) + 2 (q + 1)^2 L``;
     - per Levenberg-Marquardt system of PK unknowns: ``2/3 (PK)^3 + 2 (PK)^2``;
     - per ADMM iteration and pixel: the data copy's update ``2 P^2`` and the Laplacian solve's four discrete
       cosine transforms, ``4 P (rows + cols)`` (on a box with invalid pixels the conjugate-gradient
@@ -113,7 +113,7 @@ def product_flops(sizes, n_materials, box_shape, evaluations, solves, admm_itera
     widths = (K, h3, h2, h1, L)
     layers = [a * b for a, b in zip(widths[:-1], widths[1:])]
     q = P * (1 + K)
-    decoder = P * (2 * sum(layers) + 2 * K * sum(layers[1:])) + 2 * q * q * L + 2 * q * L
+    decoder = P * (2 * sum(layers) + 2 * K * sum(layers[1:])) + 2 * (q + 1) ** 2 * L
     system = 2.0 / 3.0 * (P * K) ** 3 + 2 * (P * K) ** 2
     admm = 2 * P * P + 4 * P * (box_shape[0] + box_shape[1])
     return decoder * evaluations + system * solves + admm * admm_iterations * n_pixels

@@ -90,14 +90,17 @@ def _model_decode_with_jacobian(model, Z):
         return primal, tangents.permute(1, 2, 3, 0)
 
 
-def _columns_t(model, Z, dtype):
+def _columns_t(model, Z, dtype, Y=None):
     """E^T = [G(Z_n), D_n]^T (N, P + PK, L) in ``dtype``: G and D are converted straight into it, a band
-    row at a time (the layout the VAE decoders produce, and the one the statistics' products want)."""
+    row at a time (the layout the VAE decoders produce, and the one the statistics' products want). With pixels
+    ``Y`` (N, L): [E, y_n]^T (N, P + PK + 1, L), y_n the last row."""
     G, D = _model_decode_with_jacobian(model, Z)
     n, length, p, k = D.shape
-    Et = torch.empty((n, p + p * k, length), dtype=dtype, device=G.device)
+    Et = torch.empty((n, p + p * k + (Y is not None), length), dtype=dtype, device=G.device)
     Et[:, :p] = G.transpose(1, 2)
-    Et[:, p:].view(n, p, k, length).copy_(D.permute(0, 2, 3, 1))
+    Et[:, p:p + p * k].view(n, p, k, length).copy_(D.permute(0, 2, 3, 1))
+    if Y is not None:
+        Et[:, -1] = Y
     return Et
 
 
@@ -123,11 +126,12 @@ class PixelStats:
     def evaluate(cls, model, Z, Y):
         """Statistics at Z (N, P, K) for the pixels Y (N, L), in cache-sized pieces (:data:`CACHE_CHUNK`)."""
         n, p, k = Z.shape
-        S, e = Y.new_empty((n, p + p * k, p + p * k)), Y.new_empty((n, p + p * k))
+        q = p + p * k
+        S, e = Y.new_empty((n, q, q)), Y.new_empty((n, q))
         for piece in _pieces(n, Y.device):
-            Et = _columns_t(model, Z[piece], Y.dtype)
-            torch.bmm(Et, Et.transpose(1, 2), out=S[piece])
-            e[piece] = torch.bmm(Et, Y[piece, :, None])[:, :, 0]
+            Et = _columns_t(model, Z[piece], Y.dtype, Y[piece])      # [E, y]^T: one product gives E^T E and E^T y
+            product = torch.bmm(Et, Et.transpose(1, 2))
+            S[piece], e[piece] = product[:, :q, :q], product[:, q, :q]
         return cls(S, e, p)
 
     @classmethod
