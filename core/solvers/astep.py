@@ -71,16 +71,29 @@ _DCT_MAX_SIDES = 1024      # box rows + cols up to which the A-update is solved 
 def project_simplex(V):
     """Euclidean projection of every row of ``V`` (N, P) onto the unit simplex.
 
-    Sort-based (Held et al. 1974, Duchi et al. 2008, Condat 2016): with ``u`` the
-    row sorted decreasingly, ``k = max{j : u_j - (sum_{i<=j} u_i - 1) / j > 0}`` and
-    ``theta = (sum_{i<=k} u_i - 1) / k``, the projection is ``max(v - theta, 0)``.
+    Sort-based (Held et al. 1974, Duchi et al. 2008, Condat 2016): with ``u`` the row sorted decreasingly
+    and ``f_j = (sum_{i<=j} u_i - 1) / j``, the projection is ``max(v - theta, 0)`` with ``theta = f_k``,
+    ``k = max{j : u_j > f_j}``. ``f`` rises while ``u_j > f_(j-1)`` and falls after (``f_j - f_(j-1) =
+    (u_j - f_(j-1)) / j``), so ``theta = max_j f_j``. For P <= 4 the rows are sorted by a sorting network of
+    element-wise maxima and minima over the columns (one pass per comparator: a sort of many short rows costs
+    several times more), otherwise by ``torch.sort``.
     """
-    u, _ = torch.sort(V, dim=1, descending=True)
-    css = torch.cumsum(u, dim=1) - 1.0
-    j = torch.arange(1, V.shape[1] + 1, dtype=V.dtype, device=V.device)
-    k = ((u - css / j) > 0).sum(dim=1, keepdim=True).clamp(min=1)
-    theta = css.gather(1, k - 1) / k.to(V.dtype)
-    return torch.clamp(V - theta, min=0.0)
+    if V.shape[1] in _NETWORKS:
+        columns = list(V.T.contiguous().unbind(0))
+        for i, j in _NETWORKS[V.shape[1]]:
+            columns[i], columns[j] = torch.maximum(columns[i], columns[j]), torch.minimum(columns[i], columns[j])
+    else:
+        columns = list(torch.sort(V, dim=1, descending=True)[0].T.unbind(0))
+    total = columns[0].clone()
+    theta = total - 1.0
+    for j, u in enumerate(columns[1:], start=2):
+        total += u
+        theta = torch.maximum(theta, (total - 1.0) / j)
+    return (V - theta[:, None]).clamp_(min=0.0)
+
+
+#: optimal sorting networks (comparator pairs, the larger value going to the first index) for 2 to 4 values
+_NETWORKS = {1: (), 2: ((0, 1),), 3: ((0, 1), (1, 2), (0, 1)), 4: ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2))}
 
 
 # --------------------------------------------------------------------------- FCLS
@@ -201,17 +214,24 @@ class PixelGrid:
         flat = B.reshape((-1,) + B.shape[2:])
         return flat if self._box_full else flat[self._box_index]
 
-    def diff(self, A):
-        """(D_h A, D_v A), each (N, P)."""
+    def diff(self, A, out=None):
+        """(D_h A, D_v A), each (N, P); written into ``out`` (2, N, P) when given."""
         X = self._to_box(A)
-        dh, dv = torch.zeros_like(X), torch.zeros_like(X)
+        direct = out is not None and self._box_full          # then out's halves are the box layout's memory
+        dh, dv = (out[0].view(X.shape), out[1].view(X.shape)) if direct else (torch.empty_like(X),
+                                                                              torch.empty_like(X))
+        dh[:, -1] = 0.0
+        dv[-1] = 0.0
         torch.sub(X[:, 1:], X[:, :-1], out=dh[:, :-1])
         torch.sub(X[1:], X[:-1], out=dv[:-1])
         weights = self._edge_weights(A.dtype)
         if weights is not None:
             dh[:, :-1] *= weights[0]
             dv[:-1] *= weights[1]
-        return self._from_box(dh), self._from_box(dv)
+        dh, dv = self._from_box(dh), self._from_box(dv)
+        if out is not None and not direct:
+            out[0], out[1] = dh, dv
+        return (out[0], out[1]) if out is not None else (dh, dv)
 
     def diff_adjoint(self, Uh, Uv):
         """D_h^T Uh + D_v^T Uv for Uh, Uv (N, P): (D_h^T U)_n = u_left(n) - u_n (where the edges exist)."""
@@ -230,39 +250,49 @@ class PixelGrid:
         """D^T D A = D_h^T D_h A + D_v^T D_v A."""
         return self.diff_adjoint(*self.diff(A))
 
-    def solve_shifted(self, rhs, x0, shift=2.0):
+    def solve_shifted(self, rhs, x0, shift=2.0, dtype=None):
         """X (N, P) with ``(shift I + D^T D) X = rhs`` (N, P), shift > 0: a number, or a tensor (P,) of one shift
         per column (then ``shift I`` is ``diag`` of it for each column; the solver of the last such tensor is kept).
 
         When the valid pixels fill their bounding box, D^T D is that box's grid Laplacian and
-        :class:`.laplacian.ShiftedLaplacianSolver` solves exactly (``x0`` is not needed). Otherwise
-        conjugate gradients from ``x0``, preconditioned by that exact solve on the box (whose
-        Laplacian differs only at the pixels next to invalid ones), or unpreconditioned when
-        the box is larger than :data:`_DCT_MAX_SIDES` (the dense transforms cost O(rows + cols) per pixel).
+        :class:`.laplacian.ShiftedLaplacianSolver` solves exactly (``x0`` is not needed), in ``dtype`` (default
+        rhs's; the result is in rhs's: float32 halves the cost of the transforms' products, for a relative
+        round-off of about 1e-7 instead of 1e-16). Otherwise conjugate gradients from ``x0``, preconditioned by
+        that exact solve on the box in rhs's dtype (whose Laplacian differs only at the pixels next to invalid
+        ones), or unpreconditioned when the box is larger than :data:`_DCT_MAX_SIDES` (the dense transforms cost
+        O(rows + cols) per pixel).
         """
         if sum(self.box_shape) > _DCT_MAX_SIDES:
             return _pcg(lambda X: shift * X + self.laplacian(X), lambda R: R, rhs, x0)
+        dtype = rhs.dtype if dtype is None or not self._box_full else dtype
         if torch.is_tensor(shift):
             if self._box_solvers.get("per column", (None,))[0] is not shift:       # the last such shift is kept
-                self._box_solvers["per column"] = shift, ShiftedLaplacianSolver(*self.box_shape, shift, rhs.dtype,
+                self._box_solvers["per column"] = shift, ShiftedLaplacianSolver(*self.box_shape, shift, dtype,
                                                                                 rhs.device)
             box_solve = self._box_solvers["per column"][1]
         else:
-            key = (float(shift), rhs.dtype)
+            key = (float(shift), dtype)
             if key not in self._box_solvers:
-                self._box_solvers[key] = ShiftedLaplacianSolver(*self.box_shape, shift, rhs.dtype, rhs.device)
+                self._box_solvers[key] = ShiftedLaplacianSolver(*self.box_shape, shift, dtype, rhs.device)
             box_solve = self._box_solvers[key]
 
         def precondition(R):
-            return self._from_box(box_solve(self._to_box(R).permute(2, 0, 1)).permute(1, 2, 0))
+            """The box solve, its input and output converted and laid out in one copy each."""
+            box = box_solve(_dense(self._to_box(R).permute(2, 0, 1), dtype))
+            return self._from_box(_dense(box.permute(1, 2, 0), R.dtype))
 
         if self._box_full:
-            return precondition(rhs).contiguous()
+            return precondition(rhs)
         return _pcg(lambda X: shift * X + self.laplacian(X), precondition, rhs, x0)
 
     def tv(self, A, kind="anisotropic"):
         """TV(A) of the chosen kind (see the module docstring), a scalar tensor."""
         return _tv_from_diff(*self.diff(A), kind)
+
+
+def _dense(X, dtype):
+    """A contiguous copy of X in ``dtype`` (one pass, whatever X's strides)."""
+    return torch.empty(X.shape, dtype=dtype, device=X.device).copy_(X)
 
 
 #: the spatial terms the A-step solves: the TV kinds a user picks, and PLMM's quadratic smoothness.
@@ -363,7 +393,8 @@ class AdmmState:
         return self.Z[1]
 
 
-def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_iter=100, rho=None, state=None):
+def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_iter=100, rho=None, state=None,
+          solve_dtype=None):
     """Solve the A-step (module docstring) for the valid pixels of ``grid``.
 
     Parameters
@@ -379,6 +410,8 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_ite
     state : AdmmState of a previous A-step on the same grid to resume from (then
         ``A_init`` and ``rho`` are ignored). Without it ADMM starts at A_init with the duals of
         A_init's optimality conditions (:func:`_kkt_start`).
+    solve_dtype : dtype of the A-update's exact Laplacian solve (:meth:`PixelGrid.solve_shifted`; default b's).
+        torch.float32 halves its cost; its relative round-off, about 1e-7, is far below ADMM's tolerance.
 
     Returns
     -------
@@ -396,10 +429,10 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_ite
     if state is None:
         A = fcls_gram(G, b) if A_init is None else A_init.to(b.dtype)
         state = _kkt_start(G, b, A, grid, lambda_a, tv, rho or _initial_rho(G, lambda_a))
-    return _admm(G, b, grid, lambda_a, tv, tol, max_iter, state)
+    return _admm(G, b, grid, lambda_a, tv, tol, max_iter, state, solve_dtype)
 
 
-def guarded_astep(G, b, yy, grid, lambda_a, A, tv, tol, max_iter, state=None):
+def guarded_astep(G, b, yy, grid, lambda_a, A, tv, tol, max_iter, state=None, solve_dtype=None):
     """:func:`astep` from A, or resuming the ADMM ``state`` of the previous A-step, kept only when it helps.
 
     G, b : (N, P, P), (N, P) as :func:`astep` takes them; yy (N,) the pixels' y^T y.
@@ -409,7 +442,8 @@ def guarded_astep(G, b, yy, grid, lambda_a, A, tv, tol, max_iter, state=None):
     ``info["state"]`` is kept either way: an A-step stopped by its iteration cap before its result beat A resumes
     next time where it stopped, instead of starting again from A.
     """
-    A_new, info = astep(G, b, grid, lambda_a, A_init=A, tv=tv, tol=tol, max_iter=max_iter, state=state)
+    A_new, info = astep(G, b, grid, lambda_a, A_init=A, tv=tv, tol=tol, max_iter=max_iter, state=state,
+                        solve_dtype=solve_dtype)
     before = abundance_objective(G, b, yy, A, grid, lambda_a, tv)
     after = abundance_objective(G, b, yy, A_new, grid, lambda_a, tv)
     info["accepted"] = after[0] <= before[0]
@@ -441,9 +475,13 @@ def _subgradient(V, kind):
     return V / magnitude.clamp(min=1e-300) * (magnitude > 0)
 
 
-def _k(A, grid):
-    """K A = (A, A, D_h A, D_v A), (4, N, P)."""
-    return torch.stack((A, A) + grid.diff(A))
+def _k(A, grid, out=None):
+    """K A = (A, A, D_h A, D_v A), (4, N, P) (written into ``out`` when given)."""
+    out = A.new_empty((4,) + A.shape) if out is None else out
+    out[0] = A
+    out[1] = A
+    grid.diff(A, out=out[2:])
+    return out
 
 
 def _k_adjoint(X, grid):
@@ -451,37 +489,53 @@ def _k_adjoint(X, grid):
     return X[0] + X[1] + grid.diff_adjoint(X[2], X[3])
 
 
-def _admm(G, b, grid, lambda_a, tv, tol, max_iter, state):
+def _data_inverses(G, rho):
+    """(G_n + rho I)^{-1} of every pixel, pixels last: (P, P, N) (the layout :func:`_apply_inverses` reads)."""
+    eye = torch.eye(G.shape[1], dtype=G.dtype, device=G.device)
+    return torch.linalg.inv(G + rho * eye).permute(1, 2, 0).contiguous()
+
+
+def _apply_inverses(inverses, v, out):
+    """``out_n = inverses_n v_n`` into ``out`` (N, P), for v (N, P): P multiply-adds over columns of N pixels (a
+    batched product of N matrices of P x P costs several times more)."""
+    columns = v.T.contiguous()
+    total = inverses[:, 0] * columns[0]                          # (P, N)
+    for q in range(1, columns.shape[0]):
+        total.addcmul_(inverses[:, q], columns[q])
+    out.copy_(total.T)
+
+
+def _admm(G, b, grid, lambda_a, tv, tol, max_iter, state, solve_dtype=None):
     """ADMM from ``state`` (left unchanged); returns (C, info).
 
     Over-relaxed (Boyd 3.4.3, alpha = :data:`_RELAXATION`): the copies are updated from
     ``H = alpha K A + (1 - alpha) Z`` instead of K A, and ``W <- W + H - Z``. K^T Z and K^T W are
     carried between iterations: the A-update's right-hand side is K^T (Z - W), the dual residual
-    ``rho K^T (Z - Z_prev)``.
+    ``rho K^T (Z - Z_prev)``. Z, W, K A and H + W live in four (4, N, P) arrays updated in place.
     """
-    Z, W, rho = state.Z, state.W.clone(), state.rho
+    Z, W, rho = state.Z.clone(), state.W.clone(), state.rho
     n, p = b.shape
-    eye = torch.eye(p, dtype=b.dtype, device=b.device)
     sqrt_dim_r = math.sqrt(p * (2 * n + grid.n_edges))
     sqrt_dim_a = math.sqrt(p * n)
-    inv = torch.linalg.inv(G + rho * eye)
+    inverses = _data_inverses(G, rho)
     A = Z[1]
+    KA, V = torch.empty_like(Z), torch.empty_like(Z)
     KTZ, KTW = _k_adjoint(Z, grid), _k_adjoint(W, grid)
     converged = False
     it = 0
     for it in range(1, max_iter + 1):      # noqa: B007 (the count is returned)
-        A = grid.solve_shifted(KTZ - KTW, A)
-        KA = _k(A, grid)
-        V = torch.lerp(Z, KA, _RELAXATION).add_(W)               # H + W
-        Z, KTZ_prev = torch.empty_like(V), KTZ
-        Z[0] = torch.einsum("npq,nq->np", inv, torch.add(b, V[0], alpha=rho))
+        A = grid.solve_shifted(KTZ - KTW, A, dtype=solve_dtype)
+        _k(A, grid, out=KA)
+        torch.lerp(Z, KA, _RELAXATION, out=V).add_(W)            # H + W
+        _apply_inverses(inverses, torch.add(b, V[0], alpha=rho), Z[0])
         Z[1] = project_simplex(V[1])
         Z[2:] = _shrink(V[2:], lambda_a / rho, tv)
-        W = V.sub_(Z)                                            # W + H - Z
+        W, V = V.sub_(Z), W                                      # W + H - Z (the old W's memory is the next H + W)
+        KTZ_prev = KTZ
         KTZ, KTW = _k_adjoint(Z, grid), _k_adjoint(W, grid)
-        r_norm = float(torch.linalg.vector_norm(KA - Z))
-        s_norm = rho * float(torch.linalg.vector_norm(KTZ - KTZ_prev))
         ka, zn = float(torch.linalg.vector_norm(KA)), float(torch.linalg.vector_norm(Z))
+        r_norm = float(torch.linalg.vector_norm(KA.sub_(Z)))
+        s_norm = rho * float(torch.linalg.vector_norm(KTZ_prev.sub_(KTZ)))
         if (r_norm <= sqrt_dim_r * tol + tol * max(ka, zn)
                 and s_norm <= sqrt_dim_a * tol + tol * rho * float(torch.linalg.vector_norm(KTW))):
             converged = True
@@ -491,5 +545,5 @@ def _admm(G, b, grid, lambda_a, tv, tol, max_iter, state):
             rho *= factor
             W /= factor
             KTW /= factor
-            inv = torch.linalg.inv(G + rho * eye)
+            inverses = _data_inverses(G, rho)
     return Z[1], {"iterations": it, "converged": converged, "rho": rho, "state": AdmmState(Z, W, rho)}

@@ -57,6 +57,8 @@ from ..validation import check_value_range
 from .zstep import PixelStats, decode, zstep
 
 ADMM_TOL = 1e-3
+#: dtype of the A-step's Laplacian solves (:func:`.astep.astep`'s ``solve_dtype``): float32 halves their cost
+ADMM_SOLVE_DTYPE = torch.float32
 #: pixels (evenly spaced) on which the log's per-material summary of the variability is computed
 REPORT_SAMPLE = 2048
 
@@ -102,9 +104,9 @@ def product_flops(sizes, n_materials, box_shape, evaluations, solves, admm_itera
       layer's tangents are shared by all pixels), then ``E^T E``, ``E^T y`` (and ``y^T y``) as one product of
       ``[E, y]^T [E, y]``: ``P (2 sum_i n_i n_(i+1) + 2 K sum_(i>0) n_i n_(i+1)) + 2 (q + 1)^2 L``;
     - per Levenberg-Marquardt system of PK unknowns: ``2/3 (PK)^3 + 2 (PK)^2``;
-    - per ADMM iteration and pixel: the data copy's update ``2 P^2`` and the Laplacian solve's four discrete
-      cosine transforms, ``4 P (rows + cols)`` (on a box with invalid pixels the conjugate-gradient
-      iterations around it are not counted).
+    - per ADMM iteration and pixel: the data copy's update ``2 P^2`` (element-wise multiply-adds) and the
+      Laplacian solve's four discrete cosine transforms, ``4 P (rows + cols)`` (on a box with invalid pixels the
+      conjugate-gradient iterations around it are not counted).
 
     Element-wise passes (activations, the simplex projection, the shrinkage, norms) are not counted.
     """
@@ -159,7 +161,7 @@ def _check_inputs(Y, model, A_init):
 
 def _guarded_astep(stats, yy, grid, lambda_a, A, tv, tol, max_iter, state=None):
     """:func:`.astep.guarded_astep` with the Z-step's statistics ``stats`` (M_n^T M_n and M_n^T y_n)."""
-    return guarded_astep(stats.gram, stats.mty, yy, grid, lambda_a, A, tv, tol, max_iter, state)
+    return guarded_astep(stats.gram, stats.mty, yy, grid, lambda_a, A, tv, tol, max_iter, state, ADMM_SOLVE_DTYPE)
 
 
 def _rel_change(new, old):
