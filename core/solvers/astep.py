@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from ..defaults import TV_KINDS
 from ..errors import DeepGUError
@@ -233,13 +234,15 @@ class PixelGrid:
             out[0], out[1] = dh, dv
         return (out[0], out[1]) if out is not None else (dh, dv)
 
-    def diff_adjoint(self, Uh, Uv):
-        """D_h^T Uh + D_v^T Uv for Uh, Uv (N, P): (D_h^T U)_n = u_left(n) - u_n (where the edges exist)."""
+    def diff_adjoint(self, Uh, Uv, add_to=None):
+        """D_h^T Uh + D_v^T Uv for Uh, Uv (N, P): (D_h^T U)_n = u_left(n) - u_n (where the edges exist); plus
+        ``add_to`` (N, P) when given, a tensor the caller gives away (the sum is accumulated onto it)."""
         uh, uv = self._to_box(Uh)[:, :-1], self._to_box(Uv)[:-1]          # the values on the edges
         weights = self._edge_weights(Uh.dtype)
         if weights is not None:
             uh, uv = uh * weights[0], uv * weights[1]
-        out = torch.zeros(self.box_shape + Uh.shape[1:], dtype=Uh.dtype, device=Uh.device)
+        out = (torch.zeros(self.box_shape + Uh.shape[1:], dtype=Uh.dtype, device=Uh.device) if add_to is None
+               else self._to_box(add_to))
         out[:, 1:] += uh
         out[:, :-1] -= uh
         out[1:] += uv
@@ -318,7 +321,7 @@ def _tv_from_diff(dh, dv, kind):
 def _shrink(V, t, kind):
     """Proximal operator of t * TV-norm of the chosen kind (or the quadratic) on the differences (2, N, P)."""
     if kind == "anisotropic":
-        return V - V.clamp(-t, t)                               # soft thresholding
+        return F.softshrink(V, t)                               # soft thresholding: V - clamp(V, -t, t)
     if kind == "quadratic":
         return V / (1.0 + t)
     if kind == "group":
@@ -486,7 +489,7 @@ def _k(A, grid, out=None):
 
 def _k_adjoint(X, grid):
     """K^T X = X_B + X_C + D_h^T X_h + D_v^T X_v for X (4, N, P)."""
-    return X[0] + X[1] + grid.diff_adjoint(X[2], X[3])
+    return grid.diff_adjoint(X[2], X[3], add_to=X[0] + X[1])
 
 
 def _data_inverses(G, rho):
