@@ -14,13 +14,18 @@ core.solvers.unmix.product_flops, from the work each tile logs, halos included) 
 thread's CPU seconds per pixel (what an idle machine's wall time would be, single-threaded).
 Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run
 only, --cluster-only for the cluster run only (no speed-up or difference then), --methods elmm glmm plmm to time
-the variability models in process beside DeepGU (core.jobs.variability.run, defaults). Run it on an idle machine.
+the variability models in process beside DeepGU (core.jobs.variability.run, defaults), --baseline COMMIT to solve
+the same tiles in process with that commit's core first (``git archive COMMIT core``; its time, the speed-up of this
+tree and the largest abundance difference are printed). The reference workload (bench.measure.reference_seconds: 20
+products of 1024 x 1024 float32 matrices on one thread) is timed before and after, and every in-process time is also
+printed as a multiple of it. Run it on an idle machine.
 """
 
 import argparse
 import os
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.bench_large_scene import step_bundles, step_fcls, step_train, step_vca, write_scene  # noqa: E402
-from bench.measure import machine_line, measure  # noqa: E402
+from bench.measure import machine_line, measure, reference_seconds  # noqa: E402
 
 
 class WorkLog:
@@ -55,8 +60,11 @@ class WorkLog:
         pass
 
 
-def unmix_in_process(path, model, init, out):
-    """core.jobs.unmix.run; returns (tiles, matrix-product flops of all tiles, CPU seconds of this process)."""
+def unmix_in_process(path, model, init, out, tree=None):
+    """core.jobs.unmix.run (of ``tree``'s core when given); returns (tiles, matrix-product flops of all tiles, CPU
+    seconds of this process)."""
+    if tree:
+        sys.path.insert(0, tree)
     from core.jobs import unmix
 
     log, cpu = WorkLog(), time.process_time()
@@ -91,11 +99,14 @@ def main():
     parser.add_argument("--bands", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="0: the in-process run only")
     parser.add_argument("--cluster-only", action="store_true", help="skip the in-process run")
+    parser.add_argument("--baseline", help="also solve in process with this commit's core, first")
     parser.add_argument("--methods", nargs="*", default=[], choices=["elmm", "glmm", "plmm"],
                         help="also run these variability models in process (defaults, the same FCLS start and tiles) "
                              "and print their time per pixel over DeepGU's")
     args = parser.parse_args()
     print(machine_line(), flush=True)
+    reference = reference_seconds()
+    print("reference workload: %.2f s; load average %.1f" % (reference, os.getloadavg()[0]), flush=True)
     pixels = args.rows * args.cols
     print("scene %d x %d x %d int16, P = 4" % (args.rows, args.cols, args.bands), flush=True)
     with tempfile.TemporaryDirectory(dir=os.environ.get("DEEPGU_BENCH_TMP")) as tmp:
@@ -113,13 +124,32 @@ def main():
             measure(function, **kwargs)
         print("scene and model ready in %.0f s" % (time.perf_counter() - start), flush=True)
         common = dict(path=f["scene.tif"], model=f["model.pt"], init=f["fcls.tif"])
+        if args.baseline and not args.cluster_only:
+            tree = os.path.join(tmp, "baseline")
+            os.makedirs(tree)
+            archive = subprocess.run(["git", "-C", ROOT, "archive", args.baseline, "core"], check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+            base_s, base_rss, (_, base_flops, base_cpu) = measure(unmix_in_process, out=os.path.join(tmp, "base.tif"),
+                                                                  tree=tree, **common)
+            print("baseline %s in process: %8.1f s  %.3f ms/pixel (%.1fx reference)  peak RSS %.0f MiB; %.3g MFLOP "
+                  "per pixel; CPU %.1f s, %.3f ms/pixel; load average %.1f"
+                  % (args.baseline, base_s, 1000.0 * base_s / pixels, base_s / reference, base_rss,
+                     base_flops / pixels / 1e6, base_cpu, 1000.0 * base_cpu / pixels, os.getloadavg()[0]), flush=True)
         if not args.cluster_only:
             here_s, here_rss, (n_tiles, flops, cpu_s) = measure(unmix_in_process, out=f["here.tif"], **common)
-            print("DeepGU in process:   %8.1f s  %.3f ms/pixel  %d tiles  peak RSS %.0f MiB"
-                  % (here_s, 1000.0 * here_s / pixels, n_tiles, here_rss), flush=True)
+            print("DeepGU in process:   %8.1f s  %.3f ms/pixel (%.1fx reference)  %d tiles  peak RSS %.0f MiB"
+                  % (here_s, 1000.0 * here_s / pixels, here_s / reference, n_tiles, here_rss), flush=True)
             print("  work: %.3g MFLOP per pixel in matrix products, done at %.2f GFLOP/s (wall); CPU %.1f s, "
                   "%.3f ms/pixel; load average %.1f" % (flops / pixels / 1e6, flops / here_s / 1e9, cpu_s,
                                                         1000.0 * cpu_s / pixels, os.getloadavg()[0]), flush=True)
+            if args.baseline:
+                from core.files.raster_io import read_all
+
+                print("  against the baseline: speed-up %.2fx wall, %.2fx CPU; max |abundance difference| %.2e"
+                      % (base_s / here_s, base_cpu / cpu_s, float(np.nanmax(np.abs(
+                          read_all(f["here.tif"])[0] - read_all(os.path.join(tmp, "base.tif"))[0])))), flush=True)
+            print("reference workload after: %.2f s" % reference_seconds(), flush=True)
             for method in args.methods:
                 seconds, rss, _ = measure(variability_in_process, path=f["scene.tif"], csv=f["em.csv"],
                                           init=f["fcls.tif"], out=os.path.join(tmp, method + ".tif"), method=method)
