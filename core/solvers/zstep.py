@@ -238,8 +238,9 @@ def _lm_chunk(model, y, a, z, stats, z0, lambda_z, tol, max_iter, feedback):
         acc = active[ok]
         if len(acc):
             z[acc], f[acc] = z_new[ok], f_new[ok]
-            stats[acc] = trial[ok]
-            H[acc], g[acc] = trial[ok].system(a[acc], z_new[ok] - z0, lambda_z)
+            accepted = trial[ok]
+            stats[acc] = accepted
+            H[acc], g[acc] = accepted.system(a[acc], z[acc] - z0, lambda_z)
     return iterations, converged, evaluations, solves
 
 
