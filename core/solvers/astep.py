@@ -260,7 +260,7 @@ class PixelGrid:
         When the valid pixels fill their bounding box, D^T D is that box's grid Laplacian and
         :class:`.laplacian.ShiftedLaplacianSolver` solves exactly (``x0`` is not needed), in ``dtype`` (default
         rhs's; the result is in rhs's: float32 halves the cost of the transforms' products, for a relative
-        round-off of about 1e-7 instead of 1e-16). Otherwise conjugate gradients from ``x0``, preconditioned by
+        round-off of 1e-6 to 1e-5 instead of 1e-15). Otherwise conjugate gradients from ``x0``, preconditioned by
         that exact solve on the box in rhs's dtype (whose Laplacian differs only at the pixels next to invalid
         ones), or unpreconditioned when the box is larger than :data:`_DCT_MAX_SIDES` (the dense transforms cost
         O(rows + cols) per pixel).
@@ -414,7 +414,7 @@ def astep(G, b, grid, lambda_a, A_init=None, tv="anisotropic", tol=1e-3, max_ite
         ``A_init`` and ``rho`` are ignored). Without it ADMM starts at A_init with the duals of
         A_init's optimality conditions (:func:`_kkt_start`).
     solve_dtype : dtype of the A-update's exact Laplacian solve (:meth:`PixelGrid.solve_shifted`; default b's).
-        torch.float32 halves its cost; its relative round-off, about 1e-7, is far below ADMM's tolerance.
+        torch.float32 halves its cost; its relative round-off, 1e-5 at most, is far below ADMM's tolerance.
 
     Returns
     -------
