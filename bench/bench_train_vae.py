@@ -9,7 +9,9 @@ process after a one-epoch warm-up, core.models.vae.train_vaes of the baseline co
 per-material loop) and of this tree, both from seed 0. Prints each wall and CPU time, the best of the repeats and
 their ratios (old / new; each / reference), and how far the new models are from the old: the largest relative
 difference of the loss curves and of the decoded spectra on a grid of latent codes. On a shared machine
-the CPU seconds (one thread) are the steadier figure.
+the CPU seconds (one thread) are the steadier figure. Each repeat also prints the free cores
+(bench.measure.free_cores: 2.0 when two threads each get a core, 1.0 when they share one): the new training runs
+two threads, so its wall time shows their gain only where that figure is near 2.
 """
 
 import argparse
@@ -24,7 +26,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.measure import machine_line, reference_seconds  # noqa: E402
+from bench.measure import free_cores, machine_line, reference_seconds  # noqa: E402
 
 N_BUNDLE = 200
 #: relative noise of the yardstick run: round-off of the bundle values
@@ -105,15 +107,16 @@ def main():
         times, results = {name: [] for name in ("reference", "old", "new")}, {}
         for repeat in range(args.repeats):
             times["reference"].append(reference_seconds())
+            times.setdefault("cores", []).append(free_cores())
             for name, tree, noise in runs + ((("old-perturbed", "base", PERTURBATION),) if repeat == 0 else ()):
                 out = os.path.join(tmp, "%s.npz" % name)
                 subprocess.run([sys.executable, os.path.abspath(__file__), "--child", trees[tree], bundles, out,
                                 str(args.epochs), str(noise)], check=True)
                 results[name] = dict(np.load(out))
                 times.setdefault(name, []).append(results[name]["seconds"])
-            print("repeat %d: reference %.2f s; old %.2f s wall, %.2f s CPU (first call %.2f, %.2f); new %.2f s wall, "
-                  "%.2f s CPU (first call %.2f, %.2f)"
-                  % (repeat + 1, times["reference"][-1], *times["old"][-1][[2, 3, 0, 1]],
+            print("repeat %d: reference %.2f s, free cores %.1f; old %.2f s wall, %.2f s CPU (first call %.2f, %.2f); "
+                  "new %.2f s wall, %.2f s CPU (first call %.2f, %.2f)"
+                  % (repeat + 1, times["reference"][-1], times["cores"][-1], *times["old"][-1][[2, 3, 0, 1]],
                      *times["new"][-1][[2, 3, 0, 1]]), flush=True)
     ref = min(times["reference"])
     best = {name: np.min(np.array(times[name]), axis=0) for name in ("old", "new")}

@@ -75,3 +75,36 @@ def reference_seconds(repeats=3):
         return best
     finally:
         torch.set_num_threads(previous)
+
+
+def free_cores():
+    """How many cores two threads get now: the reference workload's products on one torch thread, then the same
+    on each of two Python threads at once; returns ``2 * one / two`` (2.0: both cores free, 1.0: one core between
+    them). On a shared machine this says whether a two-thread time could show its gain."""
+    import threading
+
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        a, b = torch.rand(512, 512, generator=generator), torch.rand(512, 512, generator=generator)
+
+        def work():
+            torch.set_num_threads(1)
+            for _ in range(4 * REFERENCE_PRODUCTS):
+                a @ b
+
+        start = time.perf_counter()
+        work()
+        one = time.perf_counter() - start
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return 2.0 * one / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
