@@ -19,12 +19,13 @@ bands and materials. Both share the steps (``T_n`` = M0 diag(psi_n), resp. M0 (.
 - S step, per pixel, exact: ``S_n = (y_n a_n^T + lambda_S T_n)(a_n a_n^T + lambda_S I)^-1
   = T_n + r_n a_n^T / (lambda_S + ||a_n||^2)`` with ``r_n = y_n - T_n a_n`` (Sherman-Morrison);
 - A step: :func:`.astep.guarded_astep` with the per-pixel S_n (anisotropic TV, lambda_A);
-- psi step, per factor q (a material, resp. a band and material), exact: the screened-Poisson system
-  ``(lambda_S c_q I + lambda_psi D^T D) psi_q = lambda_S [<s_n, m0>_q]_n`` with ``c_q = ||m0_p||^2``
-  (ELMM; ``<s_n, m0>_p = s_pn^T m0_p``) or ``m0_lp^2`` (GLMM; ``s_lpn m0_lp``), all factors at once by
-  :meth:`.astep.PixelGrid.solve_shifted` (cosine transforms; conjugate gradients on a grid with holes, a
-  descent step too). The authors clip S at a small positive value; here S is left exact (the clip would
-  break the monotone cost).
+- psi step: the reduced cost (S at its optimum, ``1/2 sum_n w_n ||y_n - T_n a_n||^2``, w_n = lambda_S / (lambda_S +
+  ||a_n||^2)) plus the smoothness, a quadratic in psi, by conjugate gradients warm-started at psi (every iterate
+  lowers the cost), preconditioned for ELMM by the grid solver of :meth:`.astep.PixelGrid.solve_shifted` and for
+  GLMM (L x P factors per pixel) by the diagonal (:meth:`_ScaledModel.v_step`). The authors clip S at a small
+  positive value; here S is left exact (the clip would break the monotone cost).
+- joint move: a Gauss-Newton step in psi and A together (:meth:`_ScaledModel.joint_move`), kept only when it
+  lowers the cost. S is never stored (:class:`_ScaledModel`): ELMM needs no L x P array per pixel.
 
 PLMM (Thouvenin et al., IEEE TSP 2016), an additive perturbation per pixel around a shared M::
 
@@ -41,14 +42,16 @@ The original's positivity constraints on M and M + dM_n are left out (each step 
 monotone); beta is per pixel (the cost's beta is ``beta x N``), so a tile's M is pulled to M0 as a whole
 image's is. M is shared within a solve: on a tiled raster each tile estimates its own.
 
-Stopping (all three, the authors' test): the relative changes of A and of the variability (psi, resp. dM's
-factors and M) both below ``tol``, or ``max_iter`` iterations; then the last A-step is resumed to its
-tolerance, as DeepGU does (:mod:`.unmix`). ELMM and GLMM follow each sweep by a guarded line search along its
-move (:func:`_extrapolate`): under sum-to-one a material's factor and its abundance trade against each other, the
-cost has a long valley, and exact alternating steps creep along it (hundreds of sweeps on the test scenes).
-Their psi step's conjugate gradients stop when they have cut the warm start's residual by :data:`PSI_CG_TOL`
-(a stop relative to the right-hand side left psi where it was once the sweeps' moves were small, and the
-alternation stalled far from the minimum), and the A-step's ADMM runs to :data:`ADMM_TOL`.
+Stopping (all three): the relative changes of A and of the variability (psi, resp. dM's factors and M) both below
+``tol`` (the authors' test), or the cost's relative decrease below ``tol`` in each of the last two sweeps, or
+``max_iter`` sweeps; then the last A-step is resumed to :data:`ADMM_TOL`, as DeepGU does (:mod:`.unmix`).
+Under sum-to-one a material's factor and its abundance trade against each other: the cost has a long, flat valley,
+and exact alternating steps creep along it (100 sweeps and more on the test scenes, the abundances settled after
+about ten, the cost still falling by 1e-5 a sweep). ELMM and GLMM therefore (1) follow each sweep by the joint move,
+which steps along the valley, (2) stop on the cost's decrease, and (3) run each sweep's A-step only as exactly as the
+sweeps' moves need (an inexact alternation): ADMM's tolerance is 1/10 of the last sweep's largest relative change,
+within [:data:`ADMM_TOL`, :data:`ADMM_TOL_START`], ten times tighter after an A-step the guard rejected; after a
+kept joint move ADMM starts afresh at the moved abundances (its split variables belong to the old ones).
 
 Weights (``None`` / "auto": set from the data; a number overrides): the solver works on Y / unit (the data's
 RMS); every auto weight scales with the data's units as its term does (:func:`resolve_weights`):
@@ -101,13 +104,23 @@ KAPPA_A_NOISE = 10.0
 KAPPA_ALPHA = 0.01
 KAPPA_BETA = 1.0
 KAPPA_GAMMA = 1.0
+#: the A-step's ADMM tolerance: :data:`ADMM_TOL_START` in the first sweep, then ADMM_TOL_FACTOR x the last sweep's
+#: largest relative change, within [ADMM_TOL, ADMM_TOL_START] (an inexact alternation: an A-step no more exact than
+#: the sweeps' moves need), and ADMM_TOL for the final A-step.
 ADMM_TOL = 1e-5
+ADMM_TOL_START = 1e-3
+ADMM_TOL_FACTOR = 0.1
 #: the psi step's conjugate gradients stop when they have reduced the warm start's residual by this factor
 #: (each iterate lowers the cost).
 PSI_CG_TOL = 1e-3
-#: ELMM / GLMM: the first and the largest stride of the line search along a sweep's move (:func:`_extrapolate`).
-EXTRAPOLATION_START = 2.0
-EXTRAPOLATION_MAX = 64.0
+#: ... and after at most this many iterations.
+PSI_CG_MAX_ITER = 50
+#: ELMM / GLMM: the joint move's conjugate gradients (:meth:`_ScaledModel.joint_move`): tolerance, iteration cap.
+JOINT_CG_TOL = 1e-2
+JOINT_CG_MAX_ITER = 20
+JOINT_DAMPING = 1e-3
+#: ... which holds materials of abundance at most ABSENT at 0.
+ABSENT = 1e-9
 
 
 @dataclass
@@ -197,10 +210,17 @@ class _ScaledModel:
     """ELMM (``bandwise`` False: psi (N, P)) or GLMM (True: Psi (N, L*P), material-minor) on the valid pixels.
 
     Weights in the solver's units (the cost / unit^2): lambda_s, lambda_a, lambda_psi.
+    S is never stored: at its optimum for the abundances A of the last S step it is ``S_n = T_n + r_n c_n^T`` with
+    ``r_n = y_n - T_n a_n`` (N, L) and ``c_n = a_n / (lambda_S + ||a_n||^2)`` (N, P), so the A-step's normal
+    equations are ``S^T S = T^T T + u c^T + c u^T + ||r||^2 c c^T`` and ``S^T y = T^T y + c (r^T y)`` with
+    ``u = T^T r``, and the cost's data and tie terms are ``1/2 w_n ||r_n||^2``, ``w_n = lambda_S c_n^T a_n / ||a_n||^2
+    = lambda_S / (lambda_S + ||a_n||^2)``. For ELMM ``T^T T = diag(psi) M0^T M0 diag(psi)`` and ``T^T x =
+    psi (.) M0^T x``: no L x P array per pixel at all (only OUTPUT_ENDMEMBERS materialises S).
     """
 
     tv = "anisotropic"
-    extrapolates = True
+    joint_moves = True
+
 
     def __init__(self, bandwise, Y, M0, A, grid, weights):
         self.bandwise, self.Y, self.M0, self.grid = bandwise, Y, M0, grid
@@ -209,7 +229,7 @@ class _ScaledModel:
         self.psi = Y.new_ones((n, L * P if bandwise else P))
         c = M0 * M0 if bandwise else (M0 * M0).sum(0, keepdim=True)
         self.c = c.reshape(-1)                                                    # (Q,)
-        self.S = self.scaled()
+        self.K, self.YM0 = M0.T @ M0, Y @ M0                                      # (P, P), (N, P)
         self.s_step(A)
 
     def scaled(self):
@@ -218,17 +238,33 @@ class _ScaledModel:
             return self.M0 * self.psi.view(-1, *self.M0.shape)
         return self.M0 * self.psi[:, None, :]
 
+    def _t_times(self, A):
+        """T_n a_n, (N, L)."""
+        if self.bandwise:
+            return torch.bmm(self.scaled(), A[:, :, None])[:, :, 0]
+        return (self.psi * A) @ self.M0.T
+
+    def _t_transpose_times(self, X, T=None):
+        """T_n^T x_n for X (N, L), (N, P) (``T``: the scaled references if already formed)."""
+        if self.bandwise:
+            return torch.bmm(X[:, None, :], self.scaled() if T is None else T)[:, 0]
+        return self.psi * (X @ self.M0)
+
+    def fit(self, A):
+        """S_n a_n for A (N, P), (N, L)."""
+        return self._t_times(A) + self.r * (self.cs * A).sum(1, keepdim=True)
+
     def endmembers(self):
-        return self.S
+        """The free endmembers S at their optimum, (N, L, P)."""
+        return self.scaled() + self.r[:, :, None] * self.cs[:, None, :]
 
     def s_step(self, A):
-        T = self.scaled()
-        r = self.Y - torch.einsum("nlp,np->nl", T, A)
-        self.S = T + r[:, :, None] * (A / (self.ls + (A * A).sum(1, keepdim=True)))[:, None, :]
+        self.r = self.Y - self._t_times(A)
+        self.cs = A / (self.ls + (A * A).sum(1, keepdim=True))
 
     def _curvature(self, A):
         """The reduced cost's data term in psi (module docstring): ``(apply, rhs, diagonal)`` with apply(X) = H X for
-        X (N, Q), the right-hand side w_n (a_n-weighted M0^T y_n) and H's mean diagonal per factor (Q,)."""
+        X (N, Q), the right-hand side w_n (a_n-weighted M0^T y_n) and H's diagonal (N, Q)."""
         w = self.ls / (self.ls + (A * A).sum(1, keepdim=True))                        # (N, 1)
         if self.bandwise:
             L, P = self.M0.shape
@@ -239,35 +275,129 @@ class _ScaledModel:
                 X = X.view(-1, L, P)
                 return (w[:, :, None] * B * (B * X).sum(2, keepdim=True)).reshape(-1, L * P)
 
-            diagonal = (w[:, :, None] * B * B).mean(0).reshape(-1)
+            diagonal = (w[:, :, None] * B * B).reshape(-1, L * P)
         else:
-            K = self.M0.T @ self.M0
-            rhs = w * A * (self.Y @ self.M0)
+            K = self.K
+            rhs = w * A * self.YM0
 
             def apply(X):
                 return w * A * ((A * X) @ K)
 
-            diagonal = (w * A * A).mean(0) * torch.diagonal(K)
+            diagonal = w * A * A * torch.diagonal(K)
         return apply, rhs, diagonal
 
     def v_step(self, A):
         """The psi step: the reduced cost, the S step's minimum ``1/2 sum_n w_n ||y_n - T_n a_n||^2`` (w_n = lambda_S /
         (lambda_S + ||a_n||^2)), plus the smoothness, minimised over psi by conjugate gradients warm-started at
-        psi and preconditioned by the grid solver (module docstring)."""
+        psi and preconditioned (module docstring); every iterate lowers the cost, so the iteration cap
+        :data:`PSI_CG_MAX_ITER` keeps the descent. ELMM's preconditioner is the grid solver with H's mean diagonal per
+        factor as the shift; GLMM's the diagonal of H + 4 lambda_psi (Jacobi): the grid solver's transforms of L x P
+        factors per pixel cost O(rows + cols) each per iteration, hundreds of times the rest."""
         apply, rhs, diagonal = self._curvature(A)
         tiny = torch.finfo(rhs.dtype).tiny
         if self.lpsi == 0:      # per pixel; a proximal term keeps factors of absent materials where they are
             ridge = 1e-9 * float(diagonal.mean()) + tiny
             self.psi = _pcg(lambda X: apply(X) + ridge * X, lambda R: R / (diagonal + ridge), rhs + ridge * self.psi,
-                            self.psi, tol=PSI_CG_TOL, relative_to_start=True)
+                            self.psi, tol=PSI_CG_TOL, max_iter=PSI_CG_MAX_ITER, relative_to_start=True)
             return
-        shift = (diagonal / self.lpsi).clamp(min=1e-9 * float(diagonal.mean()) / self.lpsi + tiny)
+        if self.bandwise:
+            jacobi = diagonal + 4.0 * self.lpsi
 
-        def precondition(R):
-            return self.grid.solve_shifted(R / self.lpsi, R, shift)
+            def precondition(R):
+                return R / jacobi
+        else:
+            mean = diagonal.mean(0)
+            shift = (mean / self.lpsi).clamp(min=1e-9 * float(mean.mean()) / self.lpsi + tiny)
+
+            def precondition(R):
+                return self.grid.solve_shifted(R / self.lpsi, R, shift)
 
         self.psi = _pcg(lambda X: apply(X) + self.lpsi * self.grid.laplacian(X), precondition, rhs, self.psi,
-                        tol=PSI_CG_TOL, relative_to_start=True)
+                        tol=PSI_CG_TOL, max_iter=PSI_CG_MAX_ITER, relative_to_start=True)
+
+    def _jacobian(self, A):
+        """(J, J^T) of the scaled references' fit ``T_n a_n`` in psi at A: J X (N, L) for X (N, Q), J^T V (N, Q) for
+        V (N, L)."""
+        if self.bandwise:
+            L, P = self.M0.shape
+            B = self.M0 * A[:, None, :]
+            return (lambda X: (B * X.view(-1, L, P)).sum(2)), (lambda V: (B * V[:, :, None]).reshape(-1, L * P))
+        return (lambda X: (A * X) @ self.M0.T), (lambda V: A * (V @ self.M0))
+
+    def joint_move(self, A):
+        """A Gauss-Newton move of psi and A together (variable projection): the sweeps move along the cost's valley,
+        where a material's factor and its abundance trade against each other under sum-to-one, by small steps; this
+        move minimises the linearised reduced cost ``1/2 sum_n w_n ||r_n - J_n dpsi_n - T_n da_n||^2 + lambda_psi/2
+        ||D (psi + dpsi)||^2`` over dpsi and da with ``1^T da_n = 0`` and ``da_pn = 0`` where ``a_pn = 0`` (not the
+        TV: the caller keeps the move only when it lowers the cost). J_n is the Jacobian of ``T_n a_n`` in psi_n
+        (ELMM: ``M0 diag(a_n)``; GLMM: ``[m0_lp a_pn]`` (L, L x P)). With ``Q_n = diag(m_n) - m_n m_n^T / (m_n^T m_n)``
+        the projection onto those directions (m_n: 1 at present materials) and ``G_n = Q_n T_n^T T_n Q_n + g_n (I -
+        Q_n)`` (``g_n`` its scale: invertible, and ``da_n = G_n^-1 Q_n T_n^T x`` minimises ``||x - T_n da_n||`` over
+        them), da is eliminated per pixel and dpsi solves ``(J^T w Pi J + mu I + lambda_psi D^T D) dpsi = J^T w Pi r -
+        lambda_psi D^T D psi``, ``Pi_n = I - T_n G_n^-1 Q_n T_n^T``, by conjugate gradients from 0 (mu =
+        :data:`JOINT_DAMPING` x the mean diagonal of ``J^T w Pi J``, a Levenberg-Marquardt damping: a material absent
+        from the whole tile leaves its factor's constant free). For ELMM ``J^T Pi J = diag(a) (K - K Psi G^-1 Q Psi K)
+        diag(a)`` (K = M0^T M0) is a P x P matrix per pixel, rank one where every material is present (only the
+        overall scale is pinned by the pixel): the conjugate gradients are preconditioned by these blocks plus mu + 4
+        lambda_psi (the Laplacian's diagonal), which the grid solver's one shift per factor cannot follow; for GLMM
+        by the grid solver with the mean diagonal as the shift. Returns (dpsi (N, Q), da (N, P))."""
+        P = A.shape[1]
+        m = (A > ABSENT).to(A.dtype)                                              # (N, P)
+        Qm = torch.diag_embed(m) - m[:, :, None] * m[:, None, :] / m.sum(1).clamp(min=1)[:, None, None]
+        w = self.ls / (self.ls + (A * A).sum(1, keepdim=True))                    # (N, 1)
+        if self.bandwise:
+            T = self.scaled()
+            gram = torch.bmm(T.transpose(1, 2), T)
+            jac, jac_t = self._jacobian(A)
+        else:
+            gram = self.psi[:, :, None] * self.K * self.psi[:, None, :]
+        scale = torch.diagonal(gram, dim1=1, dim2=2).mean(1)[:, None, None]
+        eye = torch.eye(P, dtype=A.dtype, device=A.device)
+        inverse = torch.linalg.inv(Qm @ gram @ Qm + scale * (eye - Qm))
+        solve = inverse @ Qm                                                      # G^-1 Q, (N, P, P)
+        if self.bandwise:
+            def move(V):                                                          # da for x = V
+                return (solve @ torch.bmm(V[:, None, :], T).transpose(1, 2))[:, :, 0]
+
+            def project(V):                                                       # Pi V
+                return V - torch.bmm(T, move(V)[:, :, None])[:, :, 0]
+
+            def apply(X):
+                return jac_t(w * project(jac(X)))
+
+            rhs = jac_t(w * project(self.r))
+            _, _, diagonal = self._curvature(A)                                   # of J^T w J: at least J^T w Pi J's
+        else:
+            def move(V_m0):                                                       # da from M0^T x
+                return (solve @ (self.psi * V_m0)[:, :, None])[:, :, 0]
+
+            KP = self.K * self.psi[:, None, :]                                    # K Psi, (N, P, P)
+            H = self.K - KP @ solve @ KP.transpose(1, 2)                          # M0^T Pi M0
+            H = (w * A)[:, :, None] * H * A[:, None, :]
+
+            def apply(X):
+                return (H @ X[:, :, None])[:, :, 0]
+
+            residual_m0 = self.r @ self.M0
+            rhs = w * A * (residual_m0 - (KP @ move(residual_m0)[:, :, None])[:, :, 0])
+            diagonal = torch.diagonal(H, dim1=1, dim2=2)
+        rhs = rhs - self.lpsi * self.grid.laplacian(self.psi)
+        tiny = torch.finfo(rhs.dtype).tiny
+        damping = JOINT_DAMPING * float(diagonal.mean()) + tiny
+        if self.bandwise:
+            jacobi = diagonal + damping + 4.0 * self.lpsi
+
+            def precondition(R):
+                return R / jacobi
+        else:
+            blocks = torch.linalg.inv(H + (damping + 4.0 * self.lpsi) * eye)
+
+            def precondition(R):
+                return (blocks @ R[:, :, None])[:, :, 0]
+        dpsi = _pcg(lambda X: apply(X) + damping * X + self.lpsi * self.grid.laplacian(X),
+                    precondition, rhs, torch.zeros_like(self.psi),
+                    tol=JOINT_CG_TOL, max_iter=JOINT_CG_MAX_ITER)
+        return dpsi, move(self.r - jac(dpsi)) if self.bandwise else move(residual_m0 - (A * dpsi) @ self.K)
 
     def steps(self, A):
         """One sweep's steps before the A-step, and after it: the psi step (S eliminated), then S at its optimum."""
@@ -281,25 +411,38 @@ class _ScaledModel:
         return self.psi
 
     def set_state(self, psi, A):
-        """Move to the factors ``psi`` (a point of :func:`_extrapolate`), with S at its optimum for A."""
+        """Move to the factors ``psi`` (a point of :func:`_joint_move`), with S at its optimum for A."""
         self.psi = psi
         self.s_step(A)
-    def penalty(self, A):
-        """lambda_S/2 sum ||S - T||^2 + lambda_psi/2 sum ||D psi||^2 (the cost's terms beside the A-objective)."""
-        tie = 0.5 * self.ls * float(((self.S - self.scaled()) ** 2).sum())
+
+    def data_and_penalty(self, A, yy):
+        """The cost's terms beside the spatial term of A, with S at its optimum for A (the last S step's):
+        ``1/2 sum_n w_n ||r_n||^2 + lambda_psi/2 sum ||D psi||^2`` (class docstring)."""
+        w = self.ls / (self.ls + (A * A).sum(1))
         dh, dv = self.grid.diff(self.psi)
-        return tie + 0.5 * self.lpsi * float((dh * dh).sum() + (dv * dv).sum())
+        return 0.5 * float((w * (self.r * self.r).sum(1)).sum()) + 0.5 * self.lpsi * float((dh * dh).sum()
+                                                                                           + (dv * dv).sum())
 
     def normal_equations(self):
-        S = self.S
-        return torch.einsum("nlp,nlq->npq", S, S), torch.einsum("nlp,nl->np", S, self.Y)
+        """S^T S (N, P, P) and S^T y (N, P) of the S at its optimum (class docstring)."""
+        r, cs = self.r, self.cs
+        if self.bandwise:
+            T = self.scaled()
+            TT = torch.bmm(T.transpose(1, 2), T)
+            u, ty = self._t_transpose_times(r, T), self._t_transpose_times(self.Y, T)
+        else:
+            TT = self.psi[:, :, None] * self.K * self.psi[:, None, :]
+            u, ty = self._t_transpose_times(r), self.psi * self.YM0
+        uc = u[:, :, None] * cs[:, None, :]
+        G = TT + uc + uc.transpose(1, 2) + (r * r).sum(1)[:, None, None] * cs[:, :, None] * cs[:, None, :]
+        return G, ty + cs * (r * self.Y).sum(1, keepdim=True)
 
 
 class _PerturbedModel:
     """PLMM on the valid pixels; weights in the solver's units: alpha, beta (per pixel), gamma."""
 
     tv = "quadratic"
-    extrapolates = False
+    joint_moves = False
 
     def __init__(self, Y, M0, A, grid, weights):
         self.Y, self.M0, self.grid = Y, M0, grid
@@ -310,6 +453,10 @@ class _PerturbedModel:
 
     def endmembers(self):
         return self.M + self.e[:, :, None] * self.g[:, None, :]
+
+    def fit(self, A):
+        """(M + dM_n) a_n for A (N, P), (N, L)."""
+        return A @ self.M.T + self.e * (self.g * A).sum(1, keepdim=True)
 
     def d_step(self, A):
         r = self.Y - A @ self.M.T
@@ -334,6 +481,12 @@ class _PerturbedModel:
     def penalty(self, A):
         dm = (self.e * self.e).sum(1) * (self.g * self.g).sum(1)                   # ||e g^T||_F^2 per pixel
         return 0.5 * self.beta * float(((self.M - self.M0) ** 2).sum()) + 0.5 * self.gamma * float(dm.sum())
+
+    def data_and_penalty(self, A, yy):
+        """The cost's terms beside the spatial term of A."""
+        G, b = self.normal_equations()
+        data = 0.5 * float((yy - 2.0 * (b * A).sum(1) + torch.einsum("np,npq,nq->n", A, G, A)).sum())
+        return data + self.penalty(A)
 
     def normal_equations(self):
         M, e, g, Y = self.M, self.e, self.g, self.Y
@@ -415,7 +568,8 @@ def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_i
                       for name, value in scene.items()}
     model = _model(method, Yv, M0t, A, grid, solver_weights)
     before_a, after_a = model.steps(A)
-    history, admm_state, converged, it, stride = [], None, False, 0, EXTRAPOLATION_START
+    history, admm_state, converged, it = [], None, False, 0
+    admm_tol, decreases, previous = ADMM_TOL_START, [], _objective(model, A, yy)
     for it in range(1, max_iter + 1):
         feedback.check_canceled()
         start = time.perf_counter()
@@ -423,60 +577,63 @@ def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_i
         for step in before_a:
             step(A)
         G, b = model.normal_equations()
-        A_new, info, _ = guarded_astep(G, b, yy, grid, model.lambda_a, A, model.tv, ADMM_TOL, admm_max_iter,
+        A_new, info, _ = guarded_astep(G, b, yy, grid, model.lambda_a, A, model.tv, admm_tol, admm_max_iter,
                                        admm_state)
         admm_state = info["state"]
         for step in after_a:
             step(A_new)
         objective = _objective(model, A_new, yy)
-        if model.extrapolates:
-            A_after = A_new
-            A_new, objective, stride = _extrapolate(model, A, old_state, A_new, objective, yy, stride)
-            admm_state = None if A_new is not A_after else admm_state
+        if model.joint_moves:
+            A_sweep = A_new
+            A_new, objective = _joint_move(model, A_new, objective, yy)
+            if A_new is not A_sweep:        # ADMM starts again at the moved abundances
+                admm_state = None
         change_a, change_v = _rel_change(A_new, A), _rel_change(model.state(), old_state)
         A = A_new
-        objective *= unit ** 2
-        history.append({"iteration": it, "objective": objective, "change_a": change_a, "change_v": change_v,
-                        "admm_iterations": info["iterations"], "a_accepted": info["accepted"],
+        decreases.append((previous - objective) / max(abs(objective), float(torch.finfo(dtype).tiny)))
+        previous = objective
+        history.append({"iteration": it, "objective": objective * unit ** 2, "change_a": change_a,
+                        "change_v": change_v, "admm_iterations": info["iterations"], "a_accepted": info["accepted"],
                         "seconds": time.perf_counter() - start})
         feedback.info("%s iteration %d/%d: objective %.6g, change A %.2e, variability %.2e; %d ADMM iterations%s"
-                      % (method.upper(), it, max_iter, objective, change_a, change_v, info["iterations"],
+                      % (method.upper(), it, max_iter, objective * unit ** 2, change_a, change_v, info["iterations"],
                          "" if info["accepted"] else " (no decrease: A kept)"))
         feedback.set_progress(100.0 * it / (max_iter + 1))
-        if change_a < tol and change_v < tol:
+        if (change_a < tol and change_v < tol) or (len(decreases) >= 2 and max(decreases[-2:]) < tol):
             converged = True
             break
+        next_tol = min(ADMM_TOL_START, max(ADMM_TOL, ADMM_TOL_FACTOR * max(change_a, change_v)))
+        admm_tol = next_tol if info["accepted"] else max(ADMM_TOL, min(next_tol, 0.1 * admm_tol))
     feedback.check_canceled()
     G, b = model.normal_equations()
     A, _, _ = guarded_astep(G, b, yy, grid, model.lambda_a, A, model.tv, ADMM_TOL, final_admm_max_iter, admm_state)
-    M = model.endmembers()
-    residual = Yv - torch.einsum("nlp,np->nl", M, A)
+    residual = Yv - model.fit(A)
     variability = model.variability() * (unit if method == "plmm" else 1.0)
     feedback.set_progress(100.0)
     return VariabilityResult(
         abundances=_to_grid(A, mask),
-        endmembers=_to_grid(M * unit, mask) if endmembers else None,
+        endmembers=_to_grid(model.endmembers() * unit, mask) if endmembers else None,
         variability=_to_grid(_material_major(variability, method, M0.shape), mask),
         rmse=_to_grid((residual * residual).mean(1).sqrt() * unit, mask),
         history=history, n_iter=it, converged=converged, weights=scene)
 
 
-def _extrapolate(model, A_old, old_state, A_new, objective, yy, stride):
-    """A line search along the sweep's move, as Bro (1998, "Multi-way analysis", sec. 4.3) accelerates alternating
-    least squares: the point ``old + stride (new - old)`` (A projected onto the simplex, S at its optimum) replaces
-    the sweep's result when its cost is lower. The alternation creeps along the cost's valley, where a material's
-    factor and abundance trade against each other (sum-to-one), by steps that point the same way sweep after
-    sweep; the stride doubles after each success (up to :data:`EXTRAPOLATION_MAX`) and halves after a failure
-    (down to :data:`EXTRAPOLATION_START`). Returns (A, objective, next stride); the model is left at the
-    point returned (the cost never rises: a trial is kept only when it lowers the cost)."""
-    new_state = model.state()
-    A_trial = project_simplex(A_old + stride * (A_new - A_old))
-    model.set_state(old_state + stride * (new_state - old_state), A_trial)
-    trial = _objective(model, A_trial, yy)
-    if trial < objective:
-        return A_trial, trial, min(2.0 * stride, EXTRAPOLATION_MAX)
-    model.set_state(new_state, A_new)
-    return A_new, objective, max(stride / 2.0, EXTRAPOLATION_START)
+
+
+def _joint_move(model, A, objective, yy):
+    """:meth:`_ScaledModel.joint_move` from the sweep's result, kept at the first of the steps 1, 1/2, 1/4 of it (A
+    projected onto the simplex, S at its optimum) that lowers the cost; returns (A, objective), the model at that
+    point (the sweep's when none does)."""
+    psi = model.state().clone()
+    dpsi, da = model.joint_move(A)
+    for t in (1.0, 0.5, 0.25):
+        A_trial = project_simplex(A + t * da)
+        model.set_state(psi + t * dpsi, A_trial)
+        trial = _objective(model, A_trial, yy)
+        if trial < objective:
+            return A_trial, trial
+    model.set_state(psi, A)
+    return A, objective
 
 
 def _material_major(values, method, shape):
@@ -488,9 +645,6 @@ def _material_major(values, method, shape):
 
 
 def _objective(model, A, yy):
-    """The method's cost J in the solver's units: the A-objective (data + spatial term) plus the model's terms."""
-    G, b = model.normal_equations()
-    data = 0.5 * float((yy - 2.0 * (b * A).sum(1) + torch.einsum("np,npq,nq->n", A, G, A)).sum())
+    """The method's cost J in the solver's units: the model's terms plus the spatial term of A."""
     spatial = float(model.grid.tv(A, model.tv)) if model.lambda_a > 0 else 0.0
-    return data + model.lambda_a * spatial + model.penalty(A)
-
+    return model.data_and_penalty(A, yy) + model.lambda_a * spatial
