@@ -89,8 +89,8 @@ STALE_TEMPORARY_HOURS = 24
 # ---------------------------------------------------------------------------------------------------------------
 # The paper's parametric variability models (deepgu:elmm, deepgu:glmm, deepgu:plmm; core/solvers/variability_models.py).
 #: weights None: 'auto', set from the data (core/solvers/variability_models.py, resolve_weights).
-ELMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=100, TOLERANCE=1e-4, MEMORY_MB=1024, CLUSTER="")
-GLMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=100, TOLERANCE=1e-4, MEMORY_MB=1024, CLUSTER="")
+ELMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=100, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
+GLMM = _frozen(LAMBDA_S=None, LAMBDA_A=None, LAMBDA_PSI=None, MAX_ITER=100, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
 #: PLMM: at most 20 sweeps, as its authors.
 PLMM = _frozen(ALPHA=None, BETA=None, GAMMA=None, MAX_ITER=20, TOLERANCE=1e-3, MEMORY_MB=1024, CLUSTER="")
 ALGORITHMS = _frozen(**ALGORITHMS, elmm=ELMM, glmm=GLMM, plmm=PLMM)

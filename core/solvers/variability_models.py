@@ -44,7 +44,7 @@ image's is. M is shared within a solve: on a tiled raster each tile estimates it
 
 Stopping (all three): the relative changes of A and of the variability (psi, resp. dM's factors and M) both below
 ``tol`` (the authors' test), or the cost's relative decrease below ``tol`` in each of the last two sweeps, or
-``max_iter`` sweeps; then the last A-step is resumed to :data:`ADMM_TOL`, as DeepGU does (:mod:`.unmix`).
+``max_iter`` sweeps; then the last A-step is resumed to :data:`ADMM_FINAL_TOL`, as DeepGU does (:mod:`.unmix`).
 Under sum-to-one a material's factor and its abundance trade against each other: the cost has a long, flat valley,
 and exact alternating steps creep along it (100 sweeps and more on the test scenes, the abundances settled after
 about ten, the cost still falling by 1e-5 a sweep). ELMM and GLMM therefore (1) follow each sweep by the joint move,
@@ -106,10 +106,13 @@ KAPPA_BETA = 1.0
 KAPPA_GAMMA = 1.0
 #: the A-step's ADMM tolerance: :data:`ADMM_TOL_START` in the first sweep, then ADMM_TOL_FACTOR x the last sweep's
 #: largest relative change, within [ADMM_TOL, ADMM_TOL_START] (an inexact alternation: an A-step no more exact than
-#: the sweeps' moves need), and ADMM_TOL for the final A-step.
+#: the sweeps' moves need), at most ADMM_MAX_ITER iterations a sweep (the next resumes where it stopped), and
+#: ADMM_FINAL_TOL (DeepGU's) for the final A-step.
 ADMM_TOL = 1e-5
 ADMM_TOL_START = 1e-3
 ADMM_TOL_FACTOR = 0.1
+ADMM_MAX_ITER = 30
+ADMM_FINAL_TOL = 1e-3
 #: the psi step's conjugate gradients stop when they have reduced the warm start's residual by this factor
 #: (each iterate lowers the cost).
 PSI_CG_TOL = 1e-3
@@ -511,7 +514,7 @@ def _rel_change(new, old):
 
 
 def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_iter=None, tol=None, levels=None,
-                      endmembers=True, feedback=None, dtype=torch.float64, admm_max_iter=100,
+                      endmembers=True, feedback=None, dtype=torch.float64, admm_max_iter=None,
                       final_admm_max_iter=1000):
     """ELMM, GLMM or PLMM (``method``, module docstring) on an image.
 
@@ -535,6 +538,7 @@ def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_i
     weights = check_weights(method, weights)
     table = method_defaults(method)
     max_iter = table["MAX_ITER"] if max_iter is None else max_iter
+    admm_max_iter = ADMM_MAX_ITER if admm_max_iter is None else admm_max_iter
     tol = table["TOLERANCE"] if tol is None else tol
     Y, M0 = np.asarray(Y), np.asarray(M0, dtype=np.float64)
     if Y.ndim != 3:
@@ -606,7 +610,8 @@ def unmix_variability(method, Y, M0, weights=None, mask=None, A_init=None, max_i
         admm_tol = next_tol if info["accepted"] else max(ADMM_TOL, min(next_tol, 0.1 * admm_tol))
     feedback.check_canceled()
     G, b = model.normal_equations()
-    A, _, _ = guarded_astep(G, b, yy, grid, model.lambda_a, A, model.tv, ADMM_TOL, final_admm_max_iter, admm_state)
+    A, _, _ = guarded_astep(G, b, yy, grid, model.lambda_a, A, model.tv, ADMM_FINAL_TOL, final_admm_max_iter,
+                            admm_state)
     residual = Yv - model.fit(A)
     variability = model.variability() * (unit if method == "plmm" else 1.0)
     feedback.set_progress(100.0)
