@@ -14,7 +14,8 @@ core.solvers.unmix.product_flops, from the work each tile logs, halos included) 
 thread's CPU seconds per pixel (what an idle machine's wall time would be, single-threaded).
 Use --rows/--cols for a quicker look (e.g. --rows 500 --cols 500), --workers 0 for the in-process run
 only, --cluster-only for the cluster run only (no speed-up or difference then), --methods elmm glmm plmm to time
-the variability models in process beside DeepGU (core.jobs.variability.run, defaults), --baseline COMMIT to solve
+the variability models in process beside DeepGU (core.jobs.variability.run, defaults; --threads 1 on a shared
+machine), --baseline COMMIT to solve
 the same tiles in process with that commit's core first (``git archive COMMIT core``; its time, the speed-up of this
 tree and the largest abundance difference are printed). The reference workload (bench.measure.reference_seconds: 20
 products of 1024 x 1024 float32 matrices on one thread) is timed before and after, and every in-process time is also
@@ -103,7 +104,14 @@ def main():
     parser.add_argument("--methods", nargs="*", default=[], choices=["elmm", "glmm", "plmm"],
                         help="also run these variability models in process (defaults, the same FCLS start and tiles) "
                              "and print their time per pixel over DeepGU's")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads of the in-process runs (0: torch's default); 1 on a shared machine, where "
+                             "two-thread kernels slow down many-fold when another process competes for the cores")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     print(machine_line(), flush=True)
     reference = reference_seconds()
     print("reference workload: %.2f s; load average %.1f" % (reference, os.getloadavg()[0]), flush=True)

@@ -118,6 +118,9 @@ ADMM_FINAL_TOL = 1e-3
 PSI_CG_TOL = 1e-3
 #: ... and after at most this many iterations.
 PSI_CG_MAX_ITER = 50
+#: ... in a sweep (followed by the joint move): at most this many (bench/bench_scale.py, 256 x 256 x 100: 30 %
+#: less time than 50, the same abundances).
+PSI_CG_SWEEP_MAX_ITER = 10
 #: ELMM / GLMM: the joint move's conjugate gradients (:meth:`_ScaledModel.joint_move`): tolerance, iteration cap.
 JOINT_CG_TOL = 1e-2
 JOINT_CG_MAX_ITER = 20
@@ -289,19 +292,21 @@ class _ScaledModel:
             diagonal = w * A * A * torch.diagonal(K)
         return apply, rhs, diagonal
 
-    def v_step(self, A):
+    def v_step(self, A, max_iter=None):
         """The psi step: the reduced cost, the S step's minimum ``1/2 sum_n w_n ||y_n - T_n a_n||^2`` (w_n = lambda_S /
         (lambda_S + ||a_n||^2)), plus the smoothness, minimised over psi by conjugate gradients warm-started at
         psi and preconditioned (module docstring); every iterate lowers the cost, so the iteration cap
-        :data:`PSI_CG_MAX_ITER` keeps the descent. ELMM's preconditioner is the grid solver with H's mean diagonal per
+        (``max_iter``, default :data:`PSI_CG_MAX_ITER`; the sweeps use :data:`PSI_CG_SWEEP_MAX_ITER`, an inexact
+        step as their A-step's) keeps the descent. ELMM's preconditioner is the grid solver with H's mean diagonal per
         factor as the shift; GLMM's the diagonal of H + 4 lambda_psi (Jacobi): the grid solver's transforms of L x P
         factors per pixel cost O(rows + cols) each per iteration, hundreds of times the rest."""
         apply, rhs, diagonal = self._curvature(A)
         tiny = torch.finfo(rhs.dtype).tiny
+        max_iter = PSI_CG_MAX_ITER if max_iter is None else max_iter
         if self.lpsi == 0:      # per pixel; a proximal term keeps factors of absent materials where they are
             ridge = 1e-9 * float(diagonal.mean()) + tiny
             self.psi = _pcg(lambda X: apply(X) + ridge * X, lambda R: R / (diagonal + ridge), rhs + ridge * self.psi,
-                            self.psi, tol=PSI_CG_TOL, max_iter=PSI_CG_MAX_ITER, relative_to_start=True)
+                            self.psi, tol=PSI_CG_TOL, max_iter=max_iter, relative_to_start=True)
             return
         if self.bandwise:
             jacobi = diagonal + 4.0 * self.lpsi
@@ -316,7 +321,7 @@ class _ScaledModel:
                 return self.grid.solve_shifted(R / self.lpsi, R, shift)
 
         self.psi = _pcg(lambda X: apply(X) + self.lpsi * self.grid.laplacian(X), precondition, rhs, self.psi,
-                        tol=PSI_CG_TOL, max_iter=PSI_CG_MAX_ITER, relative_to_start=True)
+                        tol=PSI_CG_TOL, max_iter=max_iter, relative_to_start=True)
 
     def _jacobian(self, A):
         """(J, J^T) of the scaled references' fit ``T_n a_n`` in psi at A: J X (N, L) for X (N, Q), J^T V (N, Q) for
@@ -404,7 +409,7 @@ class _ScaledModel:
 
     def steps(self, A):
         """One sweep's steps before the A-step, and after it: the psi step (S eliminated), then S at its optimum."""
-        return (), (self.v_step, self.s_step)
+        return (), (lambda A: self.v_step(A, PSI_CG_SWEEP_MAX_ITER), self.s_step)
 
     def variability(self):
         """(N, V): psi."""
