@@ -10,6 +10,7 @@ import torch
 from core.errors import Canceled
 from core.feedback import Feedback
 import core.running.threads
+from conftest import ROOT
 from core.running.threads import map_in_threads
 
 
@@ -132,3 +133,31 @@ def test_one_thread_runs_the_tasks_in_the_calling_thread_with_its_torch_threads(
     assert [index for index, _, _ in results] == [0, 1, 2]
     assert all(own == [] for _, own, _ in results) and lines == ["task 0", "task 1", "task 2"]
     assert {result for _, _, result in results} == {(threading.get_ident(), torch.get_num_threads())}
+
+
+OPENBLAS_CHILD = """
+import ctypes, ctypes.util, os, sys
+sys.path.insert(0, sys.argv[1])
+blas = ctypes.CDLL(ctypes.util.find_library("openblas"), mode=ctypes.RTLD_GLOBAL)   # as QGIS links it
+blas.openblas_set_num_threads(2)
+from core.feedback import Feedback
+from core.running.threads import map_in_threads
+seen = [value for _, _, value in map_in_threads(
+    lambda value, feedback: blas.openblas_get_num_threads(), [(0,), (1,)], 2, 2, Feedback())]
+inside = [value for _, _, value in map_in_threads(
+    lambda value, feedback: blas.openblas_get_num_threads(), [(0,), (1,), (2,)], 3, 1, Feedback())]
+print(seen, inside, blas.openblas_get_num_threads())
+"""
+
+
+def test_a_global_openblas_runs_on_one_thread_while_tasks_run():
+    """A process that loaded OpenBLAS with global symbols (QGIS does): one BLAS thread inside map_in_threads, with
+    one worker thread or two, and the count before restored after."""
+    import ctypes.util
+    import subprocess
+    import sys
+    if not ctypes.util.find_library("openblas"):
+        pytest.skip("no OpenBLAS on this system")
+    done = subprocess.run([sys.executable, "-c", OPENBLAS_CHILD, ROOT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[0] == "[1, 1] [1, 1, 1] 2", done.stdout
