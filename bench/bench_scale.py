@@ -93,6 +93,26 @@ def variability_in_process(path, csv, init, out, method):
     return variability.run(path, csv, out, variability.VariabilitySettings(method), init_abundances=init)
 
 
+def prepare_scene_and_model(f, rows, cols, bands):
+    """Write the bench scene and make its model, each step measured: ``f`` maps ``scene.tif``, ``em.csv``,
+    ``fcls.tif``, ``bundles.csv`` and ``model.pt`` to their paths."""
+    for function, kwargs in ((write_scene, dict(path=f["scene.tif"], rows=rows, cols=cols, bands=bands)),
+                             (step_vca, dict(path=f["scene.tif"], csv=f["em.csv"])),
+                             (step_fcls, dict(path=f["scene.tif"], csv=f["em.csv"], out=f["fcls.tif"])),
+                             (step_bundles, dict(path=f["scene.tif"], csv=f["em.csv"], abundances=f["fcls.tif"],
+                                                 out=f["bundles.csv"])),
+                             (step_train, dict(bundles_csv=f["bundles.csv"], csv=f["em.csv"], model=f["model.pt"]))):
+        measure(function, **kwargs)
+
+
+def extract_core(commit, folder):
+    """``commit``'s ``core`` package extracted into ``folder`` (created; ``git archive``); returns ``folder``."""
+    os.makedirs(folder)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "core"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return folder
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
@@ -121,23 +141,11 @@ def main():
         f = {name: os.path.join(tmp, name) for name in ("scene.tif", "em.csv", "fcls.tif", "bundles.csv",
                                                           "model.pt", "here.tif", "cluster.tif")}
         start = time.perf_counter()
-        for function, kwargs in ((write_scene, dict(path=f["scene.tif"], rows=args.rows, cols=args.cols,
-                                                    bands=args.bands)),
-                                 (step_vca, dict(path=f["scene.tif"], csv=f["em.csv"])),
-                                 (step_fcls, dict(path=f["scene.tif"], csv=f["em.csv"], out=f["fcls.tif"])),
-                                 (step_bundles, dict(path=f["scene.tif"], csv=f["em.csv"], abundances=f["fcls.tif"],
-                                                     out=f["bundles.csv"])),
-                                 (step_train, dict(bundles_csv=f["bundles.csv"], csv=f["em.csv"],
-                                                   model=f["model.pt"]))):
-            measure(function, **kwargs)
+        prepare_scene_and_model(f, args.rows, args.cols, args.bands)
         print("scene and model ready in %.0f s" % (time.perf_counter() - start), flush=True)
         common = dict(path=f["scene.tif"], model=f["model.pt"], init=f["fcls.tif"])
         if args.baseline and not args.cluster_only:
-            tree = os.path.join(tmp, "baseline")
-            os.makedirs(tree)
-            archive = subprocess.run(["git", "-C", ROOT, "archive", args.baseline, "core"], check=True,
-                                     capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+            tree = extract_core(args.baseline, os.path.join(tmp, "baseline"))
             base_s, base_rss, (_, base_flops, base_cpu) = measure(unmix_in_process, out=os.path.join(tmp, "base.tif"),
                                                                   tree=tree, **common)
             print("baseline %s in process: %8.1f s  %.3f ms/pixel (%.1fx reference)  peak RSS %.0f MiB; %.3g MFLOP "

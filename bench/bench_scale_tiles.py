@@ -18,7 +18,6 @@ so their per-pixel cost is what the 2000 x 2000 run pays.
 import argparse
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 
@@ -27,7 +26,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.bench_large_scene import step_bundles, step_fcls, step_train, step_vca, write_scene  # noqa: E402
+from bench.bench_scale import extract_core, prepare_scene_and_model  # noqa: E402
 from bench.measure import machine_line, measure, reference_seconds  # noqa: E402
 
 #: the padded tiles' top-left corners (row, col) in the 2000 x 2000 scene, and their side
@@ -102,22 +101,9 @@ def main():
     with tempfile.TemporaryDirectory(dir=os.environ.get("DEEPGU_BENCH_TMP")) as tmp:
         f = {name: os.path.join(tmp, name) for name in ("scene.tif", "em.csv", "fcls.tif", "bundles.csv", "model.pt",
                                                           "tiles.pkl")}
-        for function, kwargs in ((write_scene, dict(path=f["scene.tif"], rows=args.rows, cols=args.cols,
-                                                    bands=args.bands)),
-                                 (step_vca, dict(path=f["scene.tif"], csv=f["em.csv"])),
-                                 (step_fcls, dict(path=f["scene.tif"], csv=f["em.csv"], out=f["fcls.tif"])),
-                                 (step_bundles, dict(path=f["scene.tif"], csv=f["em.csv"], abundances=f["fcls.tif"],
-                                                     out=f["bundles.csv"])),
-                                 (step_train, dict(bundles_csv=f["bundles.csv"], csv=f["em.csv"],
-                                                   model=f["model.pt"])),
-                                 (cut_tiles, dict(scene=f["scene.tif"], fcls=f["fcls.tif"], model=f["model.pt"],
-                                                  out=f["tiles.pkl"]))):
-            measure(function, **kwargs)
-        tree = os.path.join(tmp, "baseline")
-        os.makedirs(tree)
-        archive = subprocess.run(["git", "-C", ROOT, "archive", args.baseline, "core"], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        prepare_scene_and_model(f, args.rows, args.cols, args.bands)
+        measure(cut_tiles, scene=f["scene.tif"], fcls=f["fcls.tif"], model=f["model.pt"], out=f["tiles.pkl"])
+        tree = extract_core(args.baseline, os.path.join(tmp, "baseline"))
         runs = {}
         for _ in range(args.repeats):                      # the trees alternate, so that both see the same load
             for name, path in (("baseline " + args.baseline, tree), ("this tree", None)):
