@@ -111,24 +111,14 @@ class WorkflowAlgorithm(QgsProcessingModelAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # the plugin's modules are imported here and below: tests import this module without the plugin package
-        from ..core.dependencies import import_in_background, missing, missing_message
+        from ..core.errors import DeepGUError
+        from ..core.files.rollback import OutputRollback
+        from ..core.dependencies import missing, missing_message
+        from .base import done_in, workflow_steps
 
         absent = missing(("scipy", "torch"))                 # before the first step, not after three of them
         if absent:
             raise QgsProcessingException("%s: %s" % (self.id(), missing_message(absent)))
-        core = __name__.rsplit(".", 2)[0] + ".core"     # the plugin's package, whatever its folder is named
-        imports = import_in_background(("torch", core + ".jobs.train", core + ".jobs.unmix"))
-        try:
-            return self._run(parameters, context, feedback)
-        finally:
-            imports.join()
-
-    def _run(self, parameters, context, feedback):
-        """processAlgorithm once the dependencies are there: check, run the steps, roll back on failure."""
-        from ..core.errors import DeepGUError
-        from ..core.files.rollback import OutputRollback
-        from .base import done_in, workflow_steps
-
         parameters = with_defaults(self.parameterDefinitions(), parameters)
         try:
             outputs = self.check(parameters, context)

@@ -2,7 +2,6 @@
 
 - :data:`PACKAGES`: each package by import name, with its pip requirement and what needs it;
 - :func:`missing`: those QGIS's Python cannot import (``importlib.util.find_spec``, nothing is imported);
-- :func:`import_in_background`: import modules a later step needs while the first steps run;
 - :func:`find_python`: the Python interpreter that runs QGIS (inside QGIS ``sys.executable`` is QGIS itself);
 - :func:`pip_commands` and :func:`install`: ``pip install --target <folder>``, never into a system Python; the
   plugin puts ``<QGIS profile>/python/dependencies`` (:func:`dependencies_folder`) first on ``sys.path`` when it
@@ -56,29 +55,6 @@ def missing(names=tuple(PACKAGES)):
         if not found:
             absent.append(name)
     return absent
-
-
-def import_in_background(modules):
-    """Import ``modules`` (absolute names, in order) in a daemon thread; returns the started thread.
-
-    The workflow's later steps need torch, about 1.5 s of imports on a laptop core, while its first steps
-    (references, FCLS, bundles) need only numpy and scipy, which spend much of their time in compiled code
-    without Python's lock. Importing torch beside them takes that time off the workflow's critical path.
-    Python's per-module import locks make a step that imports the same module meanwhile wait for it, never
-    see it half-imported. A module that fails to import is left to the step that needs it, whose own import
-    raises the error with that step's message (a failed import leaves nothing in ``sys.modules``).
-    Join the thread before the process may exit: an interpreter must not shut down in the middle of an import.
-    """
-    def run():
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:       # noqa: BLE001 (reported by the step that needs the module, see above)
-                return
-
-    thread = threading.Thread(target=run, name="deepgu-imports", daemon=True)
-    thread.start()
-    return thread
 
 
 def requirement(name):

@@ -9,7 +9,6 @@ import glob
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -115,28 +114,6 @@ def test_run_pip_failure_is_one_line_with_pips_error(tmp_path):
 
 def test_missing_names_only_what_cannot_be_imported():
     assert dependencies.missing(("json", "deepgu_no_such_package")) == ["deepgu_no_such_package"]
-
-
-def test_import_in_background_is_whole_when_the_main_thread_imports_meanwhile(tmp_path, monkeypatch):
-    """A module the background thread is importing is seen complete (the import lock makes the main thread wait),
-    and a module that fails there is left to the main thread's own import, which raises its error."""
-    (tmp_path / "deepgu_slow_module.py").write_text(
-        "import threading, time\nIMPORTED_BY = threading.current_thread().name\ntime.sleep(0.5)\nDONE = True\n")
-    (tmp_path / "deepgu_broken_module.py").write_text("raise ImportError('deepgu test: broken on purpose')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("deepgu_slow_module", "deepgu_broken_module"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    thread = dependencies.import_in_background(("deepgu_slow_module", "deepgu_broken_module"))
-    deadline = time.monotonic() + 10
-    while "deepgu_slow_module" not in sys.modules and time.monotonic() < deadline:
-        time.sleep(0.01)
-    import deepgu_slow_module      # while the thread sleeps in the module's body
-    assert deepgu_slow_module.DONE and deepgu_slow_module.IMPORTED_BY == thread.name
-    thread.join(10)
-    assert not thread.is_alive()
-    assert "deepgu_broken_module" not in sys.modules
-    with pytest.raises(ImportError, match="broken on purpose"):
-        import deepgu_broken_module  # noqa: F401
 
 
 def _qgis(tmp_path, hide="", pythonpath=None):
